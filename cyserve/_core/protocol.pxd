@@ -1,0 +1,98 @@
+# cython: language_level=3
+"""Contract of the HTTP/1.1 server connection (DESIGN steps 1-7).
+
+``ServerState`` is shared by every connection of one listening server: the configuration copied
+into C fields, the application entry point, the live connections.  ``HTTPServerCore`` is one
+connection's state machine; the loop sees it through a tiny Python subclass that mixes in
+``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
+"""
+from cyserve._core.body cimport BodyOwner, BodyStream
+from cyserve._core.buffer cimport ReceiveBuffer
+from cyserve._core.chunked cimport ChunkedDecoder
+from cyserve._core.parser cimport Head, HeadScanner, ParserLimits
+from cyserve._core.writer cimport HeadWriter
+
+
+cdef class HTTPServerCore
+
+
+cdef class ServerState:
+    cdef readonly object entry           # async (conn, Head, body: bytes | BodyStream) -> None
+    cdef readonly object loop
+    cdef readonly set connections        # live HTTPServerCore instances
+    cdef readonly bint shutting_down
+    cdef readonly ParserLimits limits
+    cdef readonly Py_ssize_t max_body_bytes
+    cdef readonly Py_ssize_t max_trailer_bytes
+    cdef readonly Py_ssize_t max_pipeline_bytes
+    cdef readonly Py_ssize_t max_keepalive_requests
+    cdef readonly double first_request_s, head_s, body_idle_s, keepalive_s
+    cdef readonly Py_ssize_t write_high, write_low, body_high, body_low
+    cdef readonly Py_ssize_t recv_initial, recv_max
+    cdef readonly object server_name
+    cdef object _idle                    # future resolved when connections empties during shutdown
+
+    cdef int _forget(self, HTTPServerCore conn) except -1
+
+
+cdef class HTTPServerCore(BodyOwner):
+    cdef ServerState _state
+    cdef readonly object transport
+    cdef readonly object peername
+    cdef readonly object sockname
+    cdef ReceiveBuffer _buf
+    cdef HeadScanner _scanner
+    cdef HeadWriter _writer
+    # request side: phase S_*, the current request, its body framing
+    cdef int _phase
+    cdef bint _processing            # inside _process(): completions must not re-enter it
+    cdef bint _handler_running
+    cdef bint _discarding            # the handler is done; the rest of its body is dropped
+    cdef bint _keep_alive
+    cdef bint _peer_eof
+    cdef bint _closing               # transport.close() was called
+    cdef bint _closed                # connection_lost ran
+    cdef bint _http10
+    cdef bint _head_request
+    cdef bint _continue_owed         # a 100 Continue is due when the handler first reads
+    cdef Head _head
+    cdef BodyStream _body
+    cdef ChunkedDecoder _decoder
+    cdef long long _body_remaining   # FRAMING_LENGTH: bytes still to arrive
+    cdef long long _body_received
+    cdef Py_ssize_t _requests
+    cdef object _task
+    # response side
+    cdef int _resp_state             # R_*
+    cdef int _resp_framing           # BODY_* of the response being streamed
+    cdef long long _resp_remaining   # BODY_LENGTH streams: bytes still promised
+    cdef bint _resp_silent           # HEAD or no-body status: body bytes are not sent
+    # flow control
+    cdef bint _write_paused
+    cdef object _drain_waiter
+    cdef bint _read_paused
+    cdef bint _paused_for_body
+    cdef bint _paused_for_pipeline
+    cdef object _disconnect_waiter
+    # one lazy timer per connection: _deadline (monotonic seconds, 0 = none) of kind _deadline_kind
+    cdef double _deadline
+    cdef int _deadline_kind
+    cdef object _timer
+    cdef double _timer_at
+
+    cdef int _process(self) except -1
+    cdef int _start_request(self, Head head) except -1
+    cdef int _feed_body(self) except -1
+    cdef int _body_failed(self, object exc) except -1
+    cdef int _dispatch(self, Head head, object body) except -1
+    cdef int _handler_done(self) except -1
+    cdef int _handler_failed(self, object exc) except -1
+    cdef int _finish_request(self) except -1
+    cdef int _next_request(self) except -1
+    cdef int _reject(self, object exc) except -1
+    cdef _respond_status(self, int status, str detail=*)
+    cdef int _close(self) except -1
+    cdef int _conn_mode(self) except -1
+    cdef int _update_reading(self) except -1
+    cdef int _set_deadline(self, int kind, double seconds) except -1
+    cdef int _check_writable(self) except -1

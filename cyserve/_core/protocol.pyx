@@ -1,0 +1,750 @@
+# cython: language_level=3
+"""HTTP/1.1 server connection: framing, keep-alive, pipelining, flow control, timeouts.
+
+Request phases (``_phase``), one request in flight at a time (RFC 9112 §9.3.2: responses to
+pipelined requests go out in request order, so later heads simply wait in the receive buffer):
+
+- ``S_IDLE``: no request in flight; bytes in the buffer are the start of the next head.
+- ``S_BODY``: a request is in flight and its body is still arriving; buffered bytes are body.
+- ``S_BUSY``: a request is in flight and its body is complete; buffered bytes are pipelined.
+- ``S_DEAD``: framing can no longer be trusted (a failed body); nothing more is read.
+
+Invariants: the handler runs only in S_BODY/S_BUSY; ``_discarding`` only in S_BODY after the
+handler finished; reading is paused exactly while ``_paused_for_body or _paused_for_pipeline``
+(or the connection is closing).  Response states: R_NONE -> (R_STREAMING ->) R_DONE.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_GET_SIZE
+from libc.time cimport time_t
+
+from cyserve._core.body cimport BodyOwner, BodyStream
+from cyserve._core.buffer cimport ReceiveBuffer
+from cyserve._core.chunked cimport ChunkedDecoder, chunk_header
+from cyserve._core.parser cimport (
+    FRAMING_CHUNKED, FRAMING_LENGTH, Head, HeadScanner, ParserLimits, parse_request,
+)
+from cyserve._core.writer cimport (
+    BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE,
+    CONN_KEEP_ALIVE, CONN_NONE, HeadWriter, body_framing,
+)
+
+import asyncio
+import contextvars
+import logging
+
+from cyserve._eager import drive
+from cyserve.errors import Disconnected, ProtocolError
+
+cdef extern from "time.h" nogil:
+    ctypedef int clockid_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(clockid_t clk_id, timespec* tp)
+    clockid_t CLOCK_MONOTONIC
+
+cdef enum:
+    S_IDLE = 0
+    S_BODY = 1
+    S_BUSY = 2
+    S_DEAD = 3
+
+cdef enum:
+    R_NONE = 0
+    R_STREAMING = 1
+    R_DONE = 2
+
+cdef enum:
+    T_NONE = 0
+    T_FIRST = 1        # accepted, no byte yet
+    T_HEAD = 2         # a head is arriving (total deadline: slowloris)
+    T_BODY = 3         # a body is arriving (idle deadline)
+    T_KEEPALIVE = 4    # between requests
+
+# Free bytes get_buffer() asks the receive buffer for before each read.
+cdef enum:
+    MIN_READ_BYTES = 4096
+
+cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes _CRLF = b"\r\n"
+cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+cdef object _copy_context = contextvars.copy_context
+cdef object _log = logging.getLogger("cyserve.server")
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+@cython.final
+cdef class _Ready:
+    """An awaitable that is already done: ``drain()`` when writing is not paused (no future)."""
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration
+
+
+cdef _Ready _READY = _Ready()
+
+
+@cython.final
+cdef class ServerState:
+    """What every connection of one server shares (see protocol.pxd)."""
+
+    def __cinit__(self, entry, config, loop=None):
+        limits = config.limits
+        timeouts = config.timeouts
+        marks = config.water_marks
+        self.entry = entry
+        self.loop = loop
+        self.connections = set()
+        self.shutting_down = False
+        self.limits = ParserLimits.from_config(limits)
+        self.max_body_bytes = limits.max_body_bytes
+        self.max_trailer_bytes = limits.max_trailer_bytes
+        self.max_pipeline_bytes = limits.max_pipeline_bytes
+        self.max_keepalive_requests = limits.max_keepalive_requests
+        self.first_request_s = timeouts.first_request_s
+        self.head_s = timeouts.head_s
+        self.body_idle_s = timeouts.body_idle_s
+        self.keepalive_s = timeouts.keepalive_s
+        self.write_high = marks.write_high
+        self.write_low = marks.write_low
+        self.body_high = marks.body_high
+        self.body_low = marks.body_low
+        self.recv_initial = min(config.receive_buffer_bytes, limits.max_head_bytes + 2 * MIN_READ_BYTES)
+        # The buffer must hold a whole head or a full pipeline window, plus one read.
+        self.recv_max = max(limits.max_head_bytes, limits.max_pipeline_bytes) + 2 * MIN_READ_BYTES
+        self.server_name = config.server_header
+        self._idle = None
+
+    def begin_shutdown(self) -> None:
+        """Stop keep-alive everywhere: idle connections close now, busy ones after their response."""
+        cdef HTTPServerCore conn
+        self.shutting_down = True
+        for conn in list(self.connections):
+            conn._keep_alive = False
+            if conn._phase == S_IDLE and not conn._handler_running and conn._buf.size() == 0:
+                conn._close()
+
+    async def wait_closed(self) -> None:
+        """Return once every connection is gone."""
+        if not self.connections:
+            return
+        self._idle = self.loop.create_future()
+        await self._idle
+
+    def abort_all(self) -> None:
+        """Last step of a shutdown whose grace period ran out: cancel handlers, drop connections."""
+        cdef HTTPServerCore conn
+        for conn in list(self.connections):
+            if conn._task is not None:
+                conn._task.cancel()
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    cdef int _forget(self, HTTPServerCore conn) except -1:
+        self.connections.discard(conn)
+        if self._idle is not None and not self.connections and not self._idle.done():
+            self._idle.set_result(None)
+        return 0
+
+
+cdef class HTTPServerCore(BodyOwner):
+    """One HTTP/1.1 server connection.  The public methods are the response API the App uses."""
+
+    def __cinit__(self, ServerState state, *args, **kwargs):
+        self._state = state
+        self._buf = ReceiveBuffer(state.recv_initial, state.recv_max)
+        self._scanner = HeadScanner(state.limits)
+        self._writer = HeadWriter(state.server_name)
+        self._phase = S_IDLE
+        self._keep_alive = True
+        self._resp_state = R_NONE
+
+    # ---------------------------------------------------------------- asyncio protocol callbacks
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        self.sockname = transport.get_extra_info("sockname")
+        transport.set_write_buffer_limits(high=self._state.write_high, low=self._state.write_low)
+        self._state.connections.add(self)
+        if self._state.shutting_down:
+            self._close()
+            return
+        self._set_deadline(T_FIRST, self._state.first_request_s)
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        self._buf.reserve(MIN_READ_BYTES)
+        return self._buf
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self._buf.commit(nbytes)
+        if not self._processing:
+            self._process()
+
+    def eof_received(self):
+        self._peer_eof = True
+        if self._phase == S_BODY:
+            self._body_failed(ProtocolError("the request body ended before its declared length", 400))
+        if self._handler_running or self._phase == S_BODY:
+            return True  # half-close: the response can still be written, then we close
+        return False
+
+    def connection_lost(self, exc):
+        self._closed = True
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._state._forget(self)
+        gone = Disconnected("the client closed the connection")
+        if self._body is not None:
+            self._body.fail(gone)
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_exception(gone)
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self):
+        self._write_paused = True
+
+    def resume_writing(self):
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ---------------------------------------------------------------- request side
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _process(self) except -1:
+        cdef Py_ssize_t n, end, skip
+        cdef const unsigned char* data
+        cdef Head head
+        self._processing = True
+        try:
+            while not self._closing:
+                if self._phase == S_BODY:
+                    if self._buf.size() == 0 or not self._feed_body():
+                        break
+                    continue
+                if self._phase == S_BUSY:
+                    if (not self._paused_for_pipeline
+                            and self._buf.size() >= self._state.max_pipeline_bytes):
+                        self._paused_for_pipeline = True
+                        self._update_reading()
+                    break
+                if self._phase == S_DEAD:
+                    break
+                n = self._buf.size()
+                if n == 0:
+                    break
+                data = self._buf.head()
+                if self._deadline_kind != T_HEAD:
+                    self._set_deadline(T_HEAD, self._state.head_s)
+                # RFC 9112 §2.2: a server SHOULD ignore empty lines received before a request line.
+                skip = 0
+                while skip + 1 < n and data[skip] == 13 and data[skip + 1] == 10:
+                    skip += 2
+                if skip:
+                    self._buf.consume(skip)
+                    continue
+                try:
+                    end = self._scanner.find_end(data, n)
+                    if end < 0:
+                        break  # incomplete head: wait for more under the head deadline
+                    raw = self._buf.take(end)
+                    self._buf.consume(end)
+                    self._scanner.reset()
+                    head = parse_request(raw, self._state.limits)
+                except ProtocolError as exc:
+                    self._reject(exc)
+                    break
+                self._start_request(head)
+        finally:
+            self._processing = False
+        return 0
+
+    cdef int _start_request(self, Head head) except -1:
+        cdef Py_ssize_t avail
+        cdef long long length
+        cdef object body = b""
+        cdef list pieces
+        cdef ServerState state = self._state
+        self._requests += 1
+        self._head = head
+        self._http10 = head.version == 10
+        self._head_request = head.method == "HEAD"
+        self._keep_alive = head.keep_alive and not state.shutting_down and not self._peer_eof and (
+            state.max_keepalive_requests <= 0 or self._requests < state.max_keepalive_requests)
+        self._resp_state = R_NONE
+        self._body_received = 0
+        self._continue_owed = False
+        self._phase = S_BUSY
+        if head.framing == FRAMING_LENGTH:
+            length = head.content_length
+            if length > state.max_body_bytes:
+                # RFC 9110 §15.5.14: refuse at once, before any of the body is read.
+                self._reject(ProtocolError(
+                    f"request body of {length} bytes exceeds the {state.max_body_bytes}-byte limit", 413))
+                return 0
+            avail = self._buf.size()
+            if avail >= length:
+                body = self._buf.take(length)
+                self._buf.consume(length)
+            else:
+                self._body = BodyStream(self)
+                self._body_remaining = length
+                self._phase = S_BODY
+                self._continue_owed = head.expect_continue and avail == 0
+                body = self._body
+        elif head.framing == FRAMING_CHUNKED:
+            self._decoder = ChunkedDecoder(state.max_trailer_bytes)
+            self._body = BodyStream(self)
+            self._phase = S_BODY
+            self._continue_owed = head.expect_continue and self._buf.size() == 0
+            if self._buf.size():
+                self._feed_body()
+            if self._phase == S_DEAD:
+                return 0  # the buffered chunked body was malformed or too large: answered
+            if self._phase == S_BUSY:
+                # The whole chunked body was already here: hand it up as bytes.
+                body = self._body.take_all()
+                self._body = None
+            else:
+                body = self._body
+        if self._phase == S_BODY:
+            self._set_deadline(T_BODY, state.body_idle_s)
+        else:
+            self._set_deadline(T_NONE, 0)
+        self._dispatch(head, body)
+        return 0
+
+    cdef int _feed_body(self) except -1:
+        """Move buffered body bytes into the body stream; 1 when the body completed."""
+        cdef Py_ssize_t n = self._buf.size()
+        cdef Py_ssize_t take, consumed
+        cdef list out
+        cdef bint done
+        cdef ServerState state = self._state
+        if self._decoder is None:
+            take = n if n < self._body_remaining else <Py_ssize_t>self._body_remaining
+            if not self._discarding:
+                self._body.feed(self._buf.take(take))
+            self._buf.consume(take)
+            self._body_remaining -= take
+            self._body_received += take
+            done = self._body_remaining == 0
+        else:
+            out = []
+            try:
+                consumed = self._decoder.feed(self._buf.head(), n, out)
+            except ProtocolError as exc:
+                self._body_failed(exc)
+                return 0
+            self._buf.consume(consumed)
+            for piece in out:
+                self._body_received += PyBytes_GET_SIZE(piece)
+                if not self._discarding:
+                    self._body.feed(piece)
+            if self._body_received > state.max_body_bytes:
+                self._body_failed(ProtocolError(
+                    f"chunked request body exceeds the {state.max_body_bytes}-byte limit", 413))
+                return 0
+            done = self._decoder.done
+        if not done:
+            if self._deadline_kind == T_BODY:
+                self._deadline = _now() + state.body_idle_s if state.body_idle_s > 0 else 0
+            if (not self._discarding and not self._paused_for_body
+                    and self._body.buffered > state.body_high):
+                self._paused_for_body = True
+                self._update_reading()
+            return 0
+        if self._body is not None:
+            self._body.feed_eof()
+        self._decoder = None
+        self._phase = S_BUSY
+        self._set_deadline(T_NONE, 0)
+        if self._discarding:
+            self._discarding = False
+            self._next_request()
+        return 1
+
+    cdef int _body_failed(self, object exc) except -1:
+        """The body can't be read to its end: fail the stream; the connection will close."""
+        self._keep_alive = False
+        self._phase = S_DEAD
+        self._set_deadline(T_NONE, 0)
+        if self._body is not None:
+            self._body.fail(exc)
+        if self._paused_for_body:
+            self._paused_for_body = False
+            self._update_reading()
+        if not self._handler_running:
+            if self._resp_state == R_NONE and self._head is not None and not self._discarding:
+                self._reject(exc)
+            else:
+                self._close()
+        return 0
+
+    cdef int _body_consumed(self, Py_ssize_t n) except -1:
+        if self._paused_for_body and self._body is not None and self._body.buffered <= self._state.body_low:
+            self._paused_for_body = False
+            self._update_reading()
+        return 0
+
+    cdef int _body_wanted(self) except -1:
+        # RFC 9110 §10.1.1: send 100 Continue only once the handler asks for the body, and only
+        # while no final response has started.
+        if self._continue_owed and self._resp_state == R_NONE and not self._closing:
+            self._continue_owed = False
+            self.transport.write(_CONTINUE)
+        return 0
+
+    # ---------------------------------------------------------------- handler
+    cdef int _dispatch(self, Head head, object body) except -1:
+        self._handler_running = True
+        ctx = _copy_context()
+        coro = self._state.entry(self, head, body)
+        try:
+            yielded = ctx.run(coro.send, None)
+        except StopIteration:
+            self._handler_done()
+            return 0
+        except BaseException as exc:
+            self._handler_failed(exc)
+            return 0
+        task = self._state.loop.create_task(drive(coro, yielded), context=ctx)
+        self._task = task
+        task.add_done_callback(self._on_task_done)
+        return 0
+
+    def _on_task_done(self, task):
+        self._task = None
+        if task.cancelled():
+            self._handler_failed(asyncio.CancelledError())
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._handler_failed(exc)
+        else:
+            self._handler_done()
+        if not self._processing and not self._closing:
+            self._process()
+
+    cdef int _handler_done(self) except -1:
+        self._handler_running = False
+        if self._closing:
+            return 0
+        if self._resp_state == R_NONE:
+            _log.error("handler for %s %s returned without a response",
+                       self._head.method, self._head.target)
+            self._keep_alive = False
+            self._respond_status(500)
+        elif self._resp_state == R_STREAMING:
+            self.end_stream()
+        self._finish_request()
+        return 0
+
+    cdef int _handler_failed(self, object exc) except -1:
+        self._handler_running = False
+        if self._closing:
+            return 0  # the client left: whatever the handler was doing no longer matters
+        if isinstance(exc, ProtocolError) and self._resp_state == R_NONE:
+            self._reject(exc)
+            return 0
+        if not isinstance(exc, (asyncio.CancelledError, Disconnected)):
+            _log.error("unhandled error in handler for %s %s", self._head.method, self._head.target,
+                       exc_info=exc)
+        if self._resp_state == R_NONE:
+            self._keep_alive = False
+            self._respond_status(500)
+            self._finish_request()
+        else:
+            # The head is out and the body is cut short: framing can't be trusted, so close.
+            self._close()
+        return 0
+
+    cdef int _finish_request(self) except -1:
+        if self._phase == S_BODY:
+            # The handler did not read the whole body.  Drain it (bounded by the body limit)
+            # only when the response kept the connection; otherwise close.
+            if not self._keep_alive:
+                self._close()
+                return 0
+            self._discarding = True
+            self._body = None
+            if self._paused_for_body:
+                self._paused_for_body = False
+                self._update_reading()
+            return 0
+        if self._phase == S_DEAD:
+            self._close()
+            return 0
+        self._next_request()
+        return 0
+
+    cdef int _next_request(self) except -1:
+        self._head = None
+        self._body = None
+        self._decoder = None
+        if not self._keep_alive or self._peer_eof or self._state.shutting_down:
+            self._close()
+            return 0
+        self._phase = S_IDLE
+        self._resp_state = R_NONE
+        if self._paused_for_pipeline:
+            self._paused_for_pipeline = False
+            self._update_reading()
+        if self._buf.size() == 0:
+            self._set_deadline(T_KEEPALIVE, self._state.keepalive_s)
+        return 0
+
+    # ---------------------------------------------------------------- errors and closing
+    cdef int _reject(self, object exc) except -1:
+        """Answer a ProtocolError with its status and ``Connection: close``, then close."""
+        cdef int status = getattr(exc, "status", 400)
+        self._keep_alive = False
+        self._phase = S_DEAD
+        if self._resp_state == R_NONE and not self._closing:
+            self._respond_status(status, str(exc))
+        self._close()
+        return 0
+
+    cdef _respond_status(self, int status, str detail=None):
+        from http import HTTPStatus
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        text = f"{status} {phrase}: {detail}\n" if detail else f"{status} {phrase}\n"
+        self._keep_alive = False
+        self.respond(status, None, text.encode("utf-8", "replace"), "text/plain; charset=utf-8")
+
+    cdef int _close(self) except -1:
+        if not self._closing:
+            self._closing = True
+            self._set_deadline(T_NONE, 0)
+            if self.transport is not None:
+                self.transport.close()
+        return 0
+
+    cdef int _conn_mode(self) except -1:
+        # A body the handler left unread keeps the connection only when it is a short
+        # Content-Length body we can drain; an unsent 100 Continue means the client may never send
+        # it (RFC 9110 §10.1.1), so close.
+        if self._phase == S_BODY and (self._continue_owed or self._decoder is not None
+                                      or self._body_remaining > self._state.body_high):
+            self._keep_alive = False
+        if self._phase == S_DEAD or self._state.shutting_down:
+            self._keep_alive = False
+        if not self._keep_alive:
+            return CONN_CLOSE
+        if self._http10:
+            return CONN_KEEP_ALIVE
+        return CONN_NONE
+
+    cdef int _update_reading(self) except -1:
+        cdef bint want_paused = self._paused_for_body or self._paused_for_pipeline
+        if self._closing or self.transport is None or want_paused == self._read_paused:
+            return 0
+        self._read_paused = want_paused
+        if want_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+        return 0
+
+    # ---------------------------------------------------------------- timers
+    cdef int _set_deadline(self, int kind, double seconds) except -1:
+        """One lazy timer: move the deadline freely; touch the loop only to fire earlier."""
+        cdef double deadline
+        self._deadline_kind = kind
+        if kind == T_NONE or seconds <= 0:
+            self._deadline = 0
+            return 0
+        deadline = _now() + seconds
+        self._deadline = deadline
+        if self._timer is not None:
+            if self._timer_at <= deadline + 0.001:
+                return 0
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._state.loop.call_later(seconds, self._on_timer)
+        return 0
+
+    def _on_timer(self):
+        cdef double now = _now()
+        cdef int kind = self._deadline_kind
+        self._timer = None
+        if self._deadline == 0 or self._closing:
+            return
+        if now + 0.001 < self._deadline:
+            self._timer_at = self._deadline
+            self._timer = self._state.loop.call_later(self._deadline - now, self._on_timer)
+            return
+        self._deadline = 0
+        self._deadline_kind = T_NONE
+        if kind == T_HEAD:
+            # RFC 9110 §15.5.9: 408 when the client is too slow to send a complete request.
+            self._reject(ProtocolError("the request head was not received in time", 408))
+        elif kind == T_BODY:
+            self._body_failed(ProtocolError("the request body stalled", 408))
+        else:
+            self._close()  # idle before a first request, or between requests
+
+    # ---------------------------------------------------------------- response API (for the App)
+    cdef int _check_writable(self) except -1:
+        if self._closing:
+            raise Disconnected("the connection is closed")
+        return 0
+
+    def respond(self, int status, fields, body, content_type=None):
+        """Send a whole response: head and body in one write when the body is small.
+
+        ``fields``: an iterable of ``(name, value)`` pairs (str or bytes) or None; Content-Length,
+        Transfer-Encoding and Connection are decided here.  ``body``: bytes-like.
+        """
+        cdef Py_ssize_t blen
+        cdef int framing, conn
+        if self._resp_state != R_NONE:
+            raise RuntimeError("a response was already started for this request")
+        self._check_writable()
+        if type(body) is not bytes:
+            body = bytes(body)
+        blen = PyBytes_GET_SIZE(body)
+        framing = body_framing(status, True, self._http10)
+        conn = self._conn_mode()
+        silent = self._head_request or framing == BODY_NONE
+        head = self._writer.head(status, fields, content_type, framing,
+                                 blen if framing == BODY_LENGTH else -1, conn,
+                                 None if silent else body)
+        if self._writer.user_close:
+            self._keep_alive = False
+        self._resp_state = R_DONE
+        self.transport.write(head)
+        if not silent and blen > COALESCE_BODY_BYTES:
+            self.transport.write(body)
+
+    def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
+        """Send the head of a streamed response; the body follows through ``write``.
+
+        With ``content_length`` >= 0 the body is sent as is and must be exactly that long; else
+        it is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
+        """
+        cdef int framing, conn
+        if self._resp_state != R_NONE:
+            raise RuntimeError("a response was already started for this request")
+        self._check_writable()
+        framing = body_framing(status, content_length >= 0, self._http10)
+        if framing == BODY_CLOSE:
+            self._keep_alive = False
+        conn = self._conn_mode()
+        head = self._writer.head(status, fields, content_type, framing, content_length, conn, None)
+        if self._writer.user_close:
+            self._keep_alive = False
+        self._resp_state = R_STREAMING
+        self._resp_framing = framing
+        self._resp_remaining = content_length if framing == BODY_LENGTH else -1
+        self._resp_silent = self._head_request or framing == BODY_NONE
+        self.transport.write(head)
+
+    def write(self, data):
+        """Send a piece of a streamed body; returns ``drain()`` for the caller to await.
+
+        Raises ``Disconnected`` once the client is gone, so a producer stops.
+        """
+        cdef Py_ssize_t n
+        if self._resp_state != R_STREAMING:
+            raise RuntimeError("write() needs a response started with start_stream()")
+        self._check_writable()
+        if type(data) is not bytes:
+            data = bytes(data)
+        n = PyBytes_GET_SIZE(data)
+        if n == 0 or self._resp_silent:
+            return _READY
+        if self._resp_framing == BODY_CHUNKED:
+            if n <= COALESCE_BODY_BYTES:
+                self.transport.write(chunk_header(n) + data + _CRLF)
+            else:
+                self.transport.writelines((chunk_header(n), data, _CRLF))
+        elif self._resp_framing == BODY_LENGTH:
+            if n > self._resp_remaining:
+                raise ValueError(
+                    f"stream body passes its declared Content-Length by {n - self._resp_remaining} bytes")
+            self._resp_remaining -= n
+            self.transport.write(data)
+        else:
+            self.transport.write(data)
+        return self.drain()
+
+    def end_stream(self):
+        """Finish a streamed body (the last chunk for chunked framing)."""
+        if self._resp_state != R_STREAMING:
+            raise RuntimeError("end_stream() needs a response started with start_stream()")
+        self._resp_state = R_DONE
+        if self._closing:
+            return
+        if self._resp_framing == BODY_CHUNKED and not self._resp_silent:
+            self.transport.write(_LAST_CHUNK)
+        elif self._resp_framing == BODY_LENGTH and self._resp_remaining > 0 and not self._resp_silent:
+            # Fewer bytes than promised: the client would wait for the rest, so close (RFC 9112 §6.3).
+            self._keep_alive = False
+            self._close()
+        elif self._resp_framing == BODY_CLOSE:
+            self._keep_alive = False
+
+    def drain(self):
+        """Await this to wait while the transport's buffer is above its high water mark.
+
+        Creates no future unless writing is paused; raises ``Disconnected`` when the client left.
+        """
+        if self._closing:
+            raise Disconnected("the connection is closed")
+        if not self._write_paused:
+            return _READY
+        if self._drain_waiter is None:
+            self._drain_waiter = self._state.loop.create_future()
+        return self._drain_waiter
+
+    # ---------------------------------------------------------------- connection facts
+    @property
+    def response_started(self) -> bool:
+        return self._resp_state != R_NONE
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while reading is paused for backpressure (body or pipeline water marks)."""
+        return self._read_paused
+
+    @property
+    def requests_served(self) -> int:
+        return self._requests
+
+    def is_disconnected(self) -> bool:
+        """True once the client closed the connection (or it was closed)."""
+        return self._closing
+
+    def wait_disconnected(self):
+        """A future resolved when the connection is lost."""
+        if self._disconnect_waiter is None:
+            self._disconnect_waiter = self._state.loop.create_future()
+            if self._closed:
+                self._disconnect_waiter.set_result(None)
+        return self._disconnect_waiter

@@ -1,0 +1,282 @@
+# cython: language_level=3
+"""Response head serialisation with a per-second Date cache and a precomputed status table."""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_Check
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from libc.time cimport time, time_t
+
+from http import HTTPStatus
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_1BYTE_KIND
+
+cdef extern from "time.h" nogil:
+    struct tm:
+        int tm_sec, tm_min, tm_hour, tm_mday, tm_mon, tm_year, tm_wday
+    tm* gmtime_r(const time_t* timep, tm* result)
+
+
+# Status lines for every code 100..599; unregistered codes get an empty reason (RFC 9112 §4
+# allows it: the reason phrase is optional and clients must ignore it).
+cdef list _STATUS_LINES = [None] * 600
+for _code in range(100, 600):
+    try:
+        _reason = HTTPStatus(_code).phrase
+    except ValueError:
+        _reason = ""
+    _STATUS_LINES[_code] = f"HTTP/1.1 {_code} {_reason}\r\n".encode("latin-1")
+
+cdef bytes _CONTENT_TYPE = b"Content-Type: "
+cdef bytes _CONTENT_LENGTH = b"Content-Length: "
+cdef bytes _CHUNKED = b"Transfer-Encoding: chunked\r\n"
+cdef bytes _CONN_CLOSE = b"Connection: close\r\n"
+cdef bytes _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+
+# ---- Date (RFC 9110 §6.6.1: an origin server with a clock MUST send Date), cached per second ----
+cdef const char* _DAYS = b"SunMonTueWedThuFriSat"
+cdef const char* _MONTHS = b"JanFebMarAprMayJunJulAugSepOctNovDec"
+cdef char _date_line[64]
+cdef Py_ssize_t _date_len = 0
+cdef time_t _date_second = -1
+
+
+cdef inline void _two(char* p, int v) noexcept:
+    p[0] = <char>(48 + v // 10)
+    p[1] = <char>(48 + v % 10)
+
+
+cdef void _refresh_date(time_t now) noexcept:
+    # "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" (IMF-fixdate, RFC 9110 §5.6.7), locale-free.
+    global _date_len, _date_second
+    cdef tm t
+    cdef char* p = _date_line
+    gmtime_r(&now, &t)
+    memcpy(p, b"Date: ", 6)
+    memcpy(p + 6, _DAYS + 3 * t.tm_wday, 3)
+    memcpy(p + 9, b", ", 2)
+    _two(p + 11, t.tm_mday)
+    p[13] = b' '
+    memcpy(p + 14, _MONTHS + 3 * t.tm_mon, 3)
+    p[17] = b' '
+    cdef int year = t.tm_year + 1900
+    _two(p + 18, year // 100)
+    _two(p + 20, year % 100)
+    p[22] = b' '
+    _two(p + 23, t.tm_hour)
+    p[25] = b':'
+    _two(p + 26, t.tm_min)
+    p[28] = b':'
+    _two(p + 29, t.tm_sec)
+    memcpy(p + 31, b" GMT\r\n", 6)
+    _date_len = 37
+    _date_second = now
+
+
+def date_line() -> bytes:
+    """The current ``Date:`` field line (for tests and the client)."""
+    cdef time_t now = time(NULL)
+    if now != _date_second:
+        _refresh_date(now)
+    return PyBytes_FromStringAndSize(_date_line, _date_len)
+
+
+cdef int body_framing(int status, bint length_known, bint http10) noexcept:
+    # RFC 9110 §15.2, §15.3.5, §15.4.5: 1xx, 204 and 304 carry no content; RFC 9112 §6.1: a
+    # chunked response only to an HTTP/1.1 peer; HTTP/1.0 streams are delimited by closing.
+    if status < 200 or status == 204 or status == 304:
+        return BODY_NONE
+    if length_known:
+        return BODY_LENGTH
+    if http10:
+        return BODY_CLOSE
+    return BODY_CHUNKED
+
+
+# tchar per RFC 9110 §5.6.2
+cdef bint _TCHAR[256]
+for _i in range(256):
+    _TCHAR[_i] = (48 <= _i <= 57) or (65 <= _i <= 90) or (97 <= _i <= 122) or chr(_i) in "!#$%&'*+-.^_`|~"
+
+
+cdef inline bint _lower_eq(const unsigned char* p, Py_ssize_t n, const char* lower) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if (p[i] | 0x20) != <unsigned char>lower[i]:
+            return False
+    return True
+
+
+@cython.final
+cdef class HeadWriter:
+    """Per-connection head serialiser; see writer.pxd."""
+
+    def __cinit__(self, server_name=None):
+        self._cap = 1024
+        self._buf = <unsigned char*>malloc(self._cap)
+        if self._buf == NULL:
+            raise MemoryError()
+        self._len = 0
+        self.user_close = False
+        if server_name is None:
+            self._server_line = b""
+        else:
+            encoded = str(server_name).encode("latin-1")
+            if b"\r" in encoded or b"\n" in encoded or b"\0" in encoded:
+                raise ValueError("server name contains CR, LF or NUL")
+            self._server_line = b"Server: " + encoded + b"\r\n"
+
+    def __dealloc__(self):
+        if self._buf != NULL:
+            free(self._buf)
+            self._buf = NULL
+
+    cdef int _put(self, const char* data, Py_ssize_t n) except -1:
+        cdef Py_ssize_t need = self._len + n
+        cdef Py_ssize_t cap = self._cap
+        cdef unsigned char* grown
+        if need > cap:
+            while cap < need:
+                cap *= 2
+            grown = <unsigned char*>realloc(self._buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._buf = grown
+            self._cap = cap
+        memcpy(self._buf + self._len, data, n)
+        self._len = need
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _put_field(self, object name, object value) except -1:
+        cdef const unsigned char* n
+        cdef const unsigned char* v
+        cdef Py_ssize_t nlen, vlen, i
+        cdef object name_b, value_b
+        # Names and values are latin-1 on the wire (RFC 9110 §5.5); one-byte str are read in
+        # place, without an encoded copy.
+        if PyUnicode_Check(name):
+            if PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND:
+                raise ValueError(f"header name {name!r} is not latin-1")
+            n = <const unsigned char*>PyUnicode_DATA(name)
+            nlen = PyUnicode_GET_LENGTH(name)
+        else:
+            name_b = bytes(name)
+            n = <const unsigned char*>PyBytes_AS_STRING(name_b)
+            nlen = PyBytes_GET_SIZE(name_b)
+            name = name_b
+        if PyUnicode_Check(value):
+            if PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND:
+                raise ValueError(f"value of header {name!r} is not latin-1")
+            v = <const unsigned char*>PyUnicode_DATA(value)
+            vlen = PyUnicode_GET_LENGTH(value)
+        elif isinstance(value, (bytes, bytearray)):
+            value_b = bytes(value)
+            v = <const unsigned char*>PyBytes_AS_STRING(value_b)
+            vlen = PyBytes_GET_SIZE(value_b)
+        else:
+            value_b = str(value).encode("latin-1")
+            v = <const unsigned char*>PyBytes_AS_STRING(value_b)
+            vlen = PyBytes_GET_SIZE(value_b)
+        if nlen == 0:
+            raise ValueError("empty header name")
+        for i in range(nlen):
+            if not _TCHAR[n[i]]:
+                raise ValueError(f"header name {name!r} is not a token (RFC 9110 §5.1)")
+        for i in range(vlen):
+            # No header injection: CR, LF and NUL would end or corrupt the field line.
+            if v[i] == 13 or v[i] == 10 or v[i] == 0:
+                raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
+        # Framing and persistence fields are decided by cyserve alone (one place, RFC 9112 §6.3).
+        if nlen == 14 and _lower_eq(n, 14, b"content-length"):
+            return 0
+        if nlen == 17 and _lower_eq(n, 17, b"transfer-encoding"):
+            return 0
+        if nlen == 10 and _lower_eq(n, 10, b"connection"):
+            if vlen == 5 and _lower_eq(v, 5, b"close"):
+                self.user_close = True
+            return 0
+        self._put(<const char*>n, nlen)
+        self._put(b": ", 2)
+        self._put(<const char*>v, vlen)
+        self._put(b"\r\n", 2)
+        return 0
+
+    cdef bytes head(self, int status, object fields, object content_type, int framing,
+                    long long content_length, int conn, object body):
+        cdef bytes line
+        cdef char digits[24]
+        cdef int nd = 0
+        cdef unsigned long long cl
+        cdef time_t now
+        cdef Py_ssize_t blen
+        if status < 100 or status > 599:
+            raise ValueError(f"status must be 100..599, got {status}")
+        self._len = 0
+        self.user_close = False
+        line = <bytes>_STATUS_LINES[status]
+        self._put(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+        now = time(NULL)
+        if now != _date_second:
+            _refresh_date(now)
+        self._put(_date_line, _date_len)
+        if PyBytes_GET_SIZE(self._server_line):
+            self._put(PyBytes_AS_STRING(self._server_line), PyBytes_GET_SIZE(self._server_line))
+        if content_type is not None:
+            self._put_field("Content-Type", content_type)
+        if fields:
+            for name, value in fields:
+                self._put_field(name, value)
+        if framing == BODY_LENGTH:
+            self._put(PyBytes_AS_STRING(_CONTENT_LENGTH), 16)
+            cl = <unsigned long long>content_length
+            if cl == 0:
+                digits[0] = b'0'
+                nd = 1
+            while cl:
+                digits[23 - nd] = <char>(48 + cl % 10)
+                cl //= 10
+                nd += 1
+            if content_length:
+                self._put(digits + 24 - nd, nd)
+            else:
+                self._put(digits, 1)
+            self._put(b"\r\n", 2)
+        elif framing == BODY_CHUNKED:
+            self._put(PyBytes_AS_STRING(_CHUNKED), PyBytes_GET_SIZE(_CHUNKED))
+        if conn == CONN_CLOSE or self.user_close:
+            self._put(PyBytes_AS_STRING(_CONN_CLOSE), PyBytes_GET_SIZE(_CONN_CLOSE))
+        elif conn == CONN_KEEP_ALIVE:
+            self._put(PyBytes_AS_STRING(_CONN_KEEP_ALIVE), PyBytes_GET_SIZE(_CONN_KEEP_ALIVE))
+        self._put(b"\r\n", 2)
+        if body is not None and type(body) is bytes:
+            blen = PyBytes_GET_SIZE(body)
+            if blen <= COALESCE_BODY_BYTES:
+                self._put(PyBytes_AS_STRING(body), blen)
+        return PyBytes_FromStringAndSize(<char*>self._buf, self._len)
+
+    # Python face, for tests and the client.
+    def serialise(self, int status, fields=None, content_type=None, long long content_length=-1,
+                  bint http10=False, int conn=CONN_NONE, body=None) -> bytes:
+        """Serialise a head as the protocol would (the body is appended when small)."""
+        framing = body_framing(status, content_length >= 0, http10)
+        return self.head(status, fields, content_type, framing, content_length, conn, body)
+
+
+def py_body_framing(int status, bint length_known, bint http10) -> int:
+    """Expose ``body_framing`` to tests."""
+    return body_framing(status, length_known, http10)
+
+
+PY_BODY_NONE = BODY_NONE
+PY_BODY_LENGTH = BODY_LENGTH
+PY_BODY_CHUNKED = BODY_CHUNKED
+PY_BODY_CLOSE = BODY_CLOSE
+PY_CONN_NONE = CONN_NONE
+PY_CONN_CLOSE = CONN_CLOSE
+PY_CONN_KEEP_ALIVE = CONN_KEEP_ALIVE

@@ -1,0 +1,96 @@
+"""Case-insensitive multi-valued headers and multi-valued query parameters."""
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+from urllib.parse import parse_qsl
+
+__all__ = ["Headers", "QueryParams"]
+
+
+class Headers(Mapping[str, str]):
+    """Request header fields: case-insensitive, multi-valued, read-only.
+
+    ``headers["host"]`` and ``get`` give the first value; ``getlist`` every value in order.  Built
+    over the core's parsed head: single look-ups are answered by the core without building a dict.
+    """
+
+    __slots__ = ("_head", "_items")
+
+    def __init__(self, head: object = None, items: list[tuple[str, str]] | None = None) -> None:
+        self._head = head
+        self._items = items
+
+    def _all(self) -> list[tuple[str, str]]:
+        if self._items is None:
+            self._items = self._head.header_items() if self._head is not None else []
+        return self._items
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if self._head is not None:
+            return self._head.get(name, default)
+        lower = name.lower()
+        for key, value in self._all():
+            if key == lower:
+                return value
+        return default
+
+    def getlist(self, name: str) -> list[str]:
+        lower = name.lower()
+        return [value for key, value in self._all() if key == lower]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for key, _ in self._all():
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+    def __len__(self) -> int:
+        return len({key for key, _ in self._all()})
+
+    def items(self):  # type: ignore[override]
+        """Every (lower-case name, value) pair, duplicates included, in order."""
+        return list(self._all())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._all()!r})"
+
+
+class QueryParams(Mapping[str, str]):
+    """Query string parameters: ``params["a"]`` is the last value, ``getlist("a")`` all of them."""
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self, query: str | list[tuple[str, str]] = "") -> None:
+        if isinstance(query, str):
+            self._items = parse_qsl(query, keep_blank_values=True) if query else []
+        else:
+            self._items = list(query)
+        self._last = {key: value for key, value in self._items}
+
+    def __getitem__(self, key: str) -> str:
+        return self._last[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def getlist(self, key: str) -> list[str]:
+        return [value for name, value in self._items if name == key]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._items!r})"

@@ -1,0 +1,102 @@
+"""serve(): the loop, the listener, signals and graceful shutdown.
+
+Shutdown order (after uvicorn's): stop listening; close idle keep-alive connections and let busy
+ones close after their current response; wait up to ``Timeouts.shutdown_s`` for in-flight
+requests; then cancel what is left and drop the connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from typing import Any
+
+from cyserve._core.protocol import HTTPServerCore, ServerState
+
+__all__ = ["Server", "serve", "run", "new_event_loop"]
+
+_log = logging.getLogger("cyserve.server")
+
+
+class HTTPServerProtocol(HTTPServerCore, asyncio.BufferedProtocol):
+    """What the loop sees: the Cython connection plus asyncio's BufferedProtocol marker
+    (stdlib asyncio only takes the buffered read path for BufferedProtocol instances)."""
+
+
+class Server:
+    """A listening cyserve server; ``await server.shutdown()`` stops it gracefully."""
+
+    def __init__(self, app: Any, state: ServerState, listener: asyncio.AbstractServer) -> None:
+        self.app = app
+        self.state = state
+        self.listener = listener
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return list(self.listener.sockets or ())
+
+    @property
+    def port(self) -> int:
+        return self.sockets[0].getsockname()[1]
+
+    async def shutdown(self, timeout_s: float | None = None) -> None:
+        grace = self.app.config.timeouts.shutdown_s if timeout_s is None else timeout_s
+        self.listener.close()
+        self.state.begin_shutdown()
+        try:
+            await asyncio.wait_for(self.state.wait_closed(), grace)
+        except asyncio.TimeoutError:
+            _log.warning("%d connection(s) still busy after %.1fs: cancelling",
+                         len(self.state.connections), grace)
+            self.state.abort_all()
+            await asyncio.sleep(0)
+        await self.listener.wait_closed()
+
+
+async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
+                sock: socket.socket | None = None, reuse_port: bool = False) -> Server:
+    """Start listening on the running loop and return the ``Server``."""
+    loop = asyncio.get_running_loop()
+    state = ServerState(app.handle, app.config, loop)
+
+    def factory() -> HTTPServerProtocol:
+        return HTTPServerProtocol(state)
+
+    if sock is not None:
+        listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog)
+    else:
+        listener = await loop.create_server(factory, host, port, backlog=app.config.backlog,
+                                            reuse_port=reuse_port or None)
+    return Server(app, state, listener)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed, else stdlib asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+
+    async def main() -> None:
+        server = await serve(app, host, port, reuse_port=reuse_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        _log.info("cyserve listening on http://%s:%d", host, server.port)
+        print(f"cyserve listening on http://{host}:{server.port}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.shutdown()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())

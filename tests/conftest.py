@@ -1,0 +1,40 @@
+"""Shared fixtures: every loop-touching test runs on uvloop and on stdlib asyncio."""
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any, Awaitable, Callable
+
+import pytest
+import uvloop
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``run(coroutine_function, timeout_s=20)`` on a fresh loop of each kind.
+
+    Fails the test on anything the loop's exception handler saw and on tasks left pending.
+    """
+    errors: list[dict[str, Any]] = []
+    runner = asyncio.Runner(loop_factory=LOOPS[request.param])
+
+    def go(fn: Callable[[], Awaitable[Any]], timeout_s: float = 20.0) -> Any:
+        async def main() -> Any:
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda _loop, context: errors.append(context))
+            result = await asyncio.wait_for(fn(), timeout_s)
+            await asyncio.sleep(0)
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert not pending, f"tasks left pending: {pending}"
+            return result
+        return runner.run(main())
+
+    yield go
+    runner.close()
+    gc.collect()
+    assert not errors, f"loop exception handler saw: {errors}"

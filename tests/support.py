@@ -1,0 +1,120 @@
+"""Test helpers: a server on 127.0.0.1:0 and a raw client that reads responses through h11
+(an independent parser, so the server is never checked by its own codec)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import h11
+
+from cyserve import serve
+from cyserve.server import Server
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[Server]:
+    """Serve ``app`` on a free port of 127.0.0.1 for the block; shut down gracefully after."""
+    server = await serve(app, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.shutdown(timeout_s=2.0)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    informational: list[int] = field(default_factory=list)
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class RawClient:
+    """A socket client that writes raw bytes and parses responses with h11."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._h11 = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def open(cls, port: int) -> "RawClient":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def request(self, method: str = "GET", target: str = "/", headers: list[tuple[str, str]]
+                      | None = None, body: bytes = b"", version: str = "1.1") -> Reply:
+        fields = [("Host", "127.0.0.1")] + list(headers or [])
+        if body:
+            fields.append(("Content-Length", str(len(body))))
+        head = f"{method} {target} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields)
+        await self.send(head.encode("latin-1") + b"\r\n" + body)
+        return await self.response(method)
+
+    async def response(self, method: str = "GET", timeout_s: float = 5.0) -> Reply:
+        """Parse the next response (for a request with ``method``) off the connection."""
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        # Tell h11 which request this answers (the bytes were sent raw already).
+        conn.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+        conn.send(h11.EndOfMessage())
+        informational: list[int] = []
+        reply: Reply | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(self.reader.read(65536), timeout_s)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                informational.append(event.status_code)
+            elif isinstance(event, h11.Response):
+                raw = [(k.decode(), v.decode("latin-1")) for k, v in event.headers.raw_items()]
+                reply = Reply(event.status_code, {k.lower(): v for k, v in raw}, b"", informational, raw)
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                assert reply is not None
+                reply.body = bytes(body)
+                return reply
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("closed before a complete response")
+
+    async def read_until_close(self, timeout_s: float = 5.0) -> bytes:
+        return await asyncio.wait_for(self.reader.read(), timeout_s)
+
+    async def is_closed_by_peer(self, timeout_s: float = 3.0) -> bool:
+        """True when the server closes the connection within ``timeout_s`` (EOF, nothing sent)."""
+        try:
+            data = await asyncio.wait_for(self.reader.read(1), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        return data == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def exchange(port: int, data: bytes, timeout_s: float = 5.0) -> bytes:
+    """Send raw bytes, return everything the server sends until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(reader.read(), timeout_s)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
