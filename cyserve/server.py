@@ -31,14 +31,14 @@ class Server:
         self.app = app
         self.state = state
         self.listener = listener
+        sockets = list(listener.sockets or ())
+        #: The bound (host, port) pairs, kept after shutdown for logs and tests.
+        self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.port: int = self.addresses[0][1] if self.addresses else 0
 
     @property
     def sockets(self) -> list[socket.socket]:
         return list(self.listener.sockets or ())
-
-    @property
-    def port(self) -> int:
-        return self.sockets[0].getsockname()[1]
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
         grace = self.app.config.timeouts.shutdown_s if timeout_s is None else timeout_s

@@ -193,7 +193,13 @@ cdef class HTTPServerCore(BodyOwner):
             self._process()
 
     def eof_received(self):
+        # The client will send nothing more.  Most clients hang up this way (FIN, not RST), so
+        # handlers watching for a disconnect learn of it now; a response in progress is still
+        # written in case the client only half-closed (RFC 9112 §9.6).
         self._peer_eof = True
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self._phase == S_BODY:
             self._body_failed(ProtocolError("the request body ended before its declared length", 400))
         if self._handler_running or self._phase == S_BODY:
@@ -738,13 +744,13 @@ cdef class HTTPServerCore(BodyOwner):
         return self._requests
 
     def is_disconnected(self) -> bool:
-        """True once the client closed the connection (or it was closed)."""
-        return self._closing
+        """True once the client closed (or half-closed) the connection, or it was closed."""
+        return self._closing or self._peer_eof
 
     def wait_disconnected(self):
         """A future resolved when the connection is lost."""
         if self._disconnect_waiter is None:
             self._disconnect_waiter = self._state.loop.create_future()
-            if self._closed:
+            if self._closed or self._peer_eof:
                 self._disconnect_waiter.set_result(None)
         return self._disconnect_waiter
