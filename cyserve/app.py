@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from cyserve._json import dumps
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.errors import Disconnected, HTTPError, ProtocolError
 from cyserve.request import Request
@@ -13,6 +14,8 @@ from cyserve.routing import Handler, Router
 __all__ = ["App"]
 
 _log = logging.getLogger("cyserve.app")
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
 
 
 class App:
@@ -66,20 +69,30 @@ class App:
         """Called by the core once per request: route, run the handler, send the response."""
         request = Request(conn, head, body)
         try:
-            match = self.router.resolve(head.method, request.path)
-            request.path_params = match.params
-            response = to_response(await match.route.handler(request))
+            route, request.path_params = self.router.resolve(head.method, request.path)
+            result = await route.handler(request)
+            # The common results go straight to the writer, with no Response object.
+            kind = type(result)
+            if kind is Response:
+                conn.respond(result.status, result.headers, result.body, result.content_type)
+                return
+            if kind is dict or kind is list:
+                conn.respond(200, None, dumps(result), _JSON)
+                return
+            if kind is str:
+                conn.respond(200, None, result.encode("utf-8"), _TEXT)
+                return
+            response = to_response(result)
         except HTTPError as exc:
             response = self._error_response(exc)
         except (ProtocolError, Disconnected):
             raise  # the core answers these with their status and closes
         except Exception as exc:  # noqa: BLE001 - answered with 500 and logged, never swallowed
+            if conn.response_started:
+                raise  # the core closes: framing of a half-sent response can't be trusted
             _log.exception("unhandled error in %s %s", head.method, head.target)
             response = self._crash_response(exc)
-        if type(response) is Response:
-            conn.respond(response.status, response.headers, response.body, response.content_type)
-        else:
-            await response.send(conn)
+        await response.send(conn)
 
     def _error_response(self, exc: HTTPError) -> Response:
         from http import HTTPStatus

@@ -1,10 +1,10 @@
 """Request: a lazy view over the core's parsed head plus access to the body."""
 from __future__ import annotations
 
-import json
 from typing import Any, AsyncIterator
 from urllib.parse import unquote
 
+from cyserve import _json
 from cyserve.datastructures import Headers, QueryParams
 from cyserve.errors import HTTPError
 
@@ -91,7 +91,7 @@ class Request:
         """The body parsed as JSON; 400 when it is not valid JSON."""
         data = await self.body()
         try:
-            return json.loads(data)
+            return _json.loads(data)
         except ValueError as exc:
             raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
 

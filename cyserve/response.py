@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, AsyncIterable, Iterable, Iterator, Union
+
+from cyserve._json import dumps
 
 __all__ = ["Response", "JSONResponse", "StreamResponse", "to_response"]
 
@@ -52,8 +53,7 @@ class JSONResponse(Response):
 
     def __init__(self, data: Any, status: int = 200, headers: Fields = None,
                  default: Any = None) -> None:
-        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=default)
-        super().__init__(body.encode("utf-8"), status, headers, _JSON)
+        super().__init__(dumps(data, default), status, headers, _JSON)
 
 
 _END = object()

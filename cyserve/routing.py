@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from cyserve.errors import HTTPError
 
-__all__ = ["Route", "Router", "Match"]
+__all__ = ["Route", "Router"]
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -35,12 +35,6 @@ class Route:
     name: str
     pattern: re.Pattern[str] | None = None
     converters: dict[str, Callable[[str], Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Match:
-    route: Route
-    params: dict[str, Any]
 
 
 def _compile(path: str) -> tuple[re.Pattern[str] | None, dict[str, Callable[[str], Any]]]:
@@ -99,8 +93,13 @@ class Router:
         self._by_name.setdefault(route.name, route)
         return route
 
-    def resolve(self, method: str, path: str) -> Match:
+    def resolve(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
+        """The route for ``method`` and ``path`` and its converted parameters."""
         table = self._exact.get(path)
+        if table is not None:
+            route = table.get(method)
+            if route is not None:
+                return route, {}
         params: dict[str, Any] = {}
         if table is None:
             for pattern, candidate in self._params:
@@ -123,7 +122,7 @@ class Router:
             if "GET" in allowed:
                 allowed.add("HEAD")
             raise HTTPError(405, "Method Not Allowed", [("Allow", ", ".join(sorted(allowed)))])
-        return Match(route, params)
+        return route, params
 
     def url_for(self, name: str, **params: Any) -> str:
         route = self._by_name.get(name)

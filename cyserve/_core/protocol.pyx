@@ -29,11 +29,21 @@ from cyserve._core.writer cimport (
 )
 
 import asyncio
-import contextvars
 import logging
 
 from cyserve._eager import drive
 from cyserve.errors import Disconnected, ProtocolError
+
+from cpython.ref cimport PyObject, Py_XDECREF
+
+cdef extern from "Python.h":
+    # PEP 590-era C API (3.10+): resume a coroutine without raising StopIteration on return.
+    int PyIter_Send(object iterator, object arg, PyObject** presult) except? -1
+    int PYGEN_RETURN
+    int PYGEN_NEXT
+    object PyContext_CopyCurrent()
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
 
 cdef extern from "time.h" nogil:
     ctypedef int clockid_t
@@ -69,7 +79,6 @@ cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-cdef object _copy_context = contextvars.copy_context
 cdef object _log = logging.getLogger("cyserve.server")
 
 
@@ -425,16 +434,27 @@ cdef class HTTPServerCore(BodyOwner):
 
     # ---------------------------------------------------------------- handler
     cdef int _dispatch(self, Head head, object body) except -1:
+        """Run the handler's first step now; only a handler that suspends gets a Task."""
+        cdef PyObject* raw_result = NULL
+        cdef int status
+        cdef object yielded
         self._handler_running = True
-        ctx = _copy_context()
+        # Each request runs in its own copy of the context (contextvars set by one request
+        # never leak into the next, nor into the loop's callbacks).
+        ctx = PyContext_CopyCurrent()
         coro = self._state.entry(self, head, body)
+        PyContext_Enter(ctx)
         try:
-            yielded = ctx.run(coro.send, None)
-        except StopIteration:
-            self._handler_done()
-            return 0
+            status = PyIter_Send(coro, None, &raw_result)
         except BaseException as exc:
+            PyContext_Exit(ctx)
             self._handler_failed(exc)
+            return 0
+        PyContext_Exit(ctx)
+        yielded = <object>raw_result
+        Py_XDECREF(raw_result)
+        if status == PYGEN_RETURN:
+            self._handler_done()
             return 0
         task = self._state.loop.create_task(drive(coro, yielded), context=ctx)
         self._task = task

@@ -1,0 +1,105 @@
+"""Server-side CPU per request without sockets: requests are fed straight into the protocol.
+
+    python bench/micro/protocol_loop.py [plaintext|json] [--profile]
+
+Measures parse + app + response serialisation through the real ``HTTPServerProtocol`` with a
+transport that discards writes; the network and the loop's I/O are left out on purpose.
+"""
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+
+sys.path.insert(0, __file__.rsplit("/bench/", 1)[0])
+
+from cyserve import App, Response  # noqa: E402
+from cyserve._core.protocol import ServerState  # noqa: E402
+from cyserve.server import HTTPServerProtocol  # noqa: E402
+
+
+class NullTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 1234) if name in ("peername", "sockname") else default
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+    def write(self, data):
+        self.written += len(data)
+
+    def writelines(self, parts):
+        for part in parts:
+            self.write(part)
+
+    def is_closing(self):
+        return False
+
+    def close(self):
+        pass
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+def make_app() -> App:
+    app = App()
+
+    @app.get("/plaintext")
+    async def plaintext(request):
+        return Response(b"Hello, World!", content_type="text/plain")
+
+    @app.get("/json")
+    async def json_(request):
+        return {"message": "Hello, World!"}
+
+    return app
+
+
+REQUEST = (b"GET /%s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
+           b"Accept: */*\r\nConnection: keep-alive\r\n\r\n")
+
+
+async def measure(path: str, rounds: int = 200_000, profile: bool = False) -> float:
+    app = make_app()
+    state = ServerState(app.handle, app.config, asyncio.get_running_loop())
+    proto = HTTPServerProtocol(state)
+    transport = NullTransport()
+    proto.connection_made(transport)
+    request = REQUEST % path.encode()
+    n = len(request)
+
+    def feed(count: int) -> None:
+        for _ in range(count):
+            buf = memoryview(proto.get_buffer(-1))
+            buf[:n] = request
+            buf.release()
+            proto.buffer_updated(n)
+
+    feed(1000)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    start = time.perf_counter()
+    feed(rounds)
+    elapsed = time.perf_counter() - start
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    proto.connection_lost(None)
+    return elapsed / rounds * 1e6
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "plaintext"
+    us = asyncio.run(measure(which, profile="--profile" in sys.argv))
+    print(f"{which}: {us:.2f} us per request (server CPU, no sockets)")

@@ -1,0 +1,1 @@
+"""Tests of the Cython core that need no sockets."""

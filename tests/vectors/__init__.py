@@ -1,0 +1,1 @@
+"""Protocol vectors as data, shared by the core tests."""
