@@ -1,0 +1,194 @@
+"""The servers under test: pinning, free ports, start/stop, and CPU time and RSS read from /proc."""
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+HOST = "127.0.0.1"  # the only address the harness ever listens on or connects to
+E2E_DIR = Path(__file__).resolve().parent
+REPO_DIR = E2E_DIR.parents[1]
+APPS: dict[str, Path] = {
+    "cyserve": E2E_DIR / "apps" / "cyserve_app.py",
+    "uvicorn": E2E_DIR / "apps" / "uvicorn_app.py",
+}
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """A run that must not be reported: wrong answers, errors under load, a dead server."""
+
+
+def cores() -> tuple[int | None, int | None]:
+    """(server core, load-generator core); (None, None) below two usable cores: no pinning then."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return allowed[0], allowed[1]
+
+
+def pinned(cmd: list[str], core: int | None) -> list[str]:
+    """cmd run on one core; taskset execs, so the pid we get is the command's own."""
+    return cmd if core is None else ["taskset", "-c", str(core), *cmd]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of pid and its live descendants, plus children they reaped."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry))  # fields[1]: ppid
+    ticks, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        fields = _stat_fields(current)
+        if fields:  # utime, stime, cutime, cstime (proc(5) fields 14-17)
+            ticks += sum(int(f) for f in fields[11:15])
+        todo.extend(children.get(current, ()))
+    return ticks / _CLK_TCK
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on; the command name may contain spaces and parens."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def _child_env() -> dict[str, str]:
+    # The repo root goes last, so a PYTHONPATH the caller set (e.g. an installed build) wins.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO_DIR)) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def child_python(code: str) -> str:
+    """Run a Python snippet with the servers' environment and sys.path; its stdout, stripped."""
+    # cwd: `-c` puts the cwd first on sys.path, where a server script has its own directory.
+    done = subprocess.run([sys.executable, "-c", code], env=_child_env(), cwd=APPS["cyserve"].parent,
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode == 0:
+        return done.stdout.strip()
+    last_line = (done.stderr.strip().splitlines() or ["?"])[-1]
+    return f"unavailable ({last_line[:80]})"
+
+
+class Server:
+    """One server process; a context manager, so it is stopped however the harness ends."""
+
+    def __init__(self, name: str, core: int | None, stop_grace_s: float = 10.0) -> None:
+        self.name = name
+        self.core = core
+        self.stop_grace_s = stop_grace_s
+        self.port = free_port()
+        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-e2e-{name}-", suffix=".log", delete=False)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "server not started"
+        return self._proc.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def __enter__(self) -> Server:
+        cmd = pinned([sys.executable, str(APPS[self.name]), "--host", HOST, "--port", str(self.port)], self.core)
+        # Own session: a Ctrl-C at the terminal reaches only the harness, which then stops us in order.
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=_child_env(),
+                                      start_new_session=True)
+        try:
+            self._wait_ready(timeout_s=20.0)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+        self._log.close()
+        if exc_type is None:
+            os.unlink(self._log.name)
+        else:
+            print(f"[{self.name}] server log kept at {self._log.name}", file=sys.stderr)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL to the whole process group after a grace period."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=self.stop_grace_s)
+            except subprocess.TimeoutExpired:
+                print(f"[{self.name}] still running {self.stop_grace_s:.0f} s after SIGTERM; killing",
+                      file=sys.stderr)
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)  # our session: the server and any forks
+        except ProcessLookupError:
+            pass
+        self._proc.wait()
+
+    def assert_alive(self) -> None:
+        assert self._proc is not None, "server not started"
+        code = self._proc.poll()
+        if code is not None:
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+            raise BenchError(f"{self.name} (pid {self.pid}) {how} during the run:\n{self.log_tail()}")
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.assert_alive()
+            try:
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=1.0)
+                conn.request("GET", "/plaintext")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+        raise BenchError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
