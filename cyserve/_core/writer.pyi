@@ -1,0 +1,37 @@
+"""Response head serialisation: status table, per-second Date cache, header-injection checks."""
+
+PY_BODY_NONE: int
+PY_BODY_LENGTH: int
+PY_BODY_CHUNKED: int
+PY_BODY_CLOSE: int
+PY_CONN_NONE: int
+PY_CONN_CLOSE: int
+PY_CONN_KEEP_ALIVE: int
+
+def date_line() -> bytes:
+    """The current ``Date: <IMF-fixdate>\\r\\n`` field line (cached per second)."""
+
+def py_body_framing(status: int, length_known: bool, http10: bool) -> int:
+    """How a response body is delimited: one of the ``PY_BODY_*`` values (RFC 9112 §6.3)."""
+
+class HeadWriter:
+    """Per-connection head serialiser; ``HeadWriter(server_name=None)``."""
+
+    user_close: bool
+    def __init__(self, server_name: str | None = ...) -> None: ...
+    def serialise(
+        self,
+        status: int,
+        fields: list[tuple[str | bytes, str | bytes]] | None = ...,
+        content_type: str | None = ...,
+        content_length: int = ...,
+        http10: bool = ...,
+        conn: int = ...,
+        body: bytes | None = ...,
+    ) -> bytes:
+        """Serialise a response head as the server would; a small ``body`` is appended.
+
+        Raises ``ValueError`` for CR, LF or NUL in a field, a non-token name or a non-latin-1
+        value.  Content-Length, Transfer-Encoding and Connection fields given by the caller are
+        replaced by the framing cyserve decides (``Connection: close`` is honoured).
+        """
