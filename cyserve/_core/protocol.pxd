@@ -67,6 +67,9 @@ cdef class HTTPServerCore(BodyOwner):
     cdef int _resp_framing           # BODY_* of the response being streamed
     cdef long long _resp_remaining   # BODY_LENGTH streams: bytes still promised
     cdef bint _resp_silent           # HEAD or no-body status: body bytes are not sent
+    # write coalescing: responses completed inside one _process() pass leave in one write
+    cdef list _out
+    cdef Py_ssize_t _out_bytes
     # flow control
     cdef bint _write_paused
     cdef object _drain_waiter
@@ -96,3 +99,5 @@ cdef class HTTPServerCore(BodyOwner):
     cdef int _update_reading(self) except -1
     cdef int _set_deadline(self, int kind, double seconds) except -1
     cdef int _check_writable(self) except -1
+    cdef int _send(self, bytes data) except -1
+    cdef int _flush(self) except -1

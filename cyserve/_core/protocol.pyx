@@ -75,6 +75,11 @@ cdef enum:
 cdef enum:
     MIN_READ_BYTES = 4096
 
+# Coalesced output is flushed to the transport past this size, so the transport's own water
+# marks (and so drain()) still see a producer that never suspends.
+cdef enum:
+    FLUSH_BYTES = 65536
+
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -179,6 +184,7 @@ cdef class HTTPServerCore(BodyOwner):
         self._phase = S_IDLE
         self._keep_alive = True
         self._resp_state = R_NONE
+        self._out = []
 
     # ---------------------------------------------------------------- asyncio protocol callbacks
     def connection_made(self, transport):
@@ -218,6 +224,8 @@ cdef class HTTPServerCore(BodyOwner):
     def connection_lost(self, exc):
         self._closed = True
         self._closing = True
+        self._out = []
+        self._out_bytes = 0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -294,6 +302,8 @@ cdef class HTTPServerCore(BodyOwner):
                 self._start_request(head)
         finally:
             self._processing = False
+            if self._out_bytes:
+                self._flush()
         return 0
 
     cdef int _start_request(self, Head head) except -1:
@@ -429,7 +439,7 @@ cdef class HTTPServerCore(BodyOwner):
         # while no final response has started.
         if self._continue_owed and self._resp_state == R_NONE and not self._closing:
             self._continue_owed = False
-            self.transport.write(_CONTINUE)
+            self._send(_CONTINUE)
         return 0
 
     # ---------------------------------------------------------------- handler
@@ -565,6 +575,8 @@ cdef class HTTPServerCore(BodyOwner):
 
     cdef int _close(self) except -1:
         if not self._closing:
+            if self._out_bytes:
+                self._flush()
             self._closing = True
             self._set_deadline(T_NONE, 0)
             if self.transport is not None:
@@ -636,6 +648,27 @@ cdef class HTTPServerCore(BodyOwner):
             self._close()  # idle before a first request, or between requests
 
     # ---------------------------------------------------------------- response API (for the App)
+    cdef int _send(self, bytes data) except -1:
+        """Write now, or, inside a _process() pass, queue for that pass's single write."""
+        if self._processing:
+            self._out.append(data)
+            self._out_bytes += PyBytes_GET_SIZE(data)
+            if self._out_bytes >= FLUSH_BYTES:
+                self._flush()
+        else:
+            self.transport.write(data)
+        return 0
+
+    cdef int _flush(self) except -1:
+        cdef list out = self._out
+        self._out = []
+        self._out_bytes = 0
+        if len(out) == 1:
+            self.transport.write(out[0])
+        elif out:
+            self.transport.write(b"".join(out))
+        return 0
+
     cdef int _check_writable(self) except -1:
         if self._closing:
             raise Disconnected("the connection is closed")
@@ -664,9 +697,9 @@ cdef class HTTPServerCore(BodyOwner):
         if self._writer.user_close:
             self._keep_alive = False
         self._resp_state = R_DONE
-        self.transport.write(head)
+        self._send(head)
         if not silent and blen > COALESCE_BODY_BYTES:
-            self.transport.write(body)
+            self._send(body)
 
     def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
         """Send the head of a streamed response; the body follows through ``write``.
@@ -689,7 +722,7 @@ cdef class HTTPServerCore(BodyOwner):
         self._resp_framing = framing
         self._resp_remaining = content_length if framing == BODY_LENGTH else -1
         self._resp_silent = self._head_request or framing == BODY_NONE
-        self.transport.write(head)
+        self._send(head)
 
     def write(self, data):
         """Send a piece of a streamed body; returns ``drain()`` for the caller to await.
@@ -707,17 +740,19 @@ cdef class HTTPServerCore(BodyOwner):
             return _READY
         if self._resp_framing == BODY_CHUNKED:
             if n <= COALESCE_BODY_BYTES:
-                self.transport.write(chunk_header(n) + data + _CRLF)
+                self._send(chunk_header(n) + data + _CRLF)
             else:
-                self.transport.writelines((chunk_header(n), data, _CRLF))
+                self._send(chunk_header(n))
+                self._send(data)
+                self._send(_CRLF)
         elif self._resp_framing == BODY_LENGTH:
             if n > self._resp_remaining:
                 raise ValueError(
                     f"stream body passes its declared Content-Length by {n - self._resp_remaining} bytes")
             self._resp_remaining -= n
-            self.transport.write(data)
+            self._send(data)
         else:
-            self.transport.write(data)
+            self._send(data)
         return self.drain()
 
     def end_stream(self):
@@ -728,7 +763,7 @@ cdef class HTTPServerCore(BodyOwner):
         if self._closing:
             return
         if self._resp_framing == BODY_CHUNKED and not self._resp_silent:
-            self.transport.write(_LAST_CHUNK)
+            self._send(_LAST_CHUNK)
         elif self._resp_framing == BODY_LENGTH and self._resp_remaining > 0 and not self._resp_silent:
             # Fewer bytes than promised: the client would wait for the rest, so close (RFC 9112 §6.3).
             self._keep_alive = False
