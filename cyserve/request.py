@@ -81,10 +81,34 @@ class Request:
         length = self._head.content_length
         return None if length < 0 else length
 
+    def replace_body(self, source: Any) -> None:
+        """Swap the body for ``source``: ``bytes``, or an object with ``async read() -> bytes``
+        (``b""`` at the end) such as a decoding wrapper around the original stream.  For
+        middleware (decompression, limits); the handler then reads the replacement."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._body = bytes(source)
+            self._body_bytes = self._body
+        else:
+            if not hasattr(source, "read"):
+                raise TypeError("replace_body() needs bytes or an object with async read()")
+            self._body = source
+            self._body_bytes = None
+
+    @property
+    def raw_body(self) -> Any:
+        """The body as the core handed it: ``bytes`` or a stream with ``async read()``."""
+        return self._body
+
     async def body(self) -> bytes:
         """The whole body (bounded by the server's ``max_body_bytes``); cached."""
         if self._body_bytes is None:
-            self._body_bytes = await self._body.read_all()
+            parts = []
+            while True:
+                chunk = await self._body.read()
+                if not chunk:
+                    break
+                parts.append(chunk)
+            self._body_bytes = b"".join(parts)
         return self._body_bytes
 
     async def json(self) -> Any:
@@ -101,7 +125,10 @@ class Request:
             if self._body_bytes:
                 yield self._body_bytes
             return
-        async for chunk in self._body:
+        while True:
+            chunk = await self._body.read()
+            if not chunk:
+                return
             yield chunk
 
     def is_disconnected(self) -> bool:

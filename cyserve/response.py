@@ -6,7 +6,7 @@ from typing import Any, AsyncIterable, Iterable, Iterator, Union
 
 from cyserve._json import dumps
 
-__all__ = ["Response", "JSONResponse", "StreamResponse", "to_response"]
+__all__ = ["BaseResponse", "Response", "JSONResponse", "StreamResponse", "to_response"]
 
 Fields = Union[dict, Iterable, None]
 _TEXT = "text/plain; charset=utf-8"
@@ -21,7 +21,24 @@ def _fields(headers: Fields) -> list[tuple[str, str]]:
     return list(headers)
 
 
-class Response:
+class BaseResponse:
+    """What every response is to the App and to middleware.
+
+    ``status``; ``headers``, a mutable list of ``(name, value)`` pairs that middleware may append
+    to; ``content_type``; and ``send(conn)``, which hands the response to the core's writer
+    (``conn.respond`` for a whole body, ``conn.start_stream``/``write``/``end_stream`` otherwise).
+    """
+
+    __slots__ = ()
+    status: int
+    headers: list[tuple[str, str]]
+    content_type: str | None
+
+    async def send(self, conn: Any) -> None:
+        raise NotImplementedError
+
+
+class Response(BaseResponse):
     """A whole response: ``Response(body, status=200, headers=None, content_type=None)``.
 
     ``str`` bodies are UTF-8 encoded and default to ``text/plain; charset=utf-8``.
@@ -63,7 +80,7 @@ def _next_or_end(iterator: Iterator[Any]) -> Any:
     return next(iterator, _END)
 
 
-class StreamResponse:
+class StreamResponse(BaseResponse):
     """A streamed body from an async or sync iterable of ``bytes``/``str``.
 
     Chunked on HTTP/1.1 unless ``content_length`` is given; sync iterators run in the default
@@ -110,13 +127,13 @@ class StreamResponse:
         conn.end_stream()
 
 
-def to_response(result: Any) -> Response | StreamResponse:
+def to_response(result: Any) -> BaseResponse:
     """Turn what a handler returned into a response.
 
     ``str`` -> text/plain; ``bytes`` -> application/octet-stream; ``dict``/``list`` -> JSON;
     ``None`` -> 204; ``(body, status)`` and ``(body, status, headers)`` tuples.
     """
-    if isinstance(result, (Response, StreamResponse)):
+    if isinstance(result, BaseResponse):
         return result
     if isinstance(result, str):
         return Response(result.encode("utf-8"), 200, None, _TEXT)
