@@ -6,11 +6,12 @@ into C fields, the application entry point, the live connections.  ``HTTPServerC
 connection's state machine; the loop sees it through a tiny Python subclass that mixes in
 ``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
 """
-from cyserve._core.body cimport BodyOwner, BodyStream
+from cyserve._core.body cimport BodyStream
 from cyserve._core.buffer cimport ReceiveBuffer
 from cyserve._core.chunked cimport ChunkedDecoder
 from cyserve._core.parser cimport Head, HeadScanner, ParserLimits
-from cyserve._core.writer cimport HeadWriter
+from cyserve._core.sender cimport Sender
+from cyserve._core.timer cimport Deadline
 
 
 cdef class HTTPServerCore
@@ -35,25 +36,20 @@ cdef class ServerState:
     cdef int _forget(self, HTTPServerCore conn) except -1
 
 
-cdef class HTTPServerCore(BodyOwner):
+cdef class HTTPServerCore(Sender):
+    """The request side; the response side (``Sender``) is its base."""
     cdef ServerState _state
-    cdef readonly object transport
     cdef readonly object peername
     cdef readonly object sockname
     cdef ReceiveBuffer _buf
     cdef HeadScanner _scanner
-    cdef HeadWriter _writer
+    cdef Deadline _deadline
     # request side: phase S_*, the current request, its body framing
     cdef int _phase
-    cdef bint _processing            # inside _process(): completions must not re-enter it
     cdef bint _handler_running
     cdef bint _discarding            # the handler is done; the rest of its body is dropped
-    cdef bint _keep_alive
     cdef bint _peer_eof
-    cdef bint _closing               # transport.close() was called
     cdef bint _closed                # connection_lost ran
-    cdef bint _http10
-    cdef bint _head_request
     cdef bint _continue_owed         # a 100 Continue is due when the handler first reads
     cdef Head _head
     cdef BodyStream _body
@@ -62,26 +58,11 @@ cdef class HTTPServerCore(BodyOwner):
     cdef long long _body_received
     cdef Py_ssize_t _requests
     cdef object _task
-    # response side
-    cdef int _resp_state             # R_*
-    cdef int _resp_framing           # BODY_* of the response being streamed
-    cdef long long _resp_remaining   # BODY_LENGTH streams: bytes still promised
-    cdef bint _resp_silent           # HEAD or no-body status: body bytes are not sent
-    # write coalescing: responses completed inside one _process() pass leave in one write
-    cdef list _out
-    cdef Py_ssize_t _out_bytes
-    # flow control
-    cdef bint _write_paused
-    cdef object _drain_waiter
+    # read flow control
     cdef bint _read_paused
     cdef bint _paused_for_body
     cdef bint _paused_for_pipeline
     cdef object _disconnect_waiter
-    # one lazy timer per connection: _deadline (monotonic seconds, 0 = none) of kind _deadline_kind
-    cdef double _deadline
-    cdef int _deadline_kind
-    cdef object _timer
-    cdef double _timer_at
 
     cdef int _process(self) except -1
     cdef int _start_request(self, Head head) except -1
@@ -94,10 +75,4 @@ cdef class HTTPServerCore(BodyOwner):
     cdef int _next_request(self) except -1
     cdef int _reject(self, object exc) except -1
     cdef _respond_status(self, int status, str detail=*)
-    cdef int _close(self) except -1
-    cdef int _conn_mode(self) except -1
     cdef int _update_reading(self) except -1
-    cdef int _set_deadline(self, int kind, double seconds) except -1
-    cdef int _check_writable(self) except -1
-    cdef int _send(self, bytes data) except -1
-    cdef int _flush(self) except -1

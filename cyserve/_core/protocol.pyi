@@ -1,10 +1,9 @@
 """The HTTP/1.1 server connection and the state shared by one server's connections."""
 import asyncio
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
+from cyserve._core.sender import Sender
 from cyserve.config import ServerConfig
-
-Fields = Iterable[tuple[str | bytes, str | bytes]] | None
 
 class ServerState:
     """Configuration (copied into C fields), the app entry point and the live connections."""
@@ -22,10 +21,12 @@ class ServerState:
     def abort_all(self) -> None:
         """Cancel running handlers and drop every connection."""
 
-class HTTPServerCore:
-    """One connection.  The loop sees a Python subclass mixing in ``asyncio.BufferedProtocol``."""
+class HTTPServerCore(Sender):
+    """One connection: the request side over the response API of ``Sender``.
 
-    transport: asyncio.Transport | None
+    The loop sees a Python subclass mixing in ``asyncio.BufferedProtocol``.
+    """
+
     peername: Any
     sockname: Any
     def __init__(self, state: ServerState) -> None: ...
@@ -35,25 +36,11 @@ class HTTPServerCore:
     def buffer_updated(self, nbytes: int) -> None: ...
     def eof_received(self) -> bool | None: ...
     def connection_lost(self, exc: Exception | None) -> None: ...
-    def pause_writing(self) -> None: ...
-    def resume_writing(self) -> None: ...
-    # response API used by the App
-    def respond(self, status: int, fields: Fields, body: bytes, content_type: str | None = ...) -> None:
-        """Send a whole response (head and small body in one write)."""
-    def start_stream(self, status: int, fields: Fields = ..., content_type: str | None = ...,
-                     content_length: int = ...) -> None:
-        """Send a streamed response's head: chunked on HTTP/1.1 unless a length is given."""
-    def write(self, data: bytes) -> Awaitable[None]:
-        """Send part of a streamed body; await the result for backpressure."""
-    def end_stream(self) -> None:
-        """Finish a streamed body."""
-    def drain(self) -> Awaitable[None]:
-        """Wait while the transport is above its high water mark (no future unless paused)."""
     @property
-    def response_started(self) -> bool: ...
-    @property
-    def reading_paused(self) -> bool: ...
+    def reading_paused(self) -> bool:
+        """True while reading is paused for backpressure (body or pipeline water marks)."""
     @property
     def requests_served(self) -> int: ...
-    def is_disconnected(self) -> bool: ...
+    def is_disconnected(self) -> bool:
+        """True once the client closed (or half-closed) the connection."""
     def wait_disconnected(self) -> asyncio.Future[None]: ...

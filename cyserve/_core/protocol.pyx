@@ -11,22 +11,20 @@ pipelined requests go out in request order, so later heads simply wait in the re
 
 Invariants: the handler runs only in S_BODY/S_BUSY; ``_discarding`` only in S_BODY after the
 handler finished; reading is paused exactly while ``_paused_for_body or _paused_for_pipeline``
-(or the connection is closing).  Response states: R_NONE -> (R_STREAMING ->) R_DONE.
+(or the connection is closing).  The response side lives in the base class ``Sender``.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
-from libc.time cimport time_t
 
-from cyserve._core.body cimport BodyOwner, BodyStream
+from cyserve._core.body cimport BodyStream
 from cyserve._core.buffer cimport ReceiveBuffer
-from cyserve._core.chunked cimport ChunkedDecoder, chunk_header
+from cyserve._core.chunked cimport ChunkedDecoder
 from cyserve._core.parser cimport (
     FRAMING_CHUNKED, FRAMING_LENGTH, Head, HeadScanner, ParserLimits, parse_request,
 )
-from cyserve._core.writer cimport (
-    BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE,
-    CONN_KEEP_ALIVE, CONN_NONE, HeadWriter, body_framing,
-)
+from cyserve._core.sender cimport R_DONE, R_NONE, R_STREAMING, Sender
+from cyserve._core.timer cimport Deadline
+from cyserve._core.writer cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE, HeadWriter
 
 import asyncio
 import logging
@@ -45,24 +43,11 @@ cdef extern from "Python.h":
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
 
-cdef extern from "time.h" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t clk_id, timespec* tp)
-    clockid_t CLOCK_MONOTONIC
-
 cdef enum:
     S_IDLE = 0
     S_BODY = 1
     S_BUSY = 2
     S_DEAD = 3
-
-cdef enum:
-    R_NONE = 0
-    R_STREAMING = 1
-    R_DONE = 2
 
 cdef enum:
     T_NONE = 0
@@ -75,39 +60,9 @@ cdef enum:
 cdef enum:
     MIN_READ_BYTES = 4096
 
-# Coalesced output is flushed to the transport past this size, so the transport's own water
-# marks (and so drain()) still see a producer that never suspends.
-cdef enum:
-    FLUSH_BYTES = 65536
-
-cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
-cdef bytes _CRLF = b"\r\n"
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 cdef object _log = logging.getLogger("cyserve.server")
-
-
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
-@cython.final
-cdef class _Ready:
-    """An awaitable that is already done: ``drain()`` when writing is not paused (no future)."""
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        raise StopIteration
-
-
-cdef _Ready _READY = _Ready()
 
 
 @cython.final
@@ -173,18 +128,17 @@ cdef class ServerState:
         return 0
 
 
-cdef class HTTPServerCore(BodyOwner):
-    """One HTTP/1.1 server connection.  The public methods are the response API the App uses."""
+cdef class HTTPServerCore(Sender):
+    """One HTTP/1.1 server connection: the request side over the response side (``Sender``)."""
 
     def __cinit__(self, ServerState state, *args, **kwargs):
         self._state = state
+        self._loop = state.loop
         self._buf = ReceiveBuffer(state.recv_initial, state.recv_max)
         self._scanner = HeadScanner(state.limits)
         self._writer = HeadWriter(state.server_name)
+        self._deadline = Deadline(state.loop, self._on_deadline)
         self._phase = S_IDLE
-        self._keep_alive = True
-        self._resp_state = R_NONE
-        self._out = []
 
     # ---------------------------------------------------------------- asyncio protocol callbacks
     def connection_made(self, transport):
@@ -196,7 +150,7 @@ cdef class HTTPServerCore(BodyOwner):
         if self._state.shutting_down:
             self._close()
             return
-        self._set_deadline(T_FIRST, self._state.first_request_s)
+        self._deadline.set(T_FIRST, self._state.first_request_s)
 
     def get_buffer(self, Py_ssize_t sizehint):
         self._buf.reserve(MIN_READ_BYTES)
@@ -223,35 +177,15 @@ cdef class HTTPServerCore(BodyOwner):
 
     def connection_lost(self, exc):
         self._closed = True
-        self._closing = True
-        self._out = []
-        self._out_bytes = 0
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.cancel()
         self._state._forget(self)
         gone = Disconnected("the client closed the connection")
+        self._writes_lost(gone)
         if self._body is not None:
             self._body.fail(gone)
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_exception(gone)
         waiter = self._disconnect_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def pause_writing(self):
-        self._write_paused = True
-
-    def resume_writing(self):
-        self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # ---------------------------------------------------------------- request side
     @cython.boundscheck(False)
@@ -279,8 +213,8 @@ cdef class HTTPServerCore(BodyOwner):
                 if n == 0:
                     break
                 data = self._buf.head()
-                if self._deadline_kind != T_HEAD:
-                    self._set_deadline(T_HEAD, self._state.head_s)
+                if self._deadline.kind != T_HEAD:
+                    self._deadline.set(T_HEAD, self._state.head_s)
                 # RFC 9112 §2.2: a server SHOULD ignore empty lines received before a request line.
                 skip = 0
                 while skip + 1 < n and data[skip] == 13 and data[skip + 1] == 10:
@@ -355,9 +289,9 @@ cdef class HTTPServerCore(BodyOwner):
             else:
                 body = self._body
         if self._phase == S_BODY:
-            self._set_deadline(T_BODY, state.body_idle_s)
+            self._deadline.set(T_BODY, state.body_idle_s)
         else:
-            self._set_deadline(T_NONE, 0)
+            self._deadline.set(T_NONE, 0)
         self._dispatch(head, body)
         return 0
 
@@ -394,8 +328,8 @@ cdef class HTTPServerCore(BodyOwner):
                 return 0
             done = self._decoder.done
         if not done:
-            if self._deadline_kind == T_BODY:
-                self._deadline = _now() + state.body_idle_s if state.body_idle_s > 0 else 0
+            if self._deadline.kind == T_BODY:
+                self._deadline.bump(state.body_idle_s)
             if (not self._discarding and not self._paused_for_body
                     and self._body.buffered > state.body_high):
                 self._paused_for_body = True
@@ -405,7 +339,7 @@ cdef class HTTPServerCore(BodyOwner):
             self._body.feed_eof()
         self._decoder = None
         self._phase = S_BUSY
-        self._set_deadline(T_NONE, 0)
+        self._deadline.set(T_NONE, 0)
         if self._discarding:
             self._discarding = False
             self._next_request()
@@ -415,7 +349,7 @@ cdef class HTTPServerCore(BodyOwner):
         """The body can't be read to its end: fail the stream; the connection will close."""
         self._keep_alive = False
         self._phase = S_DEAD
-        self._set_deadline(T_NONE, 0)
+        self._deadline.set(T_NONE, 0)
         if self._body is not None:
             self._body.fail(exc)
         if self._paused_for_body:
@@ -549,7 +483,7 @@ cdef class HTTPServerCore(BodyOwner):
             self._paused_for_pipeline = False
             self._update_reading()
         if self._buf.size() == 0:
-            self._set_deadline(T_KEEPALIVE, self._state.keepalive_s)
+            self._deadline.set(T_KEEPALIVE, self._state.keepalive_s)
         return 0
 
     # ---------------------------------------------------------------- errors and closing
@@ -574,13 +508,8 @@ cdef class HTTPServerCore(BodyOwner):
         self.respond(status, None, text.encode("utf-8", "replace"), "text/plain; charset=utf-8")
 
     cdef int _close(self) except -1:
-        if not self._closing:
-            if self._out_bytes:
-                self._flush()
-            self._closing = True
-            self._set_deadline(T_NONE, 0)
-            if self.transport is not None:
-                self.transport.close()
+        self._deadline.set(T_NONE, 0)
+        Sender._close(self)
         return 0
 
     cdef int _conn_mode(self) except -1:
@@ -592,11 +521,7 @@ cdef class HTTPServerCore(BodyOwner):
             self._keep_alive = False
         if self._phase == S_DEAD or self._state.shutting_down:
             self._keep_alive = False
-        if not self._keep_alive:
-            return CONN_CLOSE
-        if self._http10:
-            return CONN_KEEP_ALIVE
-        return CONN_NONE
+        return Sender._conn_mode(self)
 
     cdef int _update_reading(self) except -1:
         cdef bint want_paused = self._paused_for_body or self._paused_for_pipeline
@@ -609,36 +534,10 @@ cdef class HTTPServerCore(BodyOwner):
             self.transport.resume_reading()
         return 0
 
-    # ---------------------------------------------------------------- timers
-    cdef int _set_deadline(self, int kind, double seconds) except -1:
-        """One lazy timer: move the deadline freely; touch the loop only to fire earlier."""
-        cdef double deadline
-        self._deadline_kind = kind
-        if kind == T_NONE or seconds <= 0:
-            self._deadline = 0
-            return 0
-        deadline = _now() + seconds
-        self._deadline = deadline
-        if self._timer is not None:
-            if self._timer_at <= deadline + 0.001:
-                return 0
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self._state.loop.call_later(seconds, self._on_timer)
-        return 0
-
-    def _on_timer(self):
-        cdef double now = _now()
-        cdef int kind = self._deadline_kind
-        self._timer = None
-        if self._deadline == 0 or self._closing:
+    # ---------------------------------------------------------------- timeouts
+    def _on_deadline(self, int kind):
+        if self._closing:
             return
-        if now + 0.001 < self._deadline:
-            self._timer_at = self._deadline
-            self._timer = self._state.loop.call_later(self._deadline - now, self._on_timer)
-            return
-        self._deadline = 0
-        self._deadline_kind = T_NONE
         if kind == T_HEAD:
             # RFC 9110 §15.5.9: 408 when the client is too slow to send a complete request.
             self._reject(ProtocolError("the request head was not received in time", 408))
@@ -647,148 +546,7 @@ cdef class HTTPServerCore(BodyOwner):
         else:
             self._close()  # idle before a first request, or between requests
 
-    # ---------------------------------------------------------------- response API (for the App)
-    cdef int _send(self, bytes data) except -1:
-        """Write now, or, inside a _process() pass, queue for that pass's single write."""
-        if self._processing:
-            self._out.append(data)
-            self._out_bytes += PyBytes_GET_SIZE(data)
-            if self._out_bytes >= FLUSH_BYTES:
-                self._flush()
-        else:
-            self.transport.write(data)
-        return 0
-
-    cdef int _flush(self) except -1:
-        cdef list out = self._out
-        self._out = []
-        self._out_bytes = 0
-        if len(out) == 1:
-            self.transport.write(out[0])
-        elif out:
-            self.transport.write(b"".join(out))
-        return 0
-
-    cdef int _check_writable(self) except -1:
-        if self._closing:
-            raise Disconnected("the connection is closed")
-        return 0
-
-    def respond(self, int status, fields, body, content_type=None):
-        """Send a whole response: head and body in one write when the body is small.
-
-        ``fields``: an iterable of ``(name, value)`` pairs (str or bytes) or None; Content-Length,
-        Transfer-Encoding and Connection are decided here.  ``body``: bytes-like.
-        """
-        cdef Py_ssize_t blen
-        cdef int framing, conn
-        if self._resp_state != R_NONE:
-            raise RuntimeError("a response was already started for this request")
-        self._check_writable()
-        if type(body) is not bytes:
-            body = bytes(body)
-        blen = PyBytes_GET_SIZE(body)
-        framing = body_framing(status, True, self._http10)
-        conn = self._conn_mode()
-        silent = self._head_request or framing == BODY_NONE
-        head = self._writer.head(status, fields, content_type, framing,
-                                 blen if framing == BODY_LENGTH else -1, conn,
-                                 None if silent else body)
-        if self._writer.user_close:
-            self._keep_alive = False
-        self._resp_state = R_DONE
-        self._send(head)
-        if not silent and blen > COALESCE_BODY_BYTES:
-            self._send(body)
-
-    def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
-        """Send the head of a streamed response; the body follows through ``write``.
-
-        With ``content_length`` >= 0 the body is sent as is and must be exactly that long; else
-        it is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
-        """
-        cdef int framing, conn
-        if self._resp_state != R_NONE:
-            raise RuntimeError("a response was already started for this request")
-        self._check_writable()
-        framing = body_framing(status, content_length >= 0, self._http10)
-        if framing == BODY_CLOSE:
-            self._keep_alive = False
-        conn = self._conn_mode()
-        head = self._writer.head(status, fields, content_type, framing, content_length, conn, None)
-        if self._writer.user_close:
-            self._keep_alive = False
-        self._resp_state = R_STREAMING
-        self._resp_framing = framing
-        self._resp_remaining = content_length if framing == BODY_LENGTH else -1
-        self._resp_silent = self._head_request or framing == BODY_NONE
-        self._send(head)
-
-    def write(self, data):
-        """Send a piece of a streamed body; returns ``drain()`` for the caller to await.
-
-        Raises ``Disconnected`` once the client is gone, so a producer stops.
-        """
-        cdef Py_ssize_t n
-        if self._resp_state != R_STREAMING:
-            raise RuntimeError("write() needs a response started with start_stream()")
-        self._check_writable()
-        if type(data) is not bytes:
-            data = bytes(data)
-        n = PyBytes_GET_SIZE(data)
-        if n == 0 or self._resp_silent:
-            return _READY
-        if self._resp_framing == BODY_CHUNKED:
-            if n <= COALESCE_BODY_BYTES:
-                self._send(chunk_header(n) + data + _CRLF)
-            else:
-                self._send(chunk_header(n))
-                self._send(data)
-                self._send(_CRLF)
-        elif self._resp_framing == BODY_LENGTH:
-            if n > self._resp_remaining:
-                raise ValueError(
-                    f"stream body passes its declared Content-Length by {n - self._resp_remaining} bytes")
-            self._resp_remaining -= n
-            self._send(data)
-        else:
-            self._send(data)
-        return self.drain()
-
-    def end_stream(self):
-        """Finish a streamed body (the last chunk for chunked framing)."""
-        if self._resp_state != R_STREAMING:
-            raise RuntimeError("end_stream() needs a response started with start_stream()")
-        self._resp_state = R_DONE
-        if self._closing:
-            return
-        if self._resp_framing == BODY_CHUNKED and not self._resp_silent:
-            self._send(_LAST_CHUNK)
-        elif self._resp_framing == BODY_LENGTH and self._resp_remaining > 0 and not self._resp_silent:
-            # Fewer bytes than promised: the client would wait for the rest, so close (RFC 9112 §6.3).
-            self._keep_alive = False
-            self._close()
-        elif self._resp_framing == BODY_CLOSE:
-            self._keep_alive = False
-
-    def drain(self):
-        """Await this to wait while the transport's buffer is above its high water mark.
-
-        Creates no future unless writing is paused; raises ``Disconnected`` when the client left.
-        """
-        if self._closing:
-            raise Disconnected("the connection is closed")
-        if not self._write_paused:
-            return _READY
-        if self._drain_waiter is None:
-            self._drain_waiter = self._state.loop.create_future()
-        return self._drain_waiter
-
     # ---------------------------------------------------------------- connection facts
-    @property
-    def response_started(self) -> bool:
-        return self._resp_state != R_NONE
-
     @property
     def reading_paused(self) -> bool:
         """True while reading is paused for backpressure (body or pipeline water marks)."""
