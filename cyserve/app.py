@@ -1,34 +1,73 @@
-"""App: routes and configuration, frozen into one entry coroutine the core calls per request."""
+"""App: routes, middleware, error handlers and lifecycle, frozen into one entry coroutine at startup.
+
+Per request the core calls ``App.handle(conn, head, body)``.  Without global middleware that is:
+resolve the route, await its endpoint, hand common results (``Response``, ``dict``/``list``,
+``str``) straight to the writer.  Everything else is composed once, when the App starts (or at
+its first request): global middleware around the dispatcher, each route's middleware around its
+endpoint.  Nothing is looked up by name per request.
+
+Errors become responses here: ``HTTPError`` (and the named ones) as their status with ``detail``
+(JSON ``{"detail": ..., "status": ...}`` when the request's ``Accept`` mentions json, text
+otherwise); handlers registered with ``@app.exception_handler(ExcClass or status)`` first; any
+other exception is logged and answered 500, with a traceback page only when ``debug=True``.
+
+Background calls a handler queued on ``request._background`` (a list of ``(fn, args, kwargs)``,
+filled by ``request.background(fn, *args, **kwargs)``) run after the response was handed to the
+writer, in a tracked task, in order; sync ones in the default thread pool.  They do not run when
+the handler raised.
+"""
 from __future__ import annotations
 
+import html
 import logging
-from typing import Any, Callable
+import traceback
+from http import HTTPStatus
+from typing import Any, Callable, Coroutine, Sequence
 
 from cyserve._json import dumps
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.errors import Disconnected, HTTPError, ProtocolError
+from cyserve.lifecycle import Job, Lifecycle
+from cyserve.middleware import Handler, Middleware, after, before, compose
 from cyserve.request import Request
-from cyserve.response import Response, to_response
-from cyserve.routing import Handler, Router
+from cyserve.response import BaseResponse, Response, StreamResponse, to_response
+from cyserve.routing import MethodShortcuts, Route, Router, class_routes
+from cyserve.sse import SSEResponse
 
 __all__ = ["App"]
 
 _log = logging.getLogger("cyserve.app")
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_ALL_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+_WHOLE_SEND = Response.send
+# Responses whose body comes from a producer: HEAD closes the producer instead of running it.
+_PRODUCED = (StreamResponse, SSEResponse)
+ExceptionHandler = Callable[[Request, Exception], Any]
 
 
-class App:
+class App(MethodShortcuts):
     """A cyserve application.
 
-    ``App(limits=Limits(...), timeouts=Timeouts(...), water_marks=WaterMarks(...), debug=False)``;
-    routes with ``@app.get(path)``, ``@app.post(path)``, ``@app.route(path, methods=[...])``;
-    serve with ``app.run(host, port)``.
+    ``App(limits=..., timeouts=..., water_marks=..., debug=False, docs=None, title=..., version=...,
+    redirect_slashes=True, lifespan=None)``.  Routes with ``@app.get(path)`` and friends,
+    ``app.include_router``, ``app.group``, ``app.attach``; middleware with ``app.use``,
+    ``app.before``, ``app.after``, ``app.fallback``; errors with ``app.exception_handler``;
+    lifecycle with ``app.on_startup``, ``app.on_shutdown``, ``app.lifespan``, ``app.create_task``,
+    ``app.schedule``.  Serve with ``app.run(host, port)``.
+
+    ``docs`` (default: ``debug``) serves ``/openapi.json`` and Swagger UI at ``/docs``.
+    ``redirect_slashes``: a path that is not routed but would be with the trailing slash removed
+    (or added) is answered ``308 Permanent Redirect`` to that form, query kept (RFC 9110 §15.4.9:
+    method and body are kept too).
     """
 
     def __init__(self, *, limits: Limits | None = None, timeouts: Timeouts | None = None,
                  water_marks: WaterMarks | None = None, server_header: str | None = "cyserve",
-                 debug: bool = False) -> None:
+                 debug: bool = False, docs: bool | None = None, title: str = "cyserve API",
+                 version: str = "0.1.0", redirect_slashes: bool = True,
+                 lifespan: Callable[[Any], Any] | None = None) -> None:
         self.config = ServerConfig(
             limits=limits or Limits(),
             timeouts=timeouts or Timeouts(),
@@ -36,78 +75,423 @@ class App:
             server_header=server_header,
         )
         self.debug = debug
+        self.docs = debug if docs is None else docs
+        self.title = title
+        self.version = version
+        self.redirect_slashes = redirect_slashes
         self.router = Router()
+        self.state: dict[str, Any] = {}
+        self.lifecycle = Lifecycle()
+        self.middlewares: list[Middleware] = []
+        self._exception_handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
+        self._fallback: Route | None = None
+        self._resolve = self.router._table.resolve
+        # The first request (or startup) freezes the App and swaps this for the composed chain.
+        self._entry: Handler | None = self._first_request
+        self._frozen = False
+        if lifespan is not None:
+            self.lifespan(lifespan)
 
-    # -------------------------------------------------------------- registration
-    def route(self, path: str, methods: list[str] | tuple[str, ...] = ("GET",),
-              name: str | None = None) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.router.add(path, handler, methods, name)
-            return handler
-        return register
+    # -------------------------------------------------------------- routes
+    def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
+              middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+        return self.router.route(path, methods, name, middlewares=middlewares)
 
-    def get(self, path: str, name: str | None = None) -> Callable[[Handler], Handler]:
-        return self.route(path, ("GET",), name)
+    def include_router(self, router: Router, *, prefix: str = "") -> None:
+        self.router.include_router(router, prefix=prefix)
 
-    def post(self, path: str, name: str | None = None) -> Callable[[Handler], Handler]:
-        return self.route(path, ("POST",), name)
+    def group(self, prefix: str, middlewares: Sequence[Middleware] = ()) -> Router:
+        return self.router.group(prefix, middlewares)
 
-    def put(self, path: str, name: str | None = None) -> Callable[[Handler], Handler]:
-        return self.route(path, ("PUT",), name)
+    def attach(self, obj: Any, *, prefix: str = "") -> Any:
+        """Register a class's routes (an instance, or a class made with no arguments).
 
-    def patch(self, path: str, name: str | None = None) -> Callable[[Handler], Handler]:
-        return self.route(path, ("PATCH",), name)
+        ``@route.get(path)``-marked methods and Blazeio-named methods (``_api_ip(self, r)`` serves
+        ``/api/ip``) become routes; ``before_middleware(r)``, ``after_middleware(r)`` and
+        ``handle_all_middleware(r)`` become ``app.before``, ``app.after`` and ``app.fallback``.
+        """
+        if isinstance(obj, type):
+            obj = obj()
+        for path, fn, methods, name, mws in class_routes(obj):
+            full = prefix + path if path != "/" or not prefix else prefix
+            self.router.add(full, fn, methods, name, middlewares=mws)
+        hook = getattr(obj, "before_middleware", None)
+        if callable(hook):
+            self.before(hook)
+        hook = getattr(obj, "after_middleware", None)
+        if callable(hook):
+            self.after(_adapt_after(hook))
+        hook = getattr(obj, "handle_all_middleware", None)
+        if callable(hook):
+            self.fallback(hook)
+        return obj
 
-    def delete(self, path: str, name: str | None = None) -> Callable[[Handler], Handler]:
-        return self.route(path, ("DELETE",), name)
+    @property
+    def routes(self) -> list[Route]:
+        return self.router.routes
 
     def url_for(self, name: str, **params: Any) -> str:
         return self.router.url_for(name, **params)
 
-    # -------------------------------------------------------------- the core's entry point
+    # -------------------------------------------------------------- middleware and errors
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a global middleware: it wraps every request, unmatched ones (404, 405) included."""
+        if self._frozen:
+            raise RuntimeError("middleware must be added before the app starts")
+        self.middlewares.append(middleware)
+        return middleware
+
+    def before(self, fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        """``@app.before``: ``fn(request)`` runs first; a returned response short-circuits."""
+        self.use(before(fn))
+        return fn
+
+    def after(self, fn: Callable[[Request, BaseResponse | None], Any]) -> Callable[..., Any]:
+        """``@app.after``: ``fn(request, response)`` runs after every request, even on errors."""
+        self.use(after(fn))
+        return fn
+
+    def fallback(self, handler: Handler) -> Handler:
+        """Answer unmatched paths with ``handler`` instead of 404."""
+        if self._frozen:
+            raise RuntimeError("the fallback must be set before the app starts")
+        self._fallback = Route("/", handler, ("GET",), "fallback", include_in_schema=False)
+        return handler
+
+    def exception_handler(self, key: type[BaseException] | int
+                          ) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        """``@app.exception_handler(ValueError)`` or ``(404)``: ``handler(request, exc)`` returns
+        the response.  For an ``HTTPError`` a handler for its status wins, then the nearest class
+        up to ``HTTPError``; for other exceptions the nearest class in the MRO."""
+        if not (isinstance(key, int) or isinstance(key, type) and issubclass(key, BaseException)):
+            raise TypeError(f"exception_handler() takes an exception class or a status, not {key!r}")
+
+        def register(handler: ExceptionHandler) -> ExceptionHandler:
+            self._exception_handlers[key] = handler
+            return handler
+        return register
+
+    # -------------------------------------------------------------- lifecycle
+    def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        self.lifecycle.startup_hooks.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        self.lifecycle.shutdown_hooks.append(fn)
+        return fn
+
+    def lifespan(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``fn(app)`` returns an async context manager (or is an async generator function) entered
+        at startup and exited at shutdown; a dict it yields is merged into ``app.state``."""
+        self.lifecycle.add_lifespan(fn)
+        return fn
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> Any:
+        """A task that is cancelled at shutdown; its failure is logged."""
+        return self.lifecycle.create_task(coro, name=name)
+
+    def schedule(self, every: Any, fn: Callable[..., Any] | None = None, *args: Any, name: str | None = None,
+                 **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` every ``every`` seconds (a number or ``timedelta``) or on a
+        cron expression (``"*/5 * * * *"``), on the loop from startup until shutdown.  Sync
+        functions run in a thread; failures are logged.  Without ``fn`` it is a decorator."""
+        if fn is None:
+            def register(func: Callable[..., Any]) -> Callable[..., Any]:
+                self.lifecycle.schedule(Job(every, func, args, kwargs, name))
+                return func
+            return register
+        return self.lifecycle.schedule(Job(every, fn, args, kwargs, name))
+
+    async def startup(self) -> None:
+        """Freeze the App and run its startup (``serve()`` calls this before listening)."""
+        self._freeze()
+        await self.lifecycle.start(self)
+
+    async def shutdown(self) -> None:
+        """Run the shutdown (``Server.shutdown()`` calls this after the connections closed)."""
+        await self.lifecycle.stop(self.config.timeouts.shutdown_s)
+
+    def static(self, prefix: str, directory: str, **options: Any) -> Any:
+        """Serve the files under ``directory`` at ``prefix`` (``app.static("/assets", "site/")``).
+
+        ``options`` go to ``cyserve.static.StaticFiles`` (index, follow_symlinks, precompressed,
+        chunk_bytes).  ``prefix`` itself redirects to ``prefix + "/"``, where the index is served.
+        """
+        from cyserve.static import StaticFiles
+
+        files = StaticFiles(directory, **options)
+        base = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        name = f"static:{base or '/'}"
+        self.route(base + "/{path:path}", ("GET", "HEAD"), name=name)(files)
+        if base:
+            self.route(base, ("GET", "HEAD"), name=name + ":root")(files)
+        return files
+
+    def templates(self, directory: str, **options: Any) -> Any:
+        """A Jinja2 ``Templates`` over ``directory`` with ``url_for`` available in templates
+        (``pip install 'cyserve[templates]'``)."""
+        from cyserve.templates import Templates
+        templates = Templates(directory, **options)
+        templates.env.globals.setdefault("url_for", self.url_for)
+        return templates
+
+    # -------------------------------------------------------------- freezing
+    def _freeze(self) -> None:
+        if self._frozen:
+            return
+        if self.docs:
+            from cyserve.openapi import mount_docs
+            mount_docs(self)
+        for route in self.router.all_routes():
+            self._wrap(route)
+        if self._fallback is not None:
+            self._wrap(self._fallback)
+        self._entry = compose(self.middlewares, self._dispatch) if self.middlewares else None
+        self.router._frozen = True
+        self._frozen = True
+
+    def _wrap(self, route: Route) -> None:
+        middlewares = route.all_middlewares()
+        route.fast = not middlewares
+        route.chain = compose(middlewares, self._innermost(route.endpoint))
+
+    def _innermost(self, endpoint: Handler) -> Handler:
+        async def call(request: Request) -> BaseResponse:
+            try:
+                result = await endpoint(request)
+            except Exception as exc:
+                response = await self._handled(request, exc)
+                if response is None:
+                    raise
+                return response
+            return to_response(result)
+        return call
+
+    async def _first_request(self, request: Request) -> BaseResponse:
+        self._freeze()
+        return await (self._entry or self._dispatch)(request)
+
+    # -------------------------------------------------------------- per request
     async def handle(self, conn: Any, head: Any, body: Any) -> None:
         """Called by the core once per request: route, run the handler, send the response."""
         request = Request(conn, head, body)
         try:
-            route, request.path_params = self.router.resolve(head.method, request.path)
-            result = await route.handler(request)
-            # The common results go straight to the writer, with no Response object.
-            kind = type(result)
-            if kind is Response:
-                conn.respond(result.status, result.headers, result.body, result.content_type)
-                return
-            if kind is dict or kind is list:
-                conn.respond(200, None, dumps(result), _JSON)
-                return
-            if kind is str:
-                conn.respond(200, None, result.encode("utf-8"), _TEXT)
-                return
-            response = to_response(result)
-        except HTTPError as exc:
-            response = self._error_response(exc)
+            entry = self._entry
+            if entry is not None:
+                response = await entry(request)
+            else:
+                try:
+                    route, request.path_params = self._resolve(head.method, request.path)
+                except HTTPError as exc:
+                    response = await self._unmatched(request, exc)
+                else:
+                    if route.fast:
+                        result = await route.endpoint(request)
+                        # The common results go straight to the writer, with no Response object.
+                        kind = type(result)
+                        if kind is Response:
+                            conn.respond(result.status, result.headers, result.body, result.content_type)
+                            response = None
+                        elif kind is dict or kind is list:
+                            conn.respond(200, None, dumps(result), _JSON)
+                            response = None
+                        elif kind is str:
+                            conn.respond(200, None, result.encode("utf-8"), _TEXT)
+                            response = None
+                        else:
+                            response = to_response(result)
+                    else:
+                        response = await route.chain(request)
         except (ProtocolError, Disconnected):
             raise  # the core answers these with their status and closes
-        except Exception as exc:  # noqa: BLE001 - answered with 500 and logged, never swallowed
+        except Exception as exc:
             if conn.response_started:
                 raise  # the core closes: framing of a half-sent response can't be trusted
-            _log.exception("unhandled error in %s %s", head.method, head.target)
-            response = self._crash_response(exc)
-        await response.send(conn)
+            await (await self._on_error(request, exc)).send(conn)
+            return
+        if response is not None:
+            if type(response).send is _WHOLE_SEND:  # a whole body: no coroutine for send()
+                conn.respond(response.status, response.headers, response.body, response.content_type)
+            elif head.method == "HEAD" and isinstance(response, _PRODUCED):
+                await _send_head_only(response, conn)
+            else:
+                await response.send(conn)
+        background = request._background  # request.background() fills it
+        if background:
+            self.lifecycle.run_background(background)
 
-    def _error_response(self, exc: HTTPError) -> Response:
-        from http import HTTPStatus
-        detail = exc.detail or HTTPStatus(exc.status).phrase
+    async def _dispatch(self, request: Request) -> BaseResponse:
+        """The innermost handler of the global chain: route and run the route's chain."""
+        try:
+            route, request.path_params = self._resolve(request.method, request.path)
+        except HTTPError as exc:
+            return await self._unmatched(request, exc)
+        if not route.fast:
+            return await route.chain(request)
+        try:  # route.chain without its frame: the same as _innermost(route.endpoint)
+            result = await route.endpoint(request)
+        except Exception as exc:
+            response = await self._handled(request, exc)
+            if response is None:
+                raise
+            return response
+        return to_response(result)
+
+    async def _unmatched(self, request: Request, exc: HTTPError) -> BaseResponse:
+        """404/405: ``OPTIONS *``, the trailing-slash redirect, the fallback, or the error."""
+        if exc.status == 404:
+            if request.method == "OPTIONS" and request.raw_path == "*":  # RFC 9110 §9.3.7
+                return Response(b"", 204, [("Allow", _ALL_METHODS)])
+            location = self._slash_redirect(request)
+            if location is not None:
+                return Response(b"", 308, [("Location", location)])
+            if self._fallback is not None:
+                chain = self._fallback.chain
+                assert chain is not None, "the App is frozen before any request"
+                return await chain(request)
+        response = await self._handled(request, exc)
+        assert response is not None  # an HTTPError always gets at least the default page
+        return response
+
+    def _slash_redirect(self, request: Request) -> str | None:
+        if not self.redirect_slashes:
+            return None
+        raw, path = request.raw_path, request.path
+        if raw.endswith("/"):
+            if raw == "/" or not path.endswith("/"):
+                return None
+            target, other = raw[:-1], path[:-1]
+        else:
+            target, other = raw + "/", path + "/"
+        # "//host" or "/\host" in Location is another site to a browser: never redirect there.
+        if target.startswith(("//", "/\\")) or not self.router.matches_path(other):
+            return None
+        query = request.query_string
+        return target + "?" + query if query else target
+
+    # -------------------------------------------------------------- errors
+    async def _handled(self, request: Request, exc: Exception) -> BaseResponse | None:
+        """The response for ``exc`` from a registered handler or the HTTPError page; ``None`` when
+        nothing handles it."""
+        if isinstance(exc, (ProtocolError, Disconnected)):
+            return None
+        handler = self._handler_for(exc)
+        if handler is not None:
+            result = handler(request, exc)
+            if hasattr(result, "__await__"):
+                result = await result
+            return to_response(result)
+        if isinstance(exc, HTTPError):
+            return self._error_page(request, exc)
+        return None
+
+    def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
+        handlers = self._exception_handlers
+        if not handlers:
+            return None
+        is_http = isinstance(exc, HTTPError)
+        if is_http:
+            handler = handlers.get(exc.status)  # type: ignore[attr-defined]
+            if handler is not None:
+                return handler
+        for cls in type(exc).__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                return handler
+            if is_http and cls is HTTPError:
+                break  # an Exception handler is for crashes, not for 404s
+        return None
+
+    async def _on_error(self, request: Request, exc: Exception) -> BaseResponse:
+        try:
+            response = await self._handled(request, exc)
+        except Exception as inner:  # noqa: BLE001 - the handler itself failed: logged, 500
+            _log.exception("exception handler for %r failed", exc)
+            return self._crash_page(request, inner)
+        if response is None:
+            _log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
+            response = self._crash_page(request, exc)
+        return response
+
+    def _error_page(self, request: Request, exc: HTTPError) -> Response:
+        detail = exc.detail or _phrase(exc.status)
+        if _wants_json(request):
+            return Response(dumps({"detail": detail, "status": exc.status}), exc.status, exc.headers, _JSON)
         return Response(detail + "\n", exc.status, exc.headers)
 
-    def _crash_response(self, exc: Exception) -> Response:
-        if self.debug:
-            import traceback
-            text = "".join(traceback.format_exception(exc))
-            return Response("500 Internal Server Error\n\n" + text, 500)
-        return Response("500 Internal Server Error\n", 500)
+    def _crash_page(self, request: Request, exc: BaseException) -> Response:
+        """500.  In production it says nothing about the error; with ``debug`` the traceback."""
+        wants_json = _wants_json(request)
+        if not self.debug:
+            if wants_json:
+                return Response(b'{"detail":"Internal Server Error","status":500}', 500, None, _JSON)
+            return Response(b"Internal Server Error\n", 500, None, _TEXT)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if wants_json:
+            return Response(dumps({"detail": "Internal Server Error", "status": 500,
+                                   "traceback": text.splitlines()}), 500, None, _JSON)
+        title = html.escape(f"{type(exc).__name__}: {exc}")
+        page = (f"<!doctype html><html><head><meta charset=utf-8><title>500 {title}</title>"
+                "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em;"
+                "overflow:auto}</style></head><body><h1>500 Internal Server Error</h1>"
+                f"<h2>{title}</h2><p>{html.escape(request.method)} {html.escape(request.raw_path)}"
+                f"</p><pre>{html.escape(text)}</pre><p>debug mode: never run this in production."
+                "</p></body></html>")
+        return Response(page.encode("utf-8"), 500, None, _HTML)
 
     # -------------------------------------------------------------- running
     def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
-        """Serve on uvloop (stdlib asyncio when uvloop is missing) until SIGINT/SIGTERM."""
+        """Serve on uvloop (stdlib asyncio when uvloop is missing) until SIGINT/SIGTERM.
+
+        If startup or listening fails, the error is logged and the process exits with status 1.
+        """
         from cyserve.server import run
-        run(self, host, port, **kwargs)
+        try:
+            run(self, host, port, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - logged, then a non-zero exit
+            _log.critical("cyserve could not serve: %r; exiting with status 1", exc)
+            raise SystemExit(1) from exc
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept")
+    return accept is not None and "json" in accept
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _adapt_after(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Blazeio's ``after_middleware(r)`` takes only the request."""
+    import inspect
+    try:
+        if len(inspect.signature(hook).parameters) >= 2:
+            return hook
+    except (TypeError, ValueError):
+        return hook
+    if inspect.iscoroutinefunction(hook):
+        async def call(request: Request, response: BaseResponse | None) -> Any:
+            return await hook(request)
+        return call
+    return lambda request, response: hook(request)
+
+
+async def _send_head_only(response: Any, conn: Any) -> None:
+    """HEAD for a produced body (RFC 9110 §9.3.2): the same head as GET, and the producer is
+    closed unread, so an endless stream (SSE) does not run for a request that wants no body."""
+    length = getattr(response, "content_length", None)
+    conn.start_stream(response.status, response.headers, response.content_type,
+                      -1 if length is None else length)
+    conn.end_stream()
+    content = getattr(response, "content", None)
+    close = getattr(content, "aclose", None)
+    if close is not None:
+        await close()
+    else:
+        close = getattr(content, "close", None)
+        if close is not None:
+            close()

@@ -1,10 +1,11 @@
-"""Case-insensitive multi-valued headers and multi-valued query parameters."""
+"""Request-side containers: case-insensitive headers, multi-valued query parameters and form
+data, and the request URL."""
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 from urllib.parse import parse_qsl
 
-__all__ = ["Headers", "QueryParams"]
+__all__ = ["Headers", "QueryParams", "FormData", "URL"]
 
 
 class Headers(Mapping[str, str]):
@@ -94,3 +95,81 @@ class QueryParams(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"QueryParams({self._items!r})"
+
+
+class FormData(Mapping[str, Any]):
+    """A parsed form: ``form["a"]`` is the last value, ``getlist("a")`` all of them, in order.
+
+    Values are ``str`` for plain fields and ``UploadFile`` for file parts; ``close()`` closes the
+    files (their spooled temporary files are deleted).
+    """
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self, items: list[tuple[str, Any]] | None = None) -> None:
+        self._items = list(items or ())
+        self._last = {key: value for key, value in self._items}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._last[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def getlist(self, key: str) -> list[Any]:
+        return [value for name, value in self._items if name == key]
+
+    def multi_items(self) -> list[tuple[str, Any]]:
+        return list(self._items)
+
+    def close(self) -> None:
+        for _, value in self._items:
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()
+
+    def __repr__(self) -> str:
+        return f"FormData({self._items!r})"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class URL(NamedTuple):
+    """The URL a request was made for (RFC 9110 §4.2, reconstructed per RFC 9112 §3.3).
+
+    ``host`` is lower-cased and keeps an IPv6 literal's brackets; ``port`` is the explicit port,
+    else the scheme's default; ``path`` and ``query`` are as sent (percent-encoding kept).
+    ``str(url)`` gives the absolute URL, without the port when it is the default.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    query: str
+
+    @property
+    def netloc(self) -> str:
+        if self.port == _DEFAULT_PORTS.get(self.scheme):
+            return self.host
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        url = f"{self.scheme}://{self.netloc}{self.path}"
+        return f"{url}?{self.query}" if self.query else url
+
+    @classmethod
+    def build(cls, scheme: str, authority: str, path: str, query: str) -> "URL":
+        """From ``authority`` = uri-host [":" port] (already validated by the core's parser)."""
+        host, port = authority.lower(), _DEFAULT_PORTS.get(scheme, 0)
+        colon = host.rfind(":")
+        if colon >= 0 and "]" not in host[colon:]:
+            digits = host[colon + 1:]
+            host = host[:colon]
+            if digits.isdigit():
+                port = int(digits)
+        return cls(scheme, host, port, path, query)

@@ -1,14 +1,19 @@
 """Request: a lazy view over the core's parsed head plus access to the body."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+import uuid
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 from urllib.parse import unquote
 
 from cyserve import _json
-from cyserve.datastructures import Headers, QueryParams
+from cyserve.context import RequestGlobals, bind_request
+from cyserve.datastructures import URL, FormData, Headers, QueryParams
 from cyserve.errors import HTTPError
 
-__all__ = ["Request"]
+if TYPE_CHECKING:
+    from cyserve.multipart import FormLimits
+
+__all__ = ["Request", "parse_cookie_header"]
 
 
 class Request:
@@ -20,7 +25,7 @@ class Request:
     """
 
     __slots__ = ("_conn", "_head", "_body", "_body_bytes", "_path", "_query", "_headers",
-                 "path_params", "state")
+                 "path_params", "state", "_background", "_g", "_cookies", "_url", "_id", "_form")
 
     def __init__(self, conn: Any, head: Any, body: Any) -> None:
         self._conn = conn
@@ -32,6 +37,14 @@ class Request:
         self._headers: Headers | None = None
         self.path_params: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
+        #: ``(fn, args, kwargs)`` added by ``background()``; the App runs them after the response.
+        self._background: list[tuple[Callable[..., Any], tuple, dict]] | None = None
+        self._g: RequestGlobals | None = None
+        self._cookies: dict[str, str] | None = None
+        self._url: URL | None = None
+        self._id: str | None = None
+        self._form: FormData | None = None
+        bind_request(self)  # for cyserve.context.g and current_request()
 
     @property
     def method(self) -> str:
@@ -80,6 +93,79 @@ class Request:
     def content_length(self) -> int | None:
         length = self._head.content_length
         return None if length < 0 else length
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The Cookie header's pairs (RFC 6265 §5.4), parsed tolerantly; see ``parse_cookie_header``."""
+        if self._cookies is None:
+            values = self._head.get_all("cookie")
+            self._cookies = parse_cookie_header("; ".join(values)) if values else {}
+        return self._cookies
+
+    @property
+    def url(self) -> URL:
+        """The URL the client asked for: the scheme of this connection (https only over TLS),
+        the authority of an absolute-form target, else Host (RFC 9112 §3.2.2, §3.3), else the
+        address the connection came in on; path and query as sent."""
+        if self._url is None:
+            transport = self._conn.transport
+            tls = transport is not None and transport.get_extra_info("sslcontext") is not None
+            scheme = "https" if tls else "http"
+            target = self._head.target
+            authority = None
+            if target[:1] != "/" and "://" in target:
+                authority = target.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+            if not authority:
+                authority = self._head.get("host")
+            if not authority:
+                host, port = self._conn.sockname[:2]
+                authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self._url = URL.build(scheme, authority, self._head.path, self._head.query_string)
+        return self._url
+
+    @property
+    def id(self) -> str:
+        """A unique id for this request (32 hex digits, made on first use); settable, e.g. by
+        a middleware that adopts an id from a trusted proxy."""
+        if self._id is None:
+            self._id = uuid.uuid4().hex
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise TypeError("Request.id must be a non-empty str")
+        self._id = value
+
+    @property
+    def g(self) -> RequestGlobals:
+        """This request's namespace, the one ``cyserve.context.g`` stands for."""
+        if self._g is None:
+            self._g = RequestGlobals()
+        return self._g
+
+    def background(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` after the response is sent: coroutine functions on the
+        loop, plain functions in a thread pool; both see this request's context and ``g``."""
+        if not callable(fn):
+            raise TypeError(f"background() needs a callable, not {type(fn).__name__}")
+        if self._background is None:
+            self._background = []
+        self._background.append((fn, args, kwargs))
+
+    async def form(self, limits: FormLimits | None = None) -> FormData:
+        """The body as a form, parsed once and cached.
+
+        ``application/x-www-form-urlencoded`` or ``multipart/form-data`` (415 otherwise).
+        Multipart is parsed as it arrives; file parts become ``UploadFile`` objects spooled to
+        disk past ``limits.spool_max_bytes``.  Limits (``FormLimits``) answer 413, malformed
+        bodies 400.  Files are closed when the request is collected, or by ``form.close()``.
+        """
+        if self._form is None:
+            from cyserve.multipart import FormLimits, parse_form
+            self._form = await parse_form(self._head.get("content-type"), self.stream(),
+                                          limits or FormLimits())
+        return self._form
 
     def replace_body(self, source: Any) -> None:
         """Swap the body for ``source``: ``bytes``, or an object with ``async read() -> bytes``
@@ -140,3 +226,33 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self._head.target}>"
+
+
+# RFC 6265 §5.4: the user agent sends "name=value" pairs joined by "; ".  Parsed the way browsers
+# and servers tolerate in practice: pairs without "=" are skipped, whitespace around names and
+# values is dropped, one pair of DQUOTEs around a value is removed (§4.1.1 cookie-value), and a
+# value holding "%" is percent-decoded as UTF-8 when that succeeds (the encoding set_cookie uses
+# for octets outside cookie-octet), else kept as sent.  The first occurrence of a name wins, as
+# user agents send the most specific path first (§5.4 step 2).
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """``{"name": "value"}`` from a Cookie header value (see the comment above)."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, eq, value = pair.partition("=")
+        if not eq:
+            continue
+        name = name.strip()
+        if not name or name in cookies:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = value[1:-1]
+        cookies[name] = _percent_decoded(value) if "%" in value else value
+    return cookies
+
+
+def _percent_decoded(value: str) -> str:
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:  # not our encoding: keep the value exactly as the client sent it
+        return value

@@ -52,22 +52,30 @@ class Server:
             self.state.abort_all()
             await asyncio.sleep(0)
         await self.listener.wait_closed()
+        await self.app.shutdown()  # lifespan exit, tracked tasks, shutdown hooks (cyserve.lifecycle)
 
 
 async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
                 sock: socket.socket | None = None, reuse_port: bool = False) -> Server:
-    """Start listening on the running loop and return the ``Server``."""
+    """Run the app's startup, then listen on the running loop and return the ``Server``.
+
+    A startup failure propagates (nothing listens); if listening fails, the app is shut down."""
     loop = asyncio.get_running_loop()
+    await app.startup()
     state = ServerState(app.handle, app.config, loop)
 
     def factory() -> HTTPServerProtocol:
         return HTTPServerProtocol(state)
 
-    if sock is not None:
-        listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog)
-    else:
-        listener = await loop.create_server(factory, host, port, backlog=app.config.backlog,
-                                            reuse_port=reuse_port or None)
+    try:
+        if sock is not None:
+            listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog)
+        else:
+            listener = await loop.create_server(factory, host, port, backlog=app.config.backlog,
+                                                reuse_port=reuse_port or None)
+    except BaseException:
+        await app.shutdown()
+        raise
     return Server(app, state, listener)
 
 

@@ -1,0 +1,228 @@
+"""What an App does around serving: startup and shutdown, tracked tasks, scheduled jobs.
+
+Startup (``serve()`` calls it before listening): lifespan context managers are entered in order,
+then ``on_startup`` hooks run in order, then scheduled jobs start.  Any failure is logged, what was
+started is undone, and the error propagates: ``serve()`` raises it, ``app.run`` exits with status 1.
+
+Shutdown (``Server.shutdown()`` calls it after the last connection closed): background tasks of
+requests get the rest of the grace period, tracked tasks and jobs are cancelled, ``on_shutdown``
+hooks run in order, lifespans exit in reverse.  Failures there are logged and do not stop the rest.
+
+Every task made here is tracked and awaited or cancelled at shutdown; a failing task, job or
+background function is logged, never fatal and never silent.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime
+import functools
+import inspect
+import logging
+from typing import Any, AsyncContextManager, Callable, Coroutine
+
+__all__ = ["Job", "Lifecycle"]
+
+_log = logging.getLogger("cyserve.lifecycle")
+
+Hook = Callable[[], Any]
+Lifespan = Callable[[Any], AsyncContextManager[Any]]
+BackgroundCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+async def call_maybe_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Await ``fn(...)`` if it is async; otherwise run it in the default thread pool, in a copy of
+    the current context, so it cannot block the loop."""
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+        return await fn(*args, **kwargs)
+    ctx = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(None, functools.partial(ctx.run, fn, *args, **kwargs))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Job:
+    """A function run on the loop every ``interval_s`` seconds or on a cron schedule.
+
+    Runs never overlap: the next time is computed after a run ends.  Cron expressions use
+    croniter's syntax (five fields, or six with seconds last) in the local time zone.
+    """
+
+    __slots__ = ("name", "fn", "args", "kwargs", "interval_s", "cron")
+
+    def __init__(self, every: float | str | datetime.timedelta, fn: Callable[..., Any],
+                 args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+                 name: str | None = None) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs or {}
+        self.name = name or getattr(fn, "__qualname__", repr(fn))
+        self.interval_s: float | None = None
+        self.cron: str | None = None
+        if isinstance(every, datetime.timedelta):
+            every = every.total_seconds()
+        if isinstance(every, str):
+            croniter = _croniter()
+            if not croniter.is_valid(every):
+                raise ValueError(f"not a cron expression: {every!r}")
+            self.cron = every
+        elif isinstance(every, (int, float)) and not isinstance(every, bool):
+            if every <= 0:
+                raise ValueError(f"a schedule interval must be positive, got {every}")
+            self.interval_s = float(every)
+        else:
+            raise TypeError(f"schedule() takes seconds, a timedelta or a cron string, not {every!r}")
+
+    def next_delay_s(self, now: datetime.datetime | None = None) -> float:
+        """Seconds from ``now`` (default: the local time) to the next run."""
+        if self.interval_s is not None:
+            return self.interval_s
+        now = now or datetime.datetime.now().astimezone()
+        upcoming = _croniter()(self.cron, now).get_next(datetime.datetime)
+        return max(0.0, (upcoming - now).total_seconds())
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.next_delay_s())
+            try:
+                await call_maybe_sync(self.fn, *self.args, **self.kwargs)
+            except Exception:  # noqa: BLE001 - logged; the schedule goes on
+                _log.exception("scheduled job %s failed", self.name)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} every {self.cron or f'{self.interval_s}s'}>"
+
+
+def _croniter() -> Any:
+    try:
+        from croniter import croniter
+    except ImportError:
+        raise ImportError("cron schedules need croniter: pip install croniter") from None
+    return croniter
+
+
+class Lifecycle:
+    """The startup/shutdown machinery of one App (``app.lifecycle``)."""
+
+    def __init__(self) -> None:
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+        self.lifespans: list[Lifespan] = []
+        self.jobs: list[Job] = []
+        self.started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    def add_lifespan(self, fn: Callable[[Any], Any]) -> None:
+        if inspect.isasyncgenfunction(fn):
+            fn = contextlib.asynccontextmanager(fn)
+        self.lifespans.append(fn)
+
+    # -------------------------------------------------------------- start / stop
+    async def start(self, app: Any) -> None:
+        if self.started:
+            return
+        self._stack = contextlib.AsyncExitStack()
+        try:
+            for lifespan in self.lifespans:
+                state = await self._stack.enter_async_context(lifespan(app))
+                if isinstance(state, dict):
+                    app.state.update(state)
+            for hook in self.startup_hooks:
+                await _call_hook(hook)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                _log.error("startup failed: %r", exc, exc_info=exc)
+            await _cancel(set(self._tasks))  # tasks a hook created before the failure
+            await self._close_stack()
+            raise
+        self.started = True
+        for job in self.jobs:
+            self._start_job(job)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=grace_s)
+            if late:
+                _log.warning("%d background task(s) still running after %.1fs: cancelling",
+                             len(late), grace_s)
+                await _cancel(late)
+        await _cancel(set(self._tasks))
+        if self.started:
+            self.started = False
+            for hook in self.shutdown_hooks:
+                try:
+                    await _call_hook(hook)
+                except Exception:  # noqa: BLE001 - logged; the other hooks still run
+                    _log.exception("shutdown hook %r failed", hook)
+            await self._close_stack()
+
+    async def _close_stack(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            try:
+                await stack.aclose()
+            except Exception:  # noqa: BLE001 - logged; shutdown goes on
+                _log.exception("lifespan exit failed")
+
+    # -------------------------------------------------------------- tasks
+    def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task that is cancelled at shutdown; a failure is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._track(task, self._tasks)
+        return task
+
+    def schedule(self, job: Job) -> Job:
+        self.jobs.append(job)
+        if self.started:
+            self._start_job(job)
+        return job
+
+    def _start_job(self, job: Job) -> None:
+        self.create_task(job.run_forever(), name=f"cyserve-job:{job.name}")
+
+    def run_background(self, calls: list[BackgroundCall]) -> None:
+        """Run a request's background calls in order, after its response, in a tracked task
+        (created in the request's context: each call gets its own copy of it)."""
+        task = asyncio.get_running_loop().create_task(_run_calls(list(calls)))
+        self._track(task, self._background)
+
+    def _track(self, task: asyncio.Task[Any], into: set[asyncio.Task[Any]]) -> None:
+        into.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            into.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                _log.error("task %s failed", finished.get_name(), exc_info=finished.exception())
+        task.add_done_callback(done)
+
+
+async def _call_hook(hook: Hook) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _run_calls(calls: list[BackgroundCall]) -> None:
+    loop = asyncio.get_running_loop()
+    for fn, args, kwargs in calls:
+        ctx = contextvars.copy_context()
+        try:
+            if inspect.iscoroutinefunction(fn):
+                # A task made inside ctx.run runs in a copy of ctx.
+                await ctx.run(loop.create_task, fn(*args, **kwargs))
+            else:
+                await loop.run_in_executor(None, functools.partial(ctx.run, fn, *args, **kwargs))
+        except Exception:  # noqa: BLE001 - logged; the next call still runs
+            _log.exception("background task %r failed", fn)
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
