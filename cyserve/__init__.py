@@ -1,5 +1,29 @@
 """cyserve: a Cython-compiled HTTP/1.1 server on uvloop.  Public names only."""
 from cyserve.app import App
+from cyserve.client import (
+    Client,
+    ClientLimits,
+    ClientTimeout,
+    ClientTimeouts,
+    ConnectError,
+    ConnectTimeout,
+    CookieJar,
+    DecodingError,
+    HTTPStatusError,
+    NetworkError,
+    PoolTimeout,
+    ProxyError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    ResponseTooLarge,
+    TooManyRedirects,
+    TotalTimeout,
+    TransportError,
+    WriteError,
+    WriteTimeout,
+)
+from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.context import current_request, g
@@ -34,7 +58,7 @@ from cyserve.multipart import FormLimits, UploadFile
 from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
 from cyserve.routing import Router, route
-from cyserve.server import Server, run, serve
+from cyserve.server import Server, run, serve, tls_context
 from cyserve.sse import ServerSentEvent, SSEResponse
 from cyserve.static import StaticFiles
 from cyserve.templates import Templates
@@ -47,11 +71,20 @@ __all__ = [
     "BadRequest",
     "BaseMiddleware",
     "CORS",
+    "Client",
     "ClientError",
+    "ClientLimits",
+    "ClientResponse",
+    "ClientTimeout",
+    "ClientTimeouts",
     "Codec",
     "Compression",
     "Conflict",
+    "ConnectError",
+    "ConnectTimeout",
+    "CookieJar",
     "CyserveError",
+    "DecodingError",
     "Disconnected",
     "FileResponse",
     "Forbidden",
@@ -60,22 +93,30 @@ __all__ = [
     "Gone",
     "HTMLResponse",
     "HTTPError",
+    "HTTPStatusError",
     "Headers",
     "InternalServerError",
     "JSONResponse",
     "Limits",
     "MethodNotAllowed",
+    "NetworkError",
     "NotAcceptable",
     "NotFound",
     "NotImplemented_",
     "PayloadTooLarge",
+    "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "PushError",
     "QueryParams",
+    "ReadError",
+    "ReadTimeout",
     "RedirectResponse",
+    "RemoteProtocolError",
     "Request",
     "RequestID",
     "Response",
+    "ResponseTooLarge",
     "Router",
     "SSEResponse",
     "SecurityHeaders",
@@ -87,7 +128,10 @@ __all__ = [
     "StreamResponse",
     "Templates",
     "Timeouts",
+    "TooManyRedirects",
     "TooManyRequests",
+    "TotalTimeout",
+    "TransportError",
     "TrustedHosts",
     "URL",
     "Unauthorized",
@@ -95,9 +139,12 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadFile",
     "WaterMarks",
+    "WriteError",
+    "WriteTimeout",
     "current_request",
     "g",
     "route",
     "run",
     "serve",
+    "tls_context",
 ]

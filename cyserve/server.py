@@ -10,11 +10,12 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl as ssl_module
 from typing import Any
 
 from cyserve._core.protocol import HTTPServerCore, ServerState
 
-__all__ = ["Server", "serve", "run", "new_event_loop"]
+__all__ = ["Server", "serve", "run", "new_event_loop", "tls_context"]
 
 _log = logging.getLogger("cyserve.server")
 
@@ -56,10 +57,14 @@ class Server:
 
 
 async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
-                sock: socket.socket | None = None, reuse_port: bool = False) -> Server:
+                sock: socket.socket | None = None, reuse_port: bool = False,
+                ssl: ssl_module.SSLContext | None = None) -> Server:
     """Run the app's startup, then listen on the running loop and return the ``Server``.
 
+    ``ssl``: a server-side ``SSLContext`` to serve HTTPS (``tls_context()`` builds one).
     A startup failure propagates (nothing listens); if listening fails, the app is shut down."""
+    if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
     loop = asyncio.get_running_loop()
     await app.startup()
     state = ServerState(app.handle, app.config, loop)
@@ -69,14 +74,28 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
 
     try:
         if sock is not None:
-            listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog)
+            listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog,
+                                                ssl=ssl)
         else:
             listener = await loop.create_server(factory, host, port, backlog=app.config.backlog,
-                                                reuse_port=reuse_port or None)
+                                                reuse_port=reuse_port or None, ssl=ssl)
     except BaseException:
         await app.shutdown()
         raise
     return Server(app, state, listener)
+
+
+def tls_context(certfile: str, keyfile: str | None = None, *, password: str | None = None,
+                cafile: str | None = None, require_client_cert: bool = False) -> ssl_module.SSLContext:
+    """A server TLS context with modern defaults: TLS 1.2+, the certificate chain from
+    ``certfile``/``keyfile``, ALPN ``http/1.1``; ``cafile`` + ``require_client_cert`` for mTLS."""
+    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH, cafile=cafile)
+    context.minimum_version = ssl_module.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile, password)
+    context.set_alpn_protocols(["http/1.1"])
+    if require_client_cert:
+        context.verify_mode = ssl_module.CERT_REQUIRED
+    return context
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -88,17 +107,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False) -> None:
+def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False,
+        ssl: ssl_module.SSLContext | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    scheme = "https" if ssl is not None else "http"
 
     async def main() -> None:
-        server = await serve(app, host, port, reuse_port=reuse_port)
+        server = await serve(app, host, port, reuse_port=reuse_port, ssl=ssl)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _log.info("cyserve listening on http://%s:%d", host, server.port)
-        print(f"cyserve listening on http://{host}:{server.port}", flush=True)
+        _log.info("cyserve listening on %s://%s:%d", scheme, host, server.port)
+        print(f"cyserve listening on {scheme}://{host}:{server.port}", flush=True)
         try:
             await stop.wait()
         finally:

@@ -8,6 +8,10 @@ class ReceiveBuffer:
     """
 
     def __init__(self, initial_bytes: int = ..., max_bytes: int = ...) -> None: ...
+    def __len__(self) -> int:
+        """Bytes free at the tail (what a read may write)."""
+    def __getitem__(self, key: slice) -> memoryview:
+        """A view of part of the free tail (asyncio's TLS transport reads into slices)."""
     def py_reserve(self, min_free: int) -> int:
         """Make ``min_free`` bytes free at the tail if possible; return the free bytes."""
     def py_commit(self, n: int) -> None:

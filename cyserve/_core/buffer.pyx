@@ -94,6 +94,11 @@ cdef class ReceiveBuffer:
     def __releasebuffer__(self, Py_buffer* view):
         self._exports -= 1
 
+    def __getitem__(self, key):
+        # asyncio's TLS transport reads into slices of what get_buffer() returned; a view of the
+        # free tail serves that path without costing the plain one anything.
+        return memoryview(self)[key]
+
     def __len__(self):
         # stdlib asyncio checks len() of what get_buffer() returned: the writable free tail.
         return self.capacity - self.end
