@@ -20,7 +20,6 @@ is final: the connection is aborted and every later call raises it.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check
-from libc.time cimport time_t
 
 from cyserve._core.body cimport BodyOwner, BodyStream
 from cyserve._core.buffer cimport ReceiveBuffer
@@ -29,7 +28,10 @@ from cyserve._core.parser cimport (
     FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE, Head, HeadScanner, ParserLimits,
     parse_response,
 )
-from cyserve._core.writer cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, HeadWriter
+from cyserve._core.chars cimport C_TCHAR, CLASS
+from cyserve._core.sender cimport Ready
+from cyserve._core.timer cimport monotonic as _now
+from cyserve._core.writer cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, HeadWriter
 
 from cyserve._client.errors import (
     ReadError, ReadTimeout, RemoteProtocolError, TotalTimeout, WriteError, WriteTimeout,
@@ -42,14 +44,6 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     int PyUnicode_1BYTE_KIND
 
-cdef extern from "time.h" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t clk_id, timespec* tp)
-    clockid_t CLOCK_MONOTONIC
-
 cdef enum:
     P_IDLE = 0
     P_HEAD = 1
@@ -57,27 +51,11 @@ cdef enum:
     P_DONE = 3
     P_DEAD = 4
 
-# Bodies up to this size leave in the same write as the request head.
-cdef enum:
-    COALESCE_BODY_BYTES = 16384
-
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes _CRLF = b"\r\n"
 cdef bytes _CHUNKED_LINE = b"Transfer-Encoding: chunked\r\n"
 cdef bytes _CLOSE_LINE = b"Connection: close\r\n"
 cdef bytes _VERSION_TAIL = b" HTTP/1.1\r\n"
-
-# tchar (RFC 9110 §5.6.2) for the method token.
-cdef bint _TCHAR[256]
-for _i in range(256):
-    _TCHAR[_i] = (48 <= _i <= 57) or (65 <= _i <= 90) or (97 <= _i <= 122) or chr(_i) in "!#$%&'*+-.^_`|~"
-
-
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
 
 cdef inline double _earliest(double a, double b) noexcept:
     # The earlier of two deadlines, where 0 means "none".
@@ -111,7 +89,7 @@ cdef bytes request_head(HeadWriter w, str method, str target, object fields, int
     if n == 0:
         raise ValueError("empty method")
     for i in range(n):
-        if not _TCHAR[p[i]]:
+        if not CLASS[p[i]] & C_TCHAR:  # the method is a token, RFC 9110 §5.6.2
             raise ValueError(f"method {method!r} is not a token (RFC 9110 §9.1)")
     w._len = 0
     w.user_close = False
@@ -161,21 +139,7 @@ def serialise_request(str method, str target, fields=None, long long content_len
     return request_head(HeadWriter(None), method, target, fields, framing, content_length, close, body)
 
 
-@cython.final
-cdef class _Ready:
-    """An awaitable that is already done (``drain()`` while writing is not paused)."""
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        raise StopIteration
-
-
-cdef _Ready _READY = _Ready()
+cdef Ready _READY = Ready()
 
 
 @cython.final

@@ -10,6 +10,11 @@ request being answered (``_keep_alive``, ``_http10``, ``_head_request``, ``_proc
 from cyserve._core.body cimport BodyOwner
 from cyserve._core.writer cimport HeadWriter
 
+cdef class Ready:
+    """An awaitable that is already done: what ``drain()`` returns while writing is not paused,
+    so the common case creates no future (shared with the client connection)."""
+
+
 # Response states: R_NONE -> (R_STREAMING ->) R_DONE, reset to R_NONE for the next request.
 cdef enum:
     R_NONE = 0

@@ -22,7 +22,7 @@ cdef bytes _CRLF = b"\r\n"
 
 
 @cython.final
-cdef class _Ready:
+cdef class Ready:
     """An awaitable that is already done: ``drain()`` when writing is not paused (no future)."""
 
     def __await__(self):
@@ -35,7 +35,7 @@ cdef class _Ready:
         raise StopIteration
 
 
-cdef _Ready _READY = _Ready()
+cdef Ready _READY = Ready()
 
 
 cdef class Sender(BodyOwner):

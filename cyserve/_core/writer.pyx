@@ -7,6 +7,8 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from libc.time cimport time, time_t
 
+from cyserve._core.chars cimport C_TCHAR, CLASS
+
 from http import HTTPStatus
 
 cdef extern from "Python.h":
@@ -97,12 +99,6 @@ cdef int body_framing(int status, bint length_known, bint http10) noexcept:
     return BODY_CHUNKED
 
 
-# tchar per RFC 9110 §5.6.2
-cdef bint _TCHAR[256]
-for _i in range(256):
-    _TCHAR[_i] = (48 <= _i <= 57) or (65 <= _i <= 90) or (97 <= _i <= 122) or chr(_i) in "!#$%&'*+-.^_`|~"
-
-
 cdef inline bint _lower_eq(const unsigned char* p, Py_ssize_t n, const char* lower) noexcept:
     cdef Py_ssize_t i
     for i in range(n):
@@ -186,7 +182,7 @@ cdef class HeadWriter:
         if nlen == 0:
             raise ValueError("empty header name")
         for i in range(nlen):
-            if not _TCHAR[n[i]]:
+            if not CLASS[n[i]] & C_TCHAR:  # tchar, RFC 9110 §5.6.2
                 raise ValueError(f"header name {name!r} is not a token (RFC 9110 §5.1)")
         for i in range(vlen):
             # No header injection: CR, LF and NUL would end or corrupt the field line.
