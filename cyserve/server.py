@@ -13,7 +13,8 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
-from cyserve._core.protocol import HTTPServerCore, ServerState
+from cyserve._core.protocol import HTTPServerCore
+from cyserve._core.state import ServerState
 
 __all__ = ["Server", "serve", "run", "new_event_loop", "tls_context"]
 

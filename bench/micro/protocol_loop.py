@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, __file__.rsplit("/bench/", 1)[0])
 
 from cyserve import App, Response  # noqa: E402
-from cyserve._core.protocol import ServerState  # noqa: E402
+from cyserve._core.state import ServerState  # noqa: E402
 from cyserve.server import HTTPServerProtocol  # noqa: E402
 
 

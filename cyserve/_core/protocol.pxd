@@ -1,39 +1,16 @@
 # cython: language_level=3
 """Contract of the HTTP/1.1 server connection (DESIGN steps 1-7).
 
-``ServerState`` is shared by every connection of one listening server: the configuration copied
-into C fields, the application entry point, the live connections.  ``HTTPServerCore`` is one
-connection's state machine; the loop sees it through a tiny Python subclass that mixes in
+``HTTPServerCore`` is one connection's state machine over the shared ``state.ServerState``; the loop sees it through a tiny Python subclass that mixes in
 ``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
 """
 from cyserve._core.body cimport BodyStream
 from cyserve._core.buffer cimport ReceiveBuffer
 from cyserve._core.chunked cimport ChunkedDecoder
-from cyserve._core.parser cimport Head, HeadScanner, ParserLimits
+from cyserve._core.parser cimport Head, HeadScanner
 from cyserve._core.sender cimport Sender
+from cyserve._core.state cimport ServerState
 from cyserve._core.timer cimport Deadline
-
-
-cdef class HTTPServerCore
-
-
-cdef class ServerState:
-    cdef readonly object entry           # async (conn, Head, body: bytes | BodyStream) -> None
-    cdef readonly object loop
-    cdef readonly set connections        # live HTTPServerCore instances
-    cdef readonly bint shutting_down
-    cdef readonly ParserLimits limits
-    cdef readonly Py_ssize_t max_body_bytes
-    cdef readonly Py_ssize_t max_trailer_bytes
-    cdef readonly Py_ssize_t max_pipeline_bytes
-    cdef readonly Py_ssize_t max_keepalive_requests
-    cdef readonly double first_request_s, head_s, body_idle_s, keepalive_s
-    cdef readonly Py_ssize_t write_high, write_low, body_high, body_low
-    cdef readonly Py_ssize_t recv_initial, recv_max
-    cdef readonly object server_name
-    cdef object _idle                    # future resolved when connections empties during shutdown
-
-    cdef int _forget(self, HTTPServerCore conn) except -1
 
 
 cdef class HTTPServerCore(Sender):

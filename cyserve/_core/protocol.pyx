@@ -23,6 +23,7 @@ from cyserve._core.parser cimport (
     FRAMING_CHUNKED, FRAMING_LENGTH, Head, HeadScanner, ParserLimits, parse_request,
 )
 from cyserve._core.sender cimport R_DONE, R_NONE, R_STREAMING, Sender
+from cyserve._core.state cimport MIN_READ_BYTES, ServerState
 from cyserve._core.timer cimport Deadline
 from cyserve._core.writer cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE, HeadWriter
 
@@ -56,76 +57,9 @@ cdef enum:
     T_BODY = 3         # a body is arriving (idle deadline)
     T_KEEPALIVE = 4    # between requests
 
-# Free bytes get_buffer() asks the receive buffer for before each read.
-cdef enum:
-    MIN_READ_BYTES = 4096
-
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 cdef object _log = logging.getLogger("cyserve.server")
-
-
-@cython.final
-cdef class ServerState:
-    """What every connection of one server shares (see protocol.pxd)."""
-
-    def __cinit__(self, entry, config, loop=None):
-        limits = config.limits
-        timeouts = config.timeouts
-        marks = config.water_marks
-        self.entry = entry
-        self.loop = loop
-        self.connections = set()
-        self.shutting_down = False
-        self.limits = ParserLimits.from_config(limits)
-        self.max_body_bytes = limits.max_body_bytes
-        self.max_trailer_bytes = limits.max_trailer_bytes
-        self.max_pipeline_bytes = limits.max_pipeline_bytes
-        self.max_keepalive_requests = limits.max_keepalive_requests
-        self.first_request_s = timeouts.first_request_s
-        self.head_s = timeouts.head_s
-        self.body_idle_s = timeouts.body_idle_s
-        self.keepalive_s = timeouts.keepalive_s
-        self.write_high = marks.write_high
-        self.write_low = marks.write_low
-        self.body_high = marks.body_high
-        self.body_low = marks.body_low
-        self.recv_initial = min(config.receive_buffer_bytes, limits.max_head_bytes + 2 * MIN_READ_BYTES)
-        # The buffer must hold a whole head or a full pipeline window, plus one read.
-        self.recv_max = max(limits.max_head_bytes, limits.max_pipeline_bytes) + 2 * MIN_READ_BYTES
-        self.server_name = config.server_header
-        self._idle = None
-
-    def begin_shutdown(self) -> None:
-        """Stop keep-alive everywhere: idle connections close now, busy ones after their response."""
-        cdef HTTPServerCore conn
-        self.shutting_down = True
-        for conn in list(self.connections):
-            conn._keep_alive = False
-            if conn._phase == S_IDLE and not conn._handler_running and conn._buf.size() == 0:
-                conn._close()
-
-    async def wait_closed(self) -> None:
-        """Return once every connection is gone."""
-        if not self.connections:
-            return
-        self._idle = self.loop.create_future()
-        await self._idle
-
-    def abort_all(self) -> None:
-        """Last step of a shutdown whose grace period ran out: cancel handlers, drop connections."""
-        cdef HTTPServerCore conn
-        for conn in list(self.connections):
-            if conn._task is not None:
-                conn._task.cancel()
-            if conn.transport is not None:
-                conn.transport.abort()
-
-    cdef int _forget(self, HTTPServerCore conn) except -1:
-        self.connections.discard(conn)
-        if self._idle is not None and not self.connections and not self._idle.done():
-            self._idle.set_result(None)
-        return 0
 
 
 cdef class HTTPServerCore(Sender):
@@ -178,7 +112,7 @@ cdef class HTTPServerCore(Sender):
     def connection_lost(self, exc):
         self._closed = True
         self._deadline.cancel()
-        self._state._forget(self)
+        self._state.forget(self)
         gone = Disconnected("the client closed the connection")
         self._writes_lost(gone)
         if self._body is not None:
@@ -545,6 +479,20 @@ cdef class HTTPServerCore(Sender):
             self._body_failed(ProtocolError("the request body stalled", 408))
         else:
             self._close()  # idle before a first request, or between requests
+
+    # ---------------------------------------------------------------- server shutdown
+    def begin_shutdown(self):
+        """No more keep-alive: close now when idle, else after the current response."""
+        self._keep_alive = False
+        if self._phase == S_IDLE and not self._handler_running and self._buf.size() == 0:
+            self._close()
+
+    def abort(self):
+        """The shutdown grace period ran out: cancel the handler and drop the connection."""
+        if self._task is not None:
+            self._task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
 
     # ---------------------------------------------------------------- connection facts
     @property

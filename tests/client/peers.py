@@ -195,7 +195,7 @@ async def until(predicate: Callable[[], Any], timeout_s: float = 3.0) -> None:
 @contextlib.asynccontextmanager
 async def serving_tls(app: Any, ssl_ctx: Any) -> AsyncIterator[Any]:
     """A cyserve server on 127.0.0.1:0 behind TLS (the server's own protocol, a TLS listener)."""
-    from cyserve._core.protocol import ServerState
+    from cyserve._core.state import ServerState
     from cyserve.server import HTTPServerProtocol, Server
     class TLSServerProtocol(HTTPServerProtocol):
         # stdlib asyncio's TLS transport slices the buffer get_buffer returns; the server's
