@@ -1,0 +1,33 @@
+"""The README's demo server (examples/hello.py) answers every route it advertises."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+from tests.support import RawClient, serving
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "hello.py"
+
+
+def load_app():
+    spec = importlib.util.spec_from_file_location("hello_example", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def test_hello_example_serves_its_routes(run):
+    async def main():
+        async with serving(load_app()) as server:
+            client = await RawClient.open(server.port)
+            assert (await client.request("GET", "/plaintext")).body == b"Hello, World!"
+            assert (await client.request("GET", "/json")).body == b'{"message":"Hello, World!"}'
+            hello = await client.request("GET", "/hello/ada?lang=en")
+            assert hello.body == b'{"hello":"ada","query":{"lang":"en"}}'
+            echo = await client.request("POST", "/echo", [("Content-Type", "text/plain")], b"ping")
+            assert echo.body == b"ping"
+            stream = await client.request("GET", "/stream?n=3")
+            assert stream.body == b"chunk 0\nchunk 1\nchunk 2\n"
+            assert (await client.request("GET", "/")).status == 200
+            await client.close()
+    run(main)
