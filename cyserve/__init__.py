@@ -59,6 +59,14 @@ from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
 from cyserve.routing import Router, route
 from cyserve.server import Server, run, serve, tls_context
+from cyserve.shortcuts import (
+    Deliver,
+    create_html_response,
+    create_json_response,
+    create_redirect_response,
+    create_text_response,
+    create_xml_response,
+)
 from cyserve.sse import ServerSentEvent, SSEResponse
 from cyserve.static import StaticFiles
 from cyserve.templates import Templates
@@ -85,6 +93,7 @@ __all__ = [
     "CookieJar",
     "CyserveError",
     "DecodingError",
+    "Deliver",
     "Disconnected",
     "FileResponse",
     "Forbidden",
@@ -141,6 +150,11 @@ __all__ = [
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "create_html_response",
+    "create_json_response",
+    "create_redirect_response",
+    "create_text_response",
+    "create_xml_response",
     "current_request",
     "g",
     "route",
