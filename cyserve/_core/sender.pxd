@@ -12,7 +12,7 @@ from cyserve._core.writer cimport HeadWriter
 
 cdef class Ready:
     """An awaitable that is already done: what ``drain()`` returns while writing is not paused,
-    so the common case creates no future (shared with the client connection)."""
+    so the common case creates no future."""
 
 
 # Response states: R_NONE -> (R_STREAMING ->) R_DONE, reset to R_NONE for the next request.
