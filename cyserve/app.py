@@ -246,12 +246,22 @@ class App(MethodShortcuts):
             self._wrap(route)
         if self._fallback is not None:
             self._wrap(self._fallback)
+        self._bind_limits(self.middlewares)
         self._entry = compose(self.middlewares, self._dispatch) if self.middlewares else None
         self.router._frozen = True
         self._frozen = True
 
+    def _bind_limits(self, middlewares: Sequence[Middleware]) -> None:
+        # A middleware that enforces sizes (Compression decoding request bodies) may take the
+        # App's limits: an explicit ``bind_limits(limits)`` method, called once at startup.
+        for middleware in middlewares:
+            bind = getattr(middleware, "bind_limits", None)
+            if bind is not None:
+                bind(self.config.limits)
+
     def _wrap(self, route: Route) -> None:
         middlewares = route.all_middlewares()
+        self._bind_limits(middlewares)
         route.fast = not middlewares
         route.chain = compose(middlewares, self._innermost(route.endpoint))
 

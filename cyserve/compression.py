@@ -102,8 +102,8 @@ class Compression:
     ``Accept-Ranges``, and a strong ``ETag`` becomes weak (RFC 9110 §8.8.3: the bytes differ).
 
     Request bodies with ``Content-Encoding`` (a list is decoded in reverse order) are swapped for
-    a decoding stream: more than ``max_decoded_bytes`` decoded (default ``Limits().max_body_bytes``)
-    answers 413, corrupt data 400, a coding not in ``encodings`` 415 with ``Accept-Encoding``.
+    a decoding stream: more than ``max_decoded_bytes`` decoded (default: the App's
+    ``Limits.max_body_bytes``, bound at startup through ``bind_limits``) answers 413, corrupt data 400, a coding not in ``encodings`` 415 with ``Accept-Encoding``.
     """
 
     def __init__(self, *, minimum_size: int = 500, level: int = 6, brotli_quality: int = 4,
@@ -126,10 +126,17 @@ class Compression:
         self.allowed_types = tuple(t.lower() for t in allowed_types)
         self.codecs = codecs
         self.decode_requests = decode_requests
+        self._decoded_from_app = max_decoded_bytes is None
         self.max_decoded_bytes = (Limits().max_body_bytes if max_decoded_bytes is None
                                   else max_decoded_bytes)
         self._names = tuple(codecs)
         self._accept_header = ", ".join(self._names)
+
+    def bind_limits(self, limits: Limits) -> None:
+        """Called by the App at startup: an unset ``max_decoded_bytes`` follows the App's body
+        limit, so a compressed body can't decode past what an uncompressed one may send."""
+        if self._decoded_from_app:
+            self.max_decoded_bytes = limits.max_body_bytes
 
     def __call__(self, handler: Handler) -> Handler:
         async def compressing(request: Any) -> BaseResponse:

@@ -314,3 +314,32 @@ def test_static_site_example_serves_compressed_pages(run):
             assert (await client.request("GET", "/../static_site.py")).status == 404
             await client.close()
     run(main)
+
+
+def test_request_decoding_limit_follows_the_app_body_limit(run):
+    import gzip as _gzip
+
+    from cyserve import App, Compression, Limits
+    from tests.support import RawClient, serving
+
+    async def main():
+        app = App(limits=Limits(max_body_bytes=64 * 1024))
+        app.use(Compression())
+
+        @app.post("/size")
+        async def size(request):
+            return {"size": len(await request.body())}
+
+        async with serving(app) as server:
+            client = await RawClient.open(server.port)
+            small = _gzip.compress(b"a" * 1000)
+            ok = await client.request("POST", "/size", [("Content-Encoding", "gzip")], small)
+            assert ok.status == 200 and ok.body == b'{"size":1000}'
+            # 200 KB of zeros compresses to a few hundred bytes: within the wire limit, past the
+            # App's 64 KB body limit once decoded.
+            bomb = _gzip.compress(b"\0" * 200_000)
+            assert len(bomb) < 64 * 1024
+            refused = await client.request("POST", "/size", [("Content-Encoding", "gzip")], bomb)
+            assert refused.status == 413
+            await client.close()
+    run(main)
