@@ -38,7 +38,7 @@ from cyserve._client.redirects import Hop, next_hop
 from cyserve._client.response import RequestInfo, Response
 from cyserve._client.sse import ServerSentEvent
 from cyserve._client.upload import StreamRequest, upload
-from cyserve._client.urls import Origin, merge_url, split_url
+from cyserve._client.urls import Origin, Target, merge_url, split_url
 from cyserve._client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
     remaining, seconds, target_of,
@@ -241,25 +241,7 @@ class Client:
     async def _send(self, hop: Hop, timeouts: ClientTimeouts, deadline: float | None) -> Response:
         """One hop: a pooled connection, one exchange, one retry on a stale connection."""
         target = target_of(hop.url)
-        proxy = self._proxy
-        if proxy is None:
-            route = Route(target.origin, None)
-            request_target = target.target
-        elif target.origin.scheme == "http":
-            route = Route(None, proxy)
-            request_target = target.url   # absolute-form for a proxy (RFC 9112 §3.2.2)
-        else:
-            route = Route(target.origin, proxy)
-            request_target = target.target
-        fields = hop.headers
-        if find_header(fields, "host") is None:
-            fields = [("Host", target.host_header)] + fields
-        if self.cookies is not None and find_header(fields, "cookie") is None:
-            cookie = self.cookies.header_for(hop.url)
-            if cookie:
-                fields = fields + [("Cookie", cookie)]
-        if route.origin is None and proxy.authorization:
-            fields = fields + [("Proxy-Authorization", proxy.authorization)]
+        route, request_target, fields = self._address(target, hop.headers)
         content = hop.content
         if content is not None and content.content_type and find_header(fields, "content-type") is None:
             fields = fields + [("Content-Type", content.content_type)]
@@ -279,6 +261,30 @@ class Client:
                     fresh = True
                     continue
                 raise
+
+    def _address(self, target: Target, fields: list[tuple[str, str]]
+                 ) -> tuple[Route, str, list[tuple[str, str]]]:
+        """The pool route, the request-target and ``fields`` plus what every request adds
+        (Host, the jar's Cookie, Proxy-Authorization), for one request to ``target``."""
+        proxy = self._proxy
+        if proxy is None:
+            route = Route(target.origin, None)
+            request_target = target.target
+        elif target.origin.scheme == "http":
+            route = Route(None, proxy)
+            request_target = target.url   # absolute-form for a proxy (RFC 9112 §3.2.2)
+        else:
+            route = Route(target.origin, proxy)
+            request_target = target.target
+        if find_header(fields, "host") is None:
+            fields = [("Host", target.host_header)] + fields
+        if self.cookies is not None and find_header(fields, "cookie") is None:
+            cookie = self.cookies.header_for(target.url)
+            if cookie:
+                fields = fields + [("Cookie", cookie)]
+        if route.origin is None and proxy.authorization:
+            fields = fields + [("Proxy-Authorization", proxy.authorization)]
+        return route, request_target, fields
 
     async def _acquire(self, route: Route, origin: Origin, timeouts: ClientTimeouts,
                        deadline: float | None, fresh: bool) -> tuple[Any, bool]:

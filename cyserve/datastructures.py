@@ -2,10 +2,19 @@
 data, and the request URL."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import parse_qsl
 
-__all__ = ["Headers", "QueryParams", "FormData", "URL"]
+__all__ = ["Headers", "QueryParams", "FormData", "URL", "field_value"]
+
+
+def field_value(fields: Iterable[tuple[str, str]], lower_name: str) -> str | None:
+    """The first value of field ``lower_name`` in (name, value) pairs, whatever the pairs' case
+    (field names are case-insensitive, RFC 9110 §5.1); None when it is absent."""
+    for key, value in fields:
+        if key.lower() == lower_name:
+            return value
+    return None
 
 
 class Headers(Mapping[str, str]):
@@ -66,49 +75,14 @@ class Headers(Mapping[str, str]):
         return f"Headers({self._all()!r})"
 
 
-class QueryParams(Mapping[str, str]):
-    """Query string parameters: ``params["a"]`` is the last value, ``getlist("a")`` all of them."""
+class _MultiDict(Mapping[str, Any]):
+    """Ordered (key, value) pairs: ``self[key]`` is the last value, ``getlist(key)`` all of them."""
 
     __slots__ = ("_items", "_last")
 
-    def __init__(self, query: str | list[tuple[str, str]] = "") -> None:
-        if isinstance(query, str):
-            self._items = parse_qsl(query, keep_blank_values=True) if query else []
-        else:
-            self._items = list(query)
-        self._last = {key: value for key, value in self._items}
-
-    def __getitem__(self, key: str) -> str:
-        return self._last[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._last)
-
-    def __len__(self) -> int:
-        return len(self._last)
-
-    def getlist(self, key: str) -> list[str]:
-        return [value for name, value in self._items if name == key]
-
-    def multi_items(self) -> list[tuple[str, str]]:
-        return list(self._items)
-
-    def __repr__(self) -> str:
-        return f"QueryParams({self._items!r})"
-
-
-class FormData(Mapping[str, Any]):
-    """A parsed form: ``form["a"]`` is the last value, ``getlist("a")`` all of them, in order.
-
-    Values are ``str`` for plain fields and ``UploadFile`` for file parts; ``close()`` closes the
-    files (their spooled temporary files are deleted).
-    """
-
-    __slots__ = ("_items", "_last")
-
-    def __init__(self, items: list[tuple[str, Any]] | None = None) -> None:
-        self._items = list(items or ())
-        self._last = {key: value for key, value in self._items}
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self._items = items
+        self._last = {key: value for key, value in items}
 
     def __getitem__(self, key: str) -> Any:
         return self._last[key]
@@ -125,14 +99,39 @@ class FormData(Mapping[str, Any]):
     def multi_items(self) -> list[tuple[str, Any]]:
         return list(self._items)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r})"
+
+
+class QueryParams(_MultiDict):
+    """Query string parameters: ``params["a"]`` is the last value, ``getlist("a")`` all of them."""
+
+    __slots__ = ()
+
+    def __init__(self, query: str | list[tuple[str, str]] = "") -> None:
+        if isinstance(query, str):
+            super().__init__(parse_qsl(query, keep_blank_values=True) if query else [])
+        else:
+            super().__init__(list(query))
+
+
+class FormData(_MultiDict):
+    """A parsed form: ``form["a"]`` is the last value, ``getlist("a")`` all of them, in order.
+
+    Values are ``str`` for plain fields and ``UploadFile`` for file parts; ``close()`` closes the
+    files (their spooled temporary files are deleted).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, items: list[tuple[str, Any]] | None = None) -> None:
+        super().__init__(list(items or ()))
+
     def close(self) -> None:
         for _, value in self._items:
             close = getattr(value, "close", None)
             if close is not None:
                 close()
-
-    def __repr__(self) -> str:
-        return f"FormData({self._items!r})"
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

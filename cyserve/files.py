@@ -23,8 +23,8 @@ import time
 from typing import Any, Iterable, Union
 from urllib.parse import quote
 
-from cyserve.datastructures import Headers
-from cyserve.response import BaseResponse
+from cyserve.datastructures import Headers, field_value
+from cyserve.response import BaseResponse, http_date
 
 __all__ = ["FileResponse", "guess_type", "content_disposition", "make_etag", "http_date",
            "parse_http_date", "parse_range", "evaluate_preconditions", "MAX_RANGES"]
@@ -87,11 +87,6 @@ def make_etag(st: os.stat_result, coding: str | None = None) -> str:
     The inode is left out: replicas of one file behind a load balancer must agree."""
     tag = f"{st.st_size:x}-{st.st_mtime_ns:x}"
     return f'"{tag}-{coding}"' if coding else f'"{tag}"'
-
-
-def http_date(timestamp: float) -> str:
-    """IMF-fixdate (RFC 9110 §5.6.7)."""
-    return email.utils.formatdate(timestamp, usegmt=True)
 
 
 def parse_http_date(value: str | None) -> int | None:
@@ -272,13 +267,6 @@ def _close_opened(job: asyncio.Future[tuple[int, os.stat_result]]) -> None:
         os.close(job.result()[0])
 
 
-def _header(fields: Iterable[tuple[str, str]], name: str) -> str | None:
-    for key, value in fields:
-        if key.lower() == name:
-            return value
-    return None
-
-
 class FileResponse(BaseResponse):
     """A file sent in chunks: ``FileResponse(path, status=200, headers=None, content_type=None,
     filename=None, chunk_bytes=65536, stat_result=None, request=None)``.
@@ -344,11 +332,11 @@ class FileResponse(BaseResponse):
         size = st.st_size
         mtime_s = int(st.st_mtime)
         fields = list(self.headers)
-        etag = _header(fields, "etag")
+        etag = field_value(fields, "etag")
         if etag is None:
-            etag = make_etag(st, _header(fields, "content-encoding"))
+            etag = make_etag(st, field_value(fields, "content-encoding"))
             fields.append(("ETag", etag))
-        if _header(fields, "last-modified") is None:
+        if field_value(fields, "last-modified") is None:
             fields.append(("Last-Modified", http_date(mtime_s)))
         if self.filename is not None:
             fields.append(("Content-Disposition",

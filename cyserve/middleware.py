@@ -21,6 +21,7 @@ import inspect
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
+from cyserve.datastructures import field_value
 from cyserve.errors import BadRequest, HTTPError
 from cyserve.response import BaseResponse, Response, to_response
 
@@ -61,14 +62,6 @@ def _async(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     async def call(*args: Any) -> Any:
         return fn(*args)
     return call
-
-
-def _header(response: BaseResponse, name: str) -> str | None:
-    lower = name.lower()
-    for key, value in response.headers:
-        if key.lower() == lower:
-            return value
-    return None
 
 
 def before(fn: Callable[["Request"], Any]) -> Middleware:
@@ -319,6 +312,7 @@ class RequestID:
 
     def __call__(self, handler: Handler) -> Handler:
         header, trust = self.header, self.trust_incoming
+        lower = header.lower()
 
         async def call(request: Request) -> BaseResponse:
             incoming = request.headers.get(header) if trust else None
@@ -332,7 +326,7 @@ class RequestID:
                 # It still gets the id: the layer outside turns it into a response.
                 exc.headers.append((header, rid))
                 raise
-            if _header(response, header) is None:
+            if field_value(response.headers, lower) is None:
                 response.headers.append((header, rid))
             return response
         return call

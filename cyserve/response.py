@@ -41,13 +41,18 @@ _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)  # delete_cookie's Expires
 
 
-def _http_date(expires: datetime.datetime | float) -> str:
-    """IMF-fixdate (RFC 9110 §5.6.7); a number is seconds from now, a naive datetime is UTC."""
+def http_date(timestamp: float) -> str:
+    """IMF-fixdate (RFC 9110 §5.6.7) for seconds since the epoch."""
+    return email.utils.formatdate(timestamp, usegmt=True)
+
+
+def _expires_date(expires: datetime.datetime | float) -> str:
+    """A cookie's Expires: a number is seconds from now, a naive datetime is UTC."""
     if isinstance(expires, datetime.datetime):
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=datetime.timezone.utc)
         return email.utils.format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)
-    return email.utils.formatdate(time.time() + expires, usegmt=True)
+    return http_date(time.time() + expires)
 
 
 def cookie_header_value(name: str, value: str = "", *, max_age: int | None = None,
@@ -63,7 +68,7 @@ def cookie_header_value(name: str, value: str = "", *, max_age: int | None = Non
     if expires is not None:
         if isinstance(expires, bool) or not isinstance(expires, (datetime.datetime, int, float)):
             raise TypeError("cookie expires must be a datetime or seconds from now")
-        parts.append(f"Expires={_http_date(expires)}")
+        parts.append(f"Expires={_expires_date(expires)}")
     if max_age is not None:
         if isinstance(max_age, bool) or not isinstance(max_age, int):
             raise TypeError("cookie max_age must be an int (seconds)")
@@ -150,15 +155,16 @@ class Response(BaseResponse):
 
     def __init__(self, body: bytes | str = b"", status: int = 200, headers: Fields = None,
                  content_type: str | None = None) -> None:
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-            if content_type is None:
-                content_type = _TEXT
-        elif not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}")
+        if type(body) is not bytes:  # bytes, the common case, needs no check
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+                if content_type is None:
+                    content_type = _TEXT
+            elif not isinstance(body, (bytes, bytearray, memoryview)):
+                raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}")
         self.body = body
         self.status = status
-        self.headers = _fields(headers)
+        self.headers = _fields(headers) if headers else []
         self.content_type = content_type
 
     async def send(self, conn: Any) -> None:

@@ -1,99 +1,54 @@
 """Response Content-Encoding decoders (RFC 9110 §8.4): gzip, deflate and br, bounded.
 
+The decoding itself is the server's (``cyserve.codecs``, which also undoes request bodies): one
+implementation of the zlib/brotli details (raw-deflate detection, gzip members, bounded output).
 Each input piece is decoded in steps of at most ``STEP_BYTES`` of output, so a small compressed
 piece can never expand into one huge allocation, and the decoded total is checked against
-``max_decoded_bytes`` (a bomb raises ``DecodingError``).  ``br`` needs the ``brotli`` package;
-without it ``br`` is not offered in Accept-Encoding.
+``max_decoded_bytes`` (a bomb raises ``DecodingError``).
 """
 from __future__ import annotations
 
-import zlib
-from typing import Iterator, Protocol
+from typing import Iterator
 
 from cyserve._client.errors import DecodingError
-
-try:
-    import brotli as _brotli
-except ImportError:  # optional: br is simply not offered
-    _brotli = None
+from cyserve.codecs import Decoder as _StepDecoder
+from cyserve.codecs import _BrotliDecoder, _ZlibDecoder
 
 __all__ = ["ACCEPT_ENCODING", "Decoder", "make_decoder", "STEP_BYTES"]
 
 STEP_BYTES = 256 * 1024
-ACCEPT_ENCODING = "gzip, deflate, br" if _brotli is not None else "gzip, deflate"
+ACCEPT_ENCODING = "gzip, deflate, br"
 
 
-class _Codec(Protocol):
-    def decode(self, data: bytes) -> Iterator[bytes]: ...
-    def flush(self) -> Iterator[bytes]: ...
+class _Codec:
+    """One content coding of a response body: ``decode`` yields pieces of at most
+    ``STEP_BYTES``; ``flush`` checks that the coded stream ended."""
 
+    __slots__ = ("_name", "_decoder")
 
-class _Zlib:
-    """gzip (``wbits=16+15``) or deflate.  "deflate" should be zlib-wrapped (RFC 9110 §8.4.1.2)
-    but some servers send raw deflate: the first bytes decide, as browsers do."""
-
-    def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
-        self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
-        self._probe = b""
+    def __init__(self, name: str, decoder: _StepDecoder) -> None:
+        self._name = name
+        self._decoder = decoder
 
     def decode(self, data: bytes) -> Iterator[bytes]:
-        if self._obj is None:
-            self._probe += data
-            if len(self._probe) < 2:
-                return
-            first = self._probe[0]
-            zlib_wrapped = (first & 0x0F) == 8 and ((first << 8) | self._probe[1]) % 31 == 0
-            self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-            data, self._probe = self._probe, b""
-        obj = self._obj
+        decoder = self._decoder
         try:
-            out = obj.decompress(data, STEP_BYTES)
+            out = decoder.decompress(data, STEP_BYTES)
             while True:
                 if out:
                     yield out
-                # A full step may leave output pending inside zlib even with no input left.
-                if not obj.unconsumed_tail and len(out) < STEP_BYTES:
-                    break
-                out = obj.decompress(obj.unconsumed_tail, STEP_BYTES)
-        except zlib.error as exc:
-            raise DecodingError(f"corrupt {'gzip' if self._gzip else 'deflate'} body: {exc}") from None
-
-    def flush(self) -> Iterator[bytes]:
-        if self._obj is None:
-            if self._probe:
-                raise DecodingError("truncated deflate body")
-            return
-        try:
-            rest = self._obj.flush()
-        except zlib.error as exc:
-            raise DecodingError(f"corrupt compressed body: {exc}") from None
-        if rest:
-            yield rest
-        if self._gzip and not self._obj.eof:
-            raise DecodingError("truncated gzip body")
-
-
-class _Brotli:
-    def __init__(self) -> None:
-        self._obj = _brotli.Decompressor()
-
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        obj = self._obj
-        try:
-            out = obj.process(data, output_buffer_limit=STEP_BYTES)
-            # Output held back by the limit comes out of further calls with empty input.
-            while out:
-                yield out
-                if obj.is_finished():
+                if decoder.needs_input:
                     return
-                out = obj.process(b"", output_buffer_limit=STEP_BYTES)
-        except _brotli.error as exc:
-            raise DecodingError(f"corrupt br body: {exc}") from None
+                # A full step may leave output pending with no input left: ask again.
+                out = decoder.decompress(b"", STEP_BYTES)
+                if not out and not decoder.needs_input:
+                    raise ValueError("the decoder stalled")
+        except ValueError as exc:
+            raise DecodingError(f"undecodable {self._name} body: {exc}") from None
 
     def flush(self) -> Iterator[bytes]:
-        if not self._obj.is_finished():
-            raise DecodingError("truncated br body")
+        if not self._decoder.eof:
+            raise DecodingError(f"truncated {self._name} body")
         return iter(())
 
 
@@ -147,11 +102,11 @@ def make_decoder(content_encoding: str | None, max_decoded_bytes: int) -> Decode
     codecs: list[_Codec] = []
     for name in reversed(names):
         if name in ("gzip", "x-gzip"):
-            codecs.append(_Zlib(True))
+            codecs.append(_Codec("gzip", _ZlibDecoder(31)))
         elif name == "deflate":
-            codecs.append(_Zlib(False))
-        elif name == "br" and _brotli is not None:
-            codecs.append(_Brotli())
+            codecs.append(_Codec("deflate", _ZlibDecoder(None)))
+        elif name == "br":
+            codecs.append(_Codec("br", _BrotliDecoder()))
         elif name == "identity":
             continue
         else:

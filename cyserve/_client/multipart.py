@@ -19,6 +19,14 @@ def _quote(value: str) -> str:
     return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _field(name: str, value: str) -> str:
+    """One part-header line; CR, LF or NUL would inject lines into the part head."""
+    for text in (name, value):
+        if "\r" in text or "\n" in text or "\0" in text:
+            raise ValueError(f"multipart part header {name!r} holds CR, LF or NUL")
+    return f"{name}: {value}\r\n"
+
+
 def _items(obj: Any) -> list[tuple[str, Any]]:
     if obj is None:
         return []
@@ -66,9 +74,9 @@ def _file_part(boundary: str, name: str, value: Any) -> _Part:
         import mimetypes
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{_quote(name)}\"; "
-            f"filename=\"{_quote(filename)}\"\r\nContent-Type: {content_type}\r\n")
+            f"filename=\"{_quote(filename)}\"\r\n" + _field("Content-Type", content_type))
     for key, val in extra.items():
-        head += f"{key}: {val}\r\n"
+        head += _field(key, val)
     head_bytes = (head + "\r\n").encode("utf-8")
     if isinstance(source, str):
         source = source.encode("utf-8")

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from cyserve._client.errors import TransportError
 from cyserve._client.response import RequestInfo, Response
 from cyserve._client.util import (
-    HeadersArg, Route, basic_auth, find_header, header_list, merge_headers, merge_params,
-    remaining, seconds, target_of,
+    HeadersArg, basic_auth, find_header, header_list, merge_headers, merge_params, remaining,
+    seconds, target_of,
 )
 from cyserve._client.urls import merge_url
 
@@ -65,24 +65,10 @@ class StreamRequest:
         full = merge_url(client.base_url, self._url, merge_params(client.params, self._params))
         target = target_of(full)
         fields = list(merge_headers(client.headers, header_list(self._headers)))
-        if find_header(fields, "host") is None:
-            fields = [("Host", target.host_header)] + fields
         auth = client.auth or target.userinfo
         if auth is not None and find_header(fields, "authorization") is None:
             fields.append(("Authorization", basic_auth(*auth)))
-        if client.cookies is not None and find_header(fields, "cookie") is None:
-            cookie = client.cookies.header_for(target.url)
-            if cookie:
-                fields.append(("Cookie", cookie))
-        proxy = client._proxy
-        if proxy is None:
-            route, request_target = Route(target.origin, None), target.target
-        elif target.origin.scheme == "http":
-            route, request_target = Route(None, proxy), target.url
-            if proxy.authorization:
-                fields.append(("Proxy-Authorization", proxy.authorization))
-        else:
-            route, request_target = Route(target.origin, proxy), target.target
+        route, request_target, fields = client._address(target, fields)
         declared = find_header(fields, "content-length")
         length = int(declared) if declared is not None else -1
         conn, _ = await client._acquire(route, target.origin, timeouts, deadline, False)

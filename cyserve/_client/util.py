@@ -9,6 +9,7 @@ from cyserve._client.connect import Proxy
 from cyserve._client.errors import TotalTimeout
 from cyserve._client.urls import Origin, Target, split_url
 from cyserve._core.client import monotonic
+from cyserve.datastructures import field_value as find_header
 
 __all__ = ["Route", "HeadersArg", "header_list", "merge_headers", "find_header", "basic_auth",
            "target_of", "remaining", "bound", "seconds", "merge_params"]
@@ -41,13 +42,6 @@ def merge_headers(base: list[tuple[str, str]], extra: list[tuple[str, str]]) -> 
         return base
     names = {k.lower() for k, _ in extra}
     return [kv for kv in base if kv[0].lower() not in names] + extra
-
-
-def find_header(headers: list[tuple[str, str]], name: str) -> str | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 def basic_auth(user: str, password: str) -> str:

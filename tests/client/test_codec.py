@@ -68,6 +68,14 @@ def test_request_head_refuses_injection(method, target, fields):
         serialise_request(method, target, fields)
 
 
+@pytest.mark.parametrize("method, target", [(None, "/"), ("GET", None)],
+                         ids=["method-none", "target-none"])
+def test_request_head_refuses_none_method_or_target(method, target):
+    # A typed ``str`` argument admits None; the C checks must not read it as a str.
+    with pytest.raises(TypeError):
+        serialise_request(method, target, [("Host", "h")])
+
+
 def test_chunked_request_body_round_trips_through_the_decoder():
     from cyserve._core.chunked import encode_chunk, LAST_CHUNK
     pieces = [b"a" * 10, b"b" * 70000, b"c"]
@@ -199,6 +207,12 @@ def test_gzip_deflate_and_raw_deflate_decode():
     assert _decode_all("deflate", zlib.compress(payload)) == payload
     raw = zlib.compressobj(wbits=-15)
     assert _decode_all("deflate", raw.compress(payload) + raw.flush()) == payload
+
+
+def test_gzip_body_of_several_members_decodes_whole():
+    # RFC 1952 §2.2: a gzip file is a series of members; every one is part of the body.
+    payload = gzip.compress(b"first member " * 1000) + gzip.compress(b"second member")
+    assert _decode_all("gzip", payload, split=7) == b"first member " * 1000 + b"second member"
 
 
 def test_brotli_decodes_when_available():
