@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Receive buffer on asyncio's BufferedProtocol: one block per connection, no allocation per read."""
 cimport cython
-from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memmove
@@ -83,11 +83,11 @@ cdef class ReceiveBuffer:
         view.strides = NULL
         view.suboffsets = NULL
         view.internal = NULL
-        if flags & 0x0004:  # PyBUF_FORMAT
+        if flags & PyBUF_FORMAT:
             view.format = b"B"
-        if flags & 0x0008:  # PyBUF_ND: shape required
+        if flags & PyBUF_ND:                  # shape required
             view.shape = &view.len
-        if flags & 0x0010:  # PyBUF_STRIDES
+        if (flags & PyBUF_STRIDES) == PyBUF_STRIDES:
             view.strides = &view.itemsize
         self._exports += 1
 

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Contract of the byte-level rules every head walk shares (scanner, startline, fields, head).
+"""Contract of the byte-level rules every head walk shares (scanner, startline, fields, head),
+also used by the writer's field checks (writer, reqhead).
 
 Declares the control bytes, the byte classes with their two 256-entry tables, and the small
 lexical helpers.  The helpers are ``cdef inline`` so every caller's scanning loop compiles them in:

@@ -1,9 +1,9 @@
 # cython: language_level=3
 """Contract of the head's error codes: what the C walks return instead of raising.
 
-``scanner``, ``startline``, ``fields`` and ``parser`` return an ``HeadError`` from their pure-C
-loops; the caller turns a code into an exception with ``raise_error`` only after the loop, so the
-loops never touch Python objects.
+``startline`` and ``fields`` return a ``HeadError`` from their pure-C loops and ``parser`` turns it
+into an exception with ``raise_error`` only after the loop, so the loops never touch Python
+objects; ``scanner.find_end`` calls ``raise_error`` itself once its memchr walk has stopped.
 """
 
 cdef enum HeadError:

@@ -116,7 +116,7 @@ cdef Head _parse(bytes raw, ParserLimits limits, bint response_mode, bint head_r
     try:
         err = scan_fields(d, sl.fields_start, n, &f)
         if err == E_OK:
-            err = _decide(&sl, &f, response_mode, head_request)
+            err = _decide(&sl, &f, response_mode)
         if err != E_OK:
             raise_error(err)
         head = Head.__new__(Head)
@@ -158,7 +158,7 @@ cdef Head _parse(bytes raw, ParserLimits limits, bint response_mode, bint head_r
     return head
 
 
-cdef int _decide(StartLine* sl, FieldLines* f, bint response_mode, bint head_request) noexcept:
+cdef int _decide(StartLine* sl, FieldLines* f, bint response_mode) noexcept:
     """Rules that need every field line: framing validity and Host (request mode)."""
     cdef int err
     if f.te_lines:

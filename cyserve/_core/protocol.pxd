@@ -1,8 +1,8 @@
 # cython: language_level=3
 """Contract of the HTTP/1.1 server connection (DESIGN steps 1-7).
 
-``HTTPServerCore`` is one connection's state machine over the shared ``state.ServerState``; the loop sees it through a tiny Python subclass that mixes in
-``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
+``HTTPServerCore`` is one connection's state machine over the shared ``state.ServerState``; the
+loop sees it through a tiny Python subclass that mixes in ``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
 """
 from cyserve._core.body cimport BodyStream
 from cyserve._core.buffer cimport ReceiveBuffer

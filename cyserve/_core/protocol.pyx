@@ -29,6 +29,7 @@ from cyserve._core.writer cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE, HeadWr
 
 import asyncio
 import logging
+from http import HTTPStatus
 
 from cyserve._eager import drive
 from cyserve.errors import Disconnected, ProtocolError
@@ -178,7 +179,6 @@ cdef class HTTPServerCore(Sender):
         cdef Py_ssize_t avail
         cdef long long length
         cdef object body = b""
-        cdef list pieces
         cdef ServerState state = self._state
         self._requests += 1
         self._head = head
@@ -432,7 +432,6 @@ cdef class HTTPServerCore(Sender):
         return 0
 
     cdef _respond_status(self, int status, str detail=None):
-        from http import HTTPStatus
         try:
             phrase = HTTPStatus(status).phrase
         except ValueError:

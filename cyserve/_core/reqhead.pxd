@@ -13,6 +13,7 @@ from cyserve._core.writer cimport HeadWriter
 # and Connection dropped: framing is decided here), then the framing field (``framing`` is a
 # writer BODY_* value) and, when asked or when the caller's own fields asked (``w.user_close``),
 # Connection: close.  ``body`` (bytes or None) is appended when at most COALESCE_BODY_BYTES, so a
-# small request is one write.  ValueError for a non-token method or a bad request target.
+# small request is one write.  ValueError for a non-token method or a bad request target;
+# TypeError when either is None.
 cdef bytes request_head(HeadWriter w, str method, str target, object fields, int framing,
                         long long content_length, bint close, object body)

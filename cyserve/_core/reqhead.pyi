@@ -10,4 +10,5 @@ def serialise_request(method: str, target: str, fields: Fields = ..., content_le
     caller's ``Connection: close``, Connection: close.  The caller's own Content-Length,
     Transfer-Encoding and Connection fields are dropped (framing is decided in one place).
     ``body`` is appended when at most 16 KiB.  ValueError for a non-token method, a target with
-    whitespace, controls or non-ASCII (RFC 9112 §3.2), and any field the writer refuses."""
+    whitespace, controls or non-ASCII (RFC 9112 §3.2), and any field the writer refuses; TypeError
+    when ``method`` or ``target`` is None."""

@@ -2,17 +2,13 @@
 """Request-head serialisation (see reqhead.pxd): the method and target checks, then the writer."""
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND,
+)
 
 from cyserve._core.chars cimport C_TCHAR, CLASS
 from cyserve._core.writer cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, HeadWriter
 
-cdef extern from "Python.h":
-    int PyUnicode_KIND(object o)
-    void* PyUnicode_DATA(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
-    int PyUnicode_1BYTE_KIND
-
-cdef bytes _CHUNKED_LINE = b"Transfer-Encoding: chunked\r\n"
 cdef bytes _CLOSE_LINE = b"Connection: close\r\n"
 cdef bytes _VERSION_TAIL = b" HTTP/1.1\r\n"
 
@@ -23,11 +19,11 @@ cdef bytes request_head(HeadWriter w, str method, str target, object fields, int
                         long long content_length, bint close, object body):
     cdef const unsigned char* p
     cdef Py_ssize_t n, i
-    cdef char digits[24]
-    cdef int nd = 0
-    cdef unsigned long long cl
     # method = token (RFC 9110 §9.1); request-target has no whitespace or CTL (RFC 9112 §3.2):
     # both are checked here so no caller can smuggle a second request line through them.
+    # A ``str`` argument may be None: PyUnicode_KIND/DATA on it would read past a non-str object.
+    if method is None or target is None:
+        raise TypeError("method and target must be str, not None")
     if PyUnicode_KIND(method) != PyUnicode_1BYTE_KIND:
         raise ValueError(f"method {method!r} is not a token")
     p = <const unsigned char*>PyUnicode_DATA(method)
@@ -56,20 +52,7 @@ cdef bytes request_head(HeadWriter w, str method, str target, object fields, int
     if fields:
         for name, value in fields:
             w._put_field(name, value)
-    if framing == BODY_LENGTH:
-        w._put(b"Content-Length: ", 16)
-        cl = <unsigned long long>content_length
-        if cl == 0:
-            w._put(b"0", 1)
-        else:
-            while cl:
-                digits[23 - nd] = <char>(48 + cl % 10)
-                cl //= 10
-                nd += 1
-            w._put(digits + 24 - nd, nd)
-        w._put(b"\r\n", 2)
-    elif framing == BODY_CHUNKED:
-        w._put(PyBytes_AS_STRING(_CHUNKED_LINE), PyBytes_GET_SIZE(_CHUNKED_LINE))
+    w._put_framing(framing, content_length)
     if close or w.user_close:
         w._put(PyBytes_AS_STRING(_CLOSE_LINE), PyBytes_GET_SIZE(_CLOSE_LINE))
     w._put(b"\r\n", 2)

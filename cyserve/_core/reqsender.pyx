@@ -2,7 +2,7 @@
 """The writing half of a client connection: request head, body framing, drain (see reqsender.pxd)."""
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.chunked cimport chunk_header
+from cyserve._core.chunked cimport chunk_header, encode_chunk
 from cyserve._core.reqhead cimport request_head
 from cyserve._core.timer cimport monotonic as _now
 from cyserve._core.writer cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES
@@ -94,7 +94,7 @@ cdef class RequestSender(BodyOwner):
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         if self._req_framing == BODY_CHUNKED:
             if n <= COALESCE_BODY_BYTES:
-                self.transport.write(chunk_header(n) + data + _CRLF)
+                self.transport.write(encode_chunk(data))
             else:
                 self.transport.writelines((chunk_header(n), data, _CRLF))
         else:

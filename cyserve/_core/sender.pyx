@@ -4,7 +4,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
 from cyserve._core.body cimport BodyOwner
-from cyserve._core.chunked cimport chunk_header
+from cyserve._core.chunked cimport chunk_header, encode_chunk
 from cyserve._core.writer cimport (
     BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE,
     CONN_KEEP_ALIVE, CONN_NONE, HeadWriter, body_framing,
@@ -122,6 +122,8 @@ cdef class Sender(BodyOwner):
         """
         cdef Py_ssize_t blen
         cdef int framing, conn
+        cdef bint silent
+        cdef bytes head
         if self._resp_state != R_NONE:
             raise RuntimeError("a response was already started for this request")
         self._check_writable()
@@ -148,6 +150,7 @@ cdef class Sender(BodyOwner):
         it is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
         """
         cdef int framing, conn
+        cdef bytes head
         if self._resp_state != R_NONE:
             raise RuntimeError("a response was already started for this request")
         self._check_writable()
@@ -180,7 +183,7 @@ cdef class Sender(BodyOwner):
             return _READY
         if self._resp_framing == BODY_CHUNKED:
             if n <= COALESCE_BODY_BYTES:
-                self._send(chunk_header(n) + data + _CRLF)
+                self._send(encode_chunk(data))
             else:
                 self._send(chunk_header(n))
                 self._send(data)

@@ -19,7 +19,8 @@ cdef class Deadline:
     cdef object _handle               # the pending loop TimerHandle, or None
     cdef double _handle_at
 
-    # Guard ``kind`` for ``seconds`` from now; kind 0 or seconds <= 0 clears the deadline.
+    # Guard ``kind`` for ``seconds`` from now.  Kind 0 or seconds <= 0 sets no deadline (a pending
+    # timer then fires as a no-op); ``kind`` is recorded either way, so the owner sees what it guards.
     cdef int set(self, int kind, double seconds) except -1
     # Move the current deadline to ``seconds`` from now, keeping its kind (idle timeouts).
     cdef int bump(self, double seconds) except -1

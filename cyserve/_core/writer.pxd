@@ -40,3 +40,6 @@ cdef class HeadWriter:
                     long long content_length, int conn, object body)
     cdef int _put(self, const char* data, Py_ssize_t n) except -1
     cdef int _put_field(self, object name, object value) except -1
+    # The framing field line for a writer BODY_* value (both roles): ``Content-Length: n`` for
+    # BODY_LENGTH, ``Transfer-Encoding: chunked`` for BODY_CHUNKED, nothing otherwise.
+    cdef int _put_framing(self, int framing, long long content_length) except -1

@@ -2,20 +2,16 @@
 """Response head serialisation with a per-second Date cache and a precomputed status table."""
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_Check
+from cpython.unicode cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_Check, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND,
+)
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from libc.time cimport time, time_t
 
-from cyserve._core.chars cimport C_TCHAR, CLASS
+from cyserve._core.chars cimport C_TCHAR, CLASS, ieq, list_element
 
 from http import HTTPStatus
-
-cdef extern from "Python.h":
-    int PyUnicode_KIND(object o)
-    void* PyUnicode_DATA(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
-    int PyUnicode_1BYTE_KIND
 
 cdef extern from "time.h" nogil:
     struct tm:
@@ -34,7 +30,6 @@ for _code in range(100, 600):
     _STATUS_LINES[_code] = f"HTTP/1.1 {_code} {_reason}\r\n".encode("latin-1")
 
 cdef bytes _CONTENT_TYPE = b"Content-Type: "
-cdef bytes _CONTENT_LENGTH = b"Content-Length: "
 cdef bytes _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 cdef bytes _CONN_CLOSE = b"Connection: close\r\n"
 cdef bytes _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
@@ -99,14 +94,6 @@ cdef int body_framing(int status, bint length_known, bint http10) noexcept:
     return BODY_CHUNKED
 
 
-cdef inline bint _lower_eq(const unsigned char* p, Py_ssize_t n, const char* lower) noexcept:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if (p[i] | 0x20) != <unsigned char>lower[i]:
-            return False
-    return True
-
-
 @cython.final
 cdef class HeadWriter:
     """Per-connection head serialiser; see writer.pxd."""
@@ -152,7 +139,7 @@ cdef class HeadWriter:
     cdef int _put_field(self, object name, object value) except -1:
         cdef const unsigned char* n
         cdef const unsigned char* v
-        cdef Py_ssize_t nlen, vlen, i
+        cdef Py_ssize_t nlen, vlen, i, pos, start, stop
         cdef object name_b, value_b
         # Names and values are latin-1 on the wire (RFC 9110 §5.5); one-byte str are read in
         # place, without an encoded copy.
@@ -189,13 +176,20 @@ cdef class HeadWriter:
             if v[i] == 13 or v[i] == 10 or v[i] == 0:
                 raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
         # Framing and persistence fields are decided by cyserve alone (one place, RFC 9112 §6.3).
-        if nlen == 14 and _lower_eq(n, 14, b"content-length"):
+        if nlen == 14 and ieq(n, b"content-length", 14):
             return 0
-        if nlen == 17 and _lower_eq(n, 17, b"transfer-encoding"):
+        if nlen == 17 and ieq(n, b"transfer-encoding", 17):
             return 0
-        if nlen == 10 and _lower_eq(n, 10, b"connection"):
-            if vlen == 5 and _lower_eq(v, 5, b"close"):
-                self.user_close = True
+        if nlen == 10 and ieq(n, b"connection", 10):
+            # Connection is a comma list of options (RFC 9110 §7.6.1): any "close" ends the
+            # connection after this response; the field itself is written by cyserve.
+            pos = 0
+            while True:
+                start = list_element(v, &pos, vlen, &stop)
+                if start < 0:
+                    break
+                if stop - start == 5 and ieq(v + start, b"close", 5):
+                    self.user_close = True
             return 0
         self._put(<const char*>n, nlen)
         self._put(b": ", 2)
@@ -203,12 +197,32 @@ cdef class HeadWriter:
         self._put(b"\r\n", 2)
         return 0
 
+    @cython.cdivision(True)
+    cdef int _put_framing(self, int framing, long long content_length) except -1:
+        # RFC 9112 §6.1-6.2: exactly one framing field; content_length >= 0 with BODY_LENGTH.
+        # The line is built right to left in one stack buffer and copied with one _put.
+        cdef char line[48]
+        cdef Py_ssize_t p = 46
+        cdef unsigned long long cl = <unsigned long long>content_length
+        if framing == BODY_LENGTH:
+            line[46] = 13
+            line[47] = 10
+            while True:
+                p -= 1
+                line[p] = <char>(48 + cl % 10)
+                cl //= 10
+                if cl == 0:
+                    break
+            p -= 16
+            memcpy(line + p, b"Content-Length: ", 16)
+            self._put(line + p, 48 - p)
+        elif framing == BODY_CHUNKED:
+            self._put(PyBytes_AS_STRING(_CHUNKED), PyBytes_GET_SIZE(_CHUNKED))
+        return 0
+
     cdef bytes head(self, int status, object fields, object content_type, int framing,
                     long long content_length, int conn, object body):
         cdef bytes line
-        cdef char digits[24]
-        cdef int nd = 0
-        cdef unsigned long long cl
         cdef time_t now
         cdef Py_ssize_t blen
         if status < 100 or status > 599:
@@ -228,23 +242,7 @@ cdef class HeadWriter:
         if fields:
             for name, value in fields:
                 self._put_field(name, value)
-        if framing == BODY_LENGTH:
-            self._put(PyBytes_AS_STRING(_CONTENT_LENGTH), 16)
-            cl = <unsigned long long>content_length
-            if cl == 0:
-                digits[0] = b'0'
-                nd = 1
-            while cl:
-                digits[23 - nd] = <char>(48 + cl % 10)
-                cl //= 10
-                nd += 1
-            if content_length:
-                self._put(digits + 24 - nd, nd)
-            else:
-                self._put(digits, 1)
-            self._put(b"\r\n", 2)
-        elif framing == BODY_CHUNKED:
-            self._put(PyBytes_AS_STRING(_CHUNKED), PyBytes_GET_SIZE(_CHUNKED))
+        self._put_framing(framing, content_length)
         if conn == CONN_CLOSE or self.user_close:
             self._put(PyBytes_AS_STRING(_CONN_CLOSE), PyBytes_GET_SIZE(_CONN_CLOSE))
         elif conn == CONN_KEEP_ALIVE:

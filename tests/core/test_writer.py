@@ -109,3 +109,16 @@ def test_large_body_is_not_copied_behind_the_head():
     big = b"x" * 100_000
     raw = HeadWriter().serialise(200, None, None, len(big), body=big)
     assert raw.endswith(b"\r\n\r\n") and b"Content-Length: 100000" in raw
+
+
+@pytest.mark.parametrize("value", ["close", "Close", "keep-alive, close", "close, x-custom", " foo ,CLOSE"])
+def test_connection_close_anywhere_in_the_list_is_honoured(value):
+    w = HeadWriter()
+    raw = w.serialise(200, [("Connection", value)], None, 0)
+    assert w.user_close and raw.count(b"Connection: close") == 1
+
+
+def test_connection_without_close_keeps_the_connection():
+    w = HeadWriter()
+    raw = w.serialise(200, [("Connection", "keep-alive, closed")], None, 0)
+    assert not w.user_close and b"Connection" not in raw
