@@ -148,8 +148,6 @@ cdef class HTTPServerCore(Sender):
                 if n == 0:
                     break
                 data = self._buf.head()
-                if self._deadline.kind != T_HEAD:
-                    self._deadline.set(T_HEAD, self._state.head_s)
                 # RFC 9112 §2.2: a server SHOULD ignore empty lines received before a request line.
                 skip = 0
                 while skip + 1 < n and data[skip] == 13 and data[skip + 1] == 10:
@@ -160,7 +158,11 @@ cdef class HTTPServerCore(Sender):
                 try:
                     end = self._scanner.find_end(data, n)
                     if end < 0:
-                        break  # incomplete head: wait for more under the head deadline
+                        # Incomplete: the head deadline runs from this first pass that saw its
+                        # bytes (slowloris); a head that arrives whole never touches the timer.
+                        if self._deadline.kind != T_HEAD:
+                            self._deadline.set(T_HEAD, self._state.head_s)
+                        break
                     raw = self._buf.take(end)
                     self._buf.consume(end)
                     self._scanner.reset()
