@@ -59,7 +59,7 @@ from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
 from cyserve.routing import Router, route
 from cyserve.server import Server, run, serve, tls_context
-from cyserve.shortcuts import (
+from cyserve.compat import (
     Deliver,
     create_html_response,
     create_json_response,

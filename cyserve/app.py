@@ -240,7 +240,7 @@ class App(MethodShortcuts):
         if self._frozen:
             return
         if self.docs:
-            from cyserve.openapi import mount_docs
+            from cyserve.docs import mount_docs
             mount_docs(self)
         for route in self.router.all_routes():
             self._wrap(route)

@@ -21,7 +21,7 @@ import re
 from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
-from cyserve._trie import CONVERTERS as CONVERTERS  # re-exported: openapi imports it from here
+from cyserve._trie import CONVERTERS as CONVERTERS  # re-exported: docs.openapi imports it from here
 from cyserve._trie import _PARAM, _parse, _Resource, _Table
 from cyserve.response import Response
 

@@ -23,7 +23,7 @@ import asyncio
 import threading
 from typing import Any, Iterator
 
-from cyserve._client.sse import ServerSentEvent
+from cyserve.client.sse import ServerSentEvent
 from cyserve.client import Client, Response
 
 __all__ = ["TestClient", "SyncResponse"]

@@ -1,6 +1,6 @@
 """Server-side CPU per request without sockets: requests are fed straight into the protocol.
 
-    python bench/micro/protocol_loop.py [plaintext|json] [--profile]
+    python bench/micro/protocol_loop.py [plaintext|json] [--profile] [--rounds N]
 
 Measures parse + app + response serialisation through the real ``HTTPServerProtocol`` with a
 transport that discards writes; the network and the loop's I/O are left out on purpose.
@@ -17,7 +17,7 @@ sys.path.insert(0, __file__.rsplit("/bench/", 1)[0])
 
 from cyserve import App, Response  # noqa: E402
 from cyserve._core.state import ServerState  # noqa: E402
-from cyserve.server import HTTPServerProtocol  # noqa: E402
+from cyserve.server.serve import HTTPServerProtocol  # noqa: E402
 
 
 class NullTransport(asyncio.Transport):
@@ -99,7 +99,12 @@ async def measure(path: str, rounds: int = 200_000, profile: bool = False) -> fl
     return elapsed / rounds * 1e6
 
 
-if __name__ == "__main__":
-    which = sys.argv[1] if len(sys.argv) > 1 else "plaintext"
-    us = asyncio.run(measure(which, profile="--profile" in sys.argv))
+def main(argv: list[str]) -> None:
+    which = argv[0] if argv and not argv[0].startswith("-") else "plaintext"
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 200_000
+    us = asyncio.run(measure(which, rounds, profile="--profile" in argv))
     print(f"{which}: {us:.2f} us per request (server CPU, no sockets)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import httptools
 import pytest
 
-from cyserve._core.chunked import LAST_CHUNK, ChunkedDecoder, chunk_header, encode_chunk
+from cyserve._core.http.chunked import LAST_CHUNK, ChunkedDecoder, chunk_header, encode_chunk
 
 HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 ROUNDS = 2000

@@ -14,7 +14,7 @@ from typing import Callable
 import httptools
 import pytest
 
-from cyserve._core.parser import HeadScanner, parse_request_head
+from cyserve._core.http.parser import HeadScanner, parse_request_head
 
 TINY_GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

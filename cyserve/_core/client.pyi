@@ -10,10 +10,10 @@ only to drive a connection by hand.  ``ClientState`` and ``serialise_request`` a
 import asyncio
 from typing import Any, Iterable
 
-from cyserve._core.body import BodyStream
+from cyserve._core.http.body import BodyStream
 from cyserve._core.clientstate import ClientState as ClientState
-from cyserve._core.parser import Head
-from cyserve._core.reqhead import serialise_request as serialise_request
+from cyserve._core.http.parser import Head
+from cyserve._core.http.serialise import serialise_request as serialise_request
 from cyserve._core.respreader import ResponseReader
 
 Fields = Iterable[tuple[str | bytes, str | bytes]] | None
@@ -23,7 +23,7 @@ def monotonic() -> float:
 
 class HTTPClientCore(ResponseReader):
     """One client connection, one exchange at a time.  The loop sees a Python subclass mixing in
-    ``asyncio.BufferedProtocol`` (``cyserve._client.connect.ClientConnection``).
+    ``asyncio.BufferedProtocol`` (``cyserve.client.connect.ClientConnection``).
 
     After a failure (``error`` is set) the connection is aborted and never reused.  The listener
     (the pool) hears ``connection_released(conn)`` when an exchange ended cleanly with keep-alive

@@ -19,16 +19,16 @@ beyond its framing; otherwise the connection closes.  Reading is paused exactly 
 body in the stream is above ``read_high`` and below it again at ``read_low``.  ``_exc``, once set,
 is final: the connection is aborted and every later call raises it.
 """
-from cyserve._core.parser cimport FRAMING_CLOSE
+from cyserve._core.http.parser cimport FRAMING_CLOSE
 from cyserve._core.respreader cimport P_BODY, P_DEAD, P_DONE, P_HEAD, P_IDLE
 from cyserve._core.timer cimport monotonic as _now
 
-from cyserve._client.errors import (
+from cyserve.errors import (
     ReadError, ReadTimeout, RemoteProtocolError, TotalTimeout, WriteError, WriteTimeout,
 )
 # Re-exported: the public names of the client core stay importable from here.
 from cyserve._core.clientstate import ClientState
-from cyserve._core.reqhead import serialise_request
+from cyserve._core.http.serialise import serialise_request
 
 
 cdef inline double _earliest(double a, double b) noexcept:

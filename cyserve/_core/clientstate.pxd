@@ -5,7 +5,7 @@ Limits, water marks and the loop, copied into C fields once when the client bind
 read by the reading half (``respreader``: limits, read water marks, receive sizes) and by the
 connection (``client``: write water marks, keep-alive).  Immutable after construction.
 """
-from cyserve._core.parser cimport ParserLimits
+from cyserve._core.http.parser cimport ParserLimits
 
 
 cdef class ClientState:

@@ -2,7 +2,7 @@
 """``ClientState``: the limits and water marks of one ``Client``, in C fields once."""
 cimport cython
 
-from cyserve._core.parser cimport ParserLimits
+from cyserve._core.http.parser cimport ParserLimits
 
 
 @cython.final

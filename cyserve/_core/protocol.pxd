@@ -4,10 +4,10 @@
 ``HTTPServerCore`` is one connection's state machine over the shared ``state.ServerState``; the
 loop sees it through a tiny Python subclass that mixes in ``asyncio.BufferedProtocol`` (uvloop duck-types ``get_buffer``, stdlib asyncio checks isinstance).
 """
-from cyserve._core.body cimport BodyStream
-from cyserve._core.buffer cimport ReceiveBuffer
-from cyserve._core.chunked cimport ChunkedDecoder
-from cyserve._core.parser cimport Head, HeadScanner
+from cyserve._core.http.body cimport BodyStream
+from cyserve._core.io.buffer cimport ReceiveBuffer
+from cyserve._core.http.chunked cimport ChunkedDecoder
+from cyserve._core.http.parser cimport Head, HeadScanner
 from cyserve._core.sender cimport Sender
 from cyserve._core.state cimport ServerState
 from cyserve._core.timer cimport Deadline

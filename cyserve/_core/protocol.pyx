@@ -16,22 +16,22 @@ handler finished; reading is paused exactly while ``_paused_for_body or _paused_
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.body cimport BodyStream
-from cyserve._core.buffer cimport ReceiveBuffer
-from cyserve._core.chunked cimport ChunkedDecoder
-from cyserve._core.parser cimport (
+from cyserve._core.http.body cimport BodyStream
+from cyserve._core.io.buffer cimport ReceiveBuffer
+from cyserve._core.http.chunked cimport ChunkedDecoder
+from cyserve._core.http.parser cimport (
     FRAMING_CHUNKED, FRAMING_LENGTH, Head, HeadScanner, ParserLimits, parse_request,
 )
 from cyserve._core.sender cimport R_DONE, R_NONE, R_STREAMING, Sender
 from cyserve._core.state cimport MIN_READ_BYTES, ServerState
 from cyserve._core.timer cimport Deadline
-from cyserve._core.writer cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE, HeadWriter
+from cyserve._core.http.serialise cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE, HeadWriter
 
 import asyncio
 import logging
 from http import HTTPStatus
 
-from cyserve._eager import drive
+from cyserve._core.http.eager import drive
 from cyserve.errors import Disconnected, ProtocolError
 
 from cpython.ref cimport PyObject, Py_XDECREF

@@ -11,8 +11,8 @@ The reading half (``client.HTTPClientCore``) derives from it, sets ``transport``
 three hooks below; this half only calls them.  Request states: ``_req_open`` is true from a head
 that promised a body until ``end_body``/``stop_body`` (or a failure).
 """
-from cyserve._core.body cimport BodyOwner
-from cyserve._core.writer cimport HeadWriter
+from cyserve._core.http.body cimport BodyOwner
+from cyserve._core.http.serialise cimport HeadWriter
 
 
 cdef class RequestSender(BodyOwner):

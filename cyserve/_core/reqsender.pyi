@@ -2,7 +2,7 @@
 import asyncio
 from typing import Awaitable
 
-from cyserve._core.body import BodyOwner
+from cyserve._core.http.body import BodyOwner
 
 class RequestSender(BodyOwner):
     """Request body API: framed pieces, write backpressure, the end of the body."""

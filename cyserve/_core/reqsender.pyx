@@ -2,12 +2,12 @@
 """The writing half of a client connection: request head, body framing, drain (see reqsender.pxd)."""
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.chunked cimport chunk_header, encode_chunk
-from cyserve._core.reqhead cimport request_head
+from cyserve._core.http.chunked cimport chunk_header, encode_chunk
+from cyserve._core.http.serialise cimport HeadWriter
 from cyserve._core.timer cimport monotonic as _now
-from cyserve._core.writer cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES
+from cyserve._core.http.serialise cimport BODY_CHUNKED, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES
 
-from cyserve._client.errors import WriteError
+from cyserve.errors import WriteError
 
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes _CRLF = b"\r\n"
@@ -70,7 +70,7 @@ cdef class RequestSender(BodyOwner):
             framing = BODY_NONE
             if body is not None and PyBytes_GET_SIZE(body):
                 raise ValueError("a body needs content_length or chunked")
-        head = request_head(self._writer, method, target, fields, framing, content_length,
+        head = self._writer.request_head(method, target, fields, framing, content_length,
                             close, body)
         self._req_framing = framing
         self._req_remaining = content_length if framing == BODY_LENGTH else 0

@@ -11,11 +11,11 @@ half (``reqsender.RequestSender``) so one object is the loop's protocol; the con
 Ownership: ``_buf`` is this connection's; ``HeadScanner.find_end`` reads its bytes in place, and
 every head or body piece handed up is a ``bytes`` copy taken before the buffer is consumed.
 """
-from cyserve._core.body cimport BodyStream
-from cyserve._core.buffer cimport ReceiveBuffer
-from cyserve._core.chunked cimport ChunkedDecoder
+from cyserve._core.http.body cimport BodyStream
+from cyserve._core.io.buffer cimport ReceiveBuffer
+from cyserve._core.http.chunked cimport ChunkedDecoder
 from cyserve._core.clientstate cimport ClientState
-from cyserve._core.parser cimport Head, HeadScanner
+from cyserve._core.http.parser cimport Head, HeadScanner
 from cyserve._core.reqsender cimport RequestSender
 
 # Response phases (``_resp_phase``); their meaning and the exchange's invariants: client.pyx.

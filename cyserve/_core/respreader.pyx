@@ -6,10 +6,10 @@ exchange's invariants are in ``client.pyx``); the connection owns the rest of th
 """
 cimport cython
 
-from cyserve._core.parser cimport FRAMING_CHUNKED, FRAMING_LENGTH, FRAMING_NONE, parse_response
+from cyserve._core.http.parser cimport FRAMING_CHUNKED, FRAMING_LENGTH, FRAMING_NONE, parse_response
 from cyserve._core.timer cimport monotonic as _now
 
-from cyserve._client.errors import RemoteProtocolError
+from cyserve.errors import RemoteProtocolError
 from cyserve.errors import ProtocolError
 
 

@@ -7,8 +7,8 @@ coalescing of the writes made during one read pass, and write backpressure (DESI
 The request side (``protocol.HTTPServerCore``) derives from it and sets the facts about the
 request being answered (``_keep_alive``, ``_http10``, ``_head_request``, ``_processing``).
 """
-from cyserve._core.body cimport BodyOwner
-from cyserve._core.writer cimport HeadWriter
+from cyserve._core.http.body cimport BodyOwner
+from cyserve._core.http.serialise cimport HeadWriter
 
 cdef class Ready:
     """An awaitable that is already done: what ``drain()`` returns while writing is not paused,

@@ -3,9 +3,9 @@
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.body cimport BodyOwner
-from cyserve._core.chunked cimport chunk_header, encode_chunk
-from cyserve._core.writer cimport (
+from cyserve._core.http.body cimport BodyOwner
+from cyserve._core.http.chunked cimport chunk_header, encode_chunk
+from cyserve._core.http.serialise cimport (
     BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE,
     CONN_KEEP_ALIVE, CONN_NONE, HeadWriter, body_framing,
 )

@@ -5,7 +5,7 @@ the application entry point, and the set of live connections that shutdown walks
 
 The connections are kept as plain objects: shutdown asks each one to ``begin_shutdown()`` or
 ``abort()``, so this module needs nothing from ``protocol`` (no circular cimport)."""
-from cyserve._core.parser cimport ParserLimits
+from cyserve._core.http.parser cimport ParserLimits
 
 # Free bytes get_buffer() asks the receive buffer for before each read.
 cdef enum:

@@ -2,7 +2,7 @@
 """State shared by every connection of one listening server (see state.pxd)."""
 cimport cython
 
-from cyserve._core.parser cimport ParserLimits
+from cyserve._core.http.parser cimport ParserLimits
 
 
 @cython.final

@@ -5,7 +5,7 @@ import json
 import re
 
 from cyserve import App, Router
-from cyserve.openapi import build_spec, openapi_path, parse_docstring
+from cyserve.docs.openapi import build_spec, openapi_path, parse_docstring
 from tests.support import RawClient, serving
 
 
@@ -84,7 +84,7 @@ def test_docs_are_served_only_in_dev_mode(run):
 
 
 def test_openapi_json_and_the_bundled_viewer(run, monkeypatch):
-    monkeypatch.setattr("cyserve.openapi.swagger_ui_dir", lambda: None)
+    monkeypatch.setattr("cyserve.docs.openapi.swagger_ui_dir", lambda: None)
 
     async def main():
         async with serving(make_app(debug=True)) as server:
@@ -108,7 +108,7 @@ def test_openapi_json_and_the_bundled_viewer(run, monkeypatch):
 def test_swagger_ui_from_an_installed_distribution(run, monkeypatch, tmp_path):
     (tmp_path / "swagger-ui.css").write_text("/* css */")
     (tmp_path / "swagger-ui-bundle.js").write_text("// bundle")
-    monkeypatch.setattr("cyserve.openapi.swagger_ui_dir", lambda: tmp_path)
+    monkeypatch.setattr("cyserve.docs.openapi.swagger_ui_dir", lambda: tmp_path)
 
     async def main():
         async with serving(make_app(docs=True)) as server:
@@ -127,6 +127,6 @@ def test_swagger_ui_from_an_installed_distribution(run, monkeypatch, tmp_path):
 def test_swagger_ui_dir_finds_swagger_ui_py_when_installed():
     import pytest
     pytest.importorskip("swagger_ui")
-    from cyserve.openapi import swagger_ui_dir
+    from cyserve.docs.openapi import swagger_ui_dir
     found = swagger_ui_dir()
     assert found is not None and (found / "swagger-ui-bundle.js").is_file()

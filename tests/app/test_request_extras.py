@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cyserve._core.parser import parse_request_head
+from cyserve._core.http.parser import parse_request_head
 from cyserve.context import current_request, g
 from cyserve.request import Request, parse_cookie_header
 

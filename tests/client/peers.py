@@ -194,27 +194,10 @@ async def until(predicate: Callable[[], Any], timeout_s: float = 3.0) -> None:
 
 @contextlib.asynccontextmanager
 async def serving_tls(app: Any, ssl_ctx: Any) -> AsyncIterator[Any]:
-    """A cyserve server on 127.0.0.1:0 behind TLS (the server's own protocol, a TLS listener)."""
-    from cyserve._core.state import ServerState
-    from cyserve.server import HTTPServerProtocol, Server
-    class TLSServerProtocol(HTTPServerProtocol):
-        # stdlib asyncio's TLS transport slices the buffer get_buffer returns; the server's
-        # ReceiveBuffer is not sliceable, a memoryview of it is (reported to the server's owner).
-        def get_buffer(self, sizehint: int) -> memoryview:
-            return memoryview(super().get_buffer(sizehint))
-
-    loop = asyncio.get_running_loop()
-    state = ServerState(app.handle, app.config, loop)
-    listener = await loop.create_server(lambda: TLSServerProtocol(state), "127.0.0.1", 0,
-                                        ssl=ssl_ctx)
-    server = Server(app, state, listener)
+    """A cyserve server on 127.0.0.1:0 behind TLS (``serve(ssl=...)``)."""
+    from cyserve.server import serve
+    server = await serve(app, "127.0.0.1", 0, ssl=ssl_ctx)
     try:
         yield server
     finally:
-        listener.close()
-        state.begin_shutdown()
-        try:
-            await asyncio.wait_for(state.wait_closed(), 2)
-        except asyncio.TimeoutError:
-            state.abort_all()
-        await listener.wait_closed()
+        await server.shutdown(timeout_s=2.0)

@@ -7,16 +7,16 @@ import zlib
 
 import pytest
 
-from cyserve._client.content import encode_request
-from cyserve._client.cookies import CookieJar
-from cyserve._client.decompress import STEP_BYTES, make_decoder
-from cyserve._client.errors import DecodingError
-from cyserve._client.redirects import Hop, next_hop
-from cyserve._client.sse import SSEDecoder
-from cyserve._client.urls import merge_url, split_url
-from cyserve._core.chunked import ChunkedDecoder
-from cyserve._core.client import serialise_request
-from cyserve._core.parser import FRAMING_CHUNKED, FRAMING_LENGTH, parse_request_head
+from cyserve.client.content import encode_request
+from cyserve.client.cookies import CookieJar
+from cyserve.client.decompress import STEP_BYTES, make_decoder
+from cyserve.errors import DecodingError
+from cyserve.client.redirects import Hop, next_hop
+from cyserve.client.sse import SSEDecoder
+from cyserve.client.urls import merge_url, split_url
+from cyserve._core.http.chunked import ChunkedDecoder
+from cyserve._core.http.serialise import serialise_request
+from cyserve._core.http.parser import FRAMING_CHUNKED, FRAMING_LENGTH, parse_request_head
 
 # ---------------------------------------------------------------------- request heads
 
@@ -77,7 +77,7 @@ def test_request_head_refuses_none_method_or_target(method, target):
 
 
 def test_chunked_request_body_round_trips_through_the_decoder():
-    from cyserve._core.chunked import encode_chunk, LAST_CHUNK
+    from cyserve._core.http.chunked import encode_chunk, LAST_CHUNK
     pieces = [b"a" * 10, b"b" * 70000, b"c"]
     wire = b"".join(encode_chunk(p) for p in pieces) + LAST_CHUNK
     out, used = ChunkedDecoder().decode(wire)

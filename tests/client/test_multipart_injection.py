@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cyserve._client.multipart import encode_multipart
+from cyserve.client.multipart import encode_multipart
 
 
 @pytest.mark.parametrize("content_type, extra", [

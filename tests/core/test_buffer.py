@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cyserve._core.buffer import ReceiveBuffer
+from cyserve._core.io.buffer import ReceiveBuffer
 
 
 def write(buf: ReceiveBuffer, data: bytes) -> None:

@@ -12,7 +12,7 @@ import h11
 import httptools
 import pytest
 
-from cyserve._core.chunked import (
+from cyserve._core.http.chunked import (
     LAST_CHUNK,
     MAX_CHUNK_SIZE,
     MAX_SIZE_LINE_BYTES,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cyserve._core import parser
-from cyserve._core.parser import (FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE,
+from cyserve._core.http import parser
+from cyserve._core.http.parser import (FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE,
                                   Head, HeadScanner, ParserLimits, parse_request_head,
                                   parse_response_head)
 from cyserve.config import Limits

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from cyserve._core import parser, writer
-from cyserve._core.chunked import ChunkedDecoder, LAST_CHUNK, encode_chunk
-from cyserve._core.parser import HeadScanner, parse_request_head, parse_response_head
-from cyserve._core.writer import HeadWriter
+from cyserve._core.http import parser, serialise as writer
+from cyserve._core.http.chunked import ChunkedDecoder, LAST_CHUNK, encode_chunk
+from cyserve._core.http.parser import HeadScanner, parse_request_head, parse_response_head
+from cyserve._core.http.serialise import HeadWriter
 
 CASES = [
     (200, [("X-Id", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], "text/plain", 5, False),

@@ -6,8 +6,8 @@ import email.utils
 import h11
 import pytest
 
-from cyserve._core import writer
-from cyserve._core.writer import HeadWriter, date_line
+from cyserve._core.http import serialise as writer
+from cyserve._core.http.serialise import HeadWriter, date_line
 
 
 def parse_with_h11(raw: bytes, method: str = "GET") -> tuple[h11.Response, bytes]:

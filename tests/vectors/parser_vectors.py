@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from cyserve._core.parser import (FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE,
+from cyserve._core.http.parser import (FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE,
                                   HeadScanner, ParserLimits, parse_request_head,
                                   parse_response_head)
 from cyserve.errors import ProtocolError

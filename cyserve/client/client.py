@@ -1,0 +1,411 @@
+"""Client: pooled HTTP/1.1 over the core's codec in its client role (DESIGN §3).
+
+    async with cyserve.Client(base_url="http://127.0.0.1:8000", timeout=10) as client:
+        resp = await client.get("/items", params={"page": 2})
+        resp.raise_for_status()
+        data = await resp.json()
+
+        async with client.stream("GET", "/big") as resp:      # streamed, backpressured
+            async for chunk in resp.iter_bytes():
+                ...
+
+        async with client.stream_request("PUT", "/upload") as req:   # Blazeio-style upload
+            await req.write(b"...")
+            resp = await req.finish()
+
+One-off helpers open and close a client per call: ``await cyserve.client.get(url)``.
+
+What Blazeio's client got wrong, and this one does not: TLS is chosen by the URL scheme and
+verified by default (``verify=False`` only when asked, logged at WARNING); every timeout is
+applied and raises its own exception; redirects are bounded and drop credentials across origins.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from cyserve.config import ClientLimits, ClientTimeouts, to_timeouts
+from cyserve.client.connect import make_ssl_context, open_connection, Proxy
+from cyserve.client.content import RequestContent, encode_request
+from cyserve.client.cookies import CookieJar
+from cyserve.client.decompress import ACCEPT_ENCODING
+from cyserve.errors import (
+    ClientError, ClientTimeout, ConnectError, ConnectTimeout, DecodingError, HTTPStatusError,
+    NetworkError, PoolTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
+    ResponseTooLarge, TooManyRedirects, TotalTimeout, TransportError, WriteError, WriteTimeout,
+)
+from cyserve.client.pool import Pool
+from cyserve.client.redirects import Hop, next_hop
+from cyserve.client.response import RequestInfo, Response
+from cyserve.client.sse import ServerSentEvent
+from cyserve.client.upload import StreamRequest, upload
+from cyserve.client.urls import Origin, Target, merge_url, split_url
+from cyserve.client.util import (
+    HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
+    remaining, seconds, target_of,
+)
+from cyserve._core.client import ClientState, monotonic
+
+__all__ = ["Client", "request", "get", "post", "put", "patch", "delete", "head", "options"]
+
+_VERSION = "0.1.0"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # RFC 9110 §9.2.2
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # RFC 9110 §8.6: send Content-Length: 0
+_UNSET: Any = object()
+
+class Client:
+    """A pooled HTTP/1.1 client.  Use it as ``async with Client(...) as client:``.
+
+    ``base_url``: prefix for relative URLs.  ``headers``/``params``: sent with every request.
+    ``timeout``: seconds for connect, read, write and pool each, or a ``ClientTimeouts``.
+    ``limits``: a ``ClientLimits`` (pool sizes, keep-alive expiry, redirects, size bounds).
+    ``verify``/``cert``: TLS (see ``cyserve.client.connect``).  ``proxy``: ``http://[user:pass@]
+    host:port``.  ``cookies``: True or a ``CookieJar`` to keep cookies (off by default).
+    ``auth``: ``(user, password)`` for Basic auth, sent only to the first hop's origin.
+    ``decode``: undo gzip/deflate/br (and send Accept-Encoding for them).
+    """
+
+    def __init__(self, *, base_url: str | None = None, headers: HeadersArg = None,
+                 params: Any = None, cookies: bool | CookieJar | None = None,
+                 timeout: Any = _UNSET, limits: ClientLimits | None = None, verify: Any = True,
+                 cert: Any = None, proxy: str | None = None, follow_redirects: bool = True,
+                 auth: tuple[str, str] | None = None, decode: bool = True,
+                 user_agent: str | None = f"cyserve/{_VERSION}") -> None:
+        if base_url is not None:
+            split_url(base_url)  # a bad base URL is the caller's mistake: ValueError now
+        self.base_url = base_url
+        self.params = params
+        self.timeouts = ClientTimeouts() if timeout is _UNSET else to_timeouts(timeout)
+        self.limits = limits or ClientLimits()
+        self.follow_redirects = follow_redirects
+        self.auth = auth
+        self.decode = decode
+        self.cookies: CookieJar | None = (CookieJar() if cookies is True
+                                          else cookies if isinstance(cookies, CookieJar) else None)
+        defaults = []
+        if user_agent:
+            defaults.append(("User-Agent", user_agent))
+        defaults.append(("Accept", "*/*"))
+        if decode:
+            defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
+        self.headers: list[tuple[str, str]] = merge_headers(defaults, header_list(headers))
+        self._proxy = Proxy.parse(proxy) if proxy else None
+        self._verify = verify
+        self._cert = cert
+        self._ssl: Any = None
+        if verify is False:
+            self._ssl = make_ssl_context(False, cert)  # logs the WARNING where the choice is made
+        self._pool = Pool(self.limits.max_connections, self.limits.max_connections_per_host)
+        self._state: ClientState | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> "Client":
+        self._bind()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close idle connections now; connections still busy close when their body ends."""
+        self._closed = True
+        self._pool.close()
+
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
+    def _bind(self) -> ClientState:
+        import asyncio
+        loop = asyncio.get_running_loop()
+        state = self._state
+        if state is None:
+            limits = self.limits
+            state = self._state = ClientState(
+                loop, max_head_bytes=limits.max_head_bytes,
+                max_header_count=limits.max_header_count,
+                max_trailer_bytes=limits.max_trailer_bytes, read_high=limits.read_high,
+                read_low=limits.read_low, write_high=limits.write_high,
+                write_low=limits.write_low, keepalive_s=limits.keepalive_expiry_s)
+        elif state.loop is not loop:
+            raise RuntimeError("a Client belongs to the event loop it first ran on")
+        return state
+
+    def _ssl_context(self) -> Any:
+        if self._ssl is None:
+            self._ssl = make_ssl_context(self._verify, self._cert)
+        return self._ssl
+
+    # ------------------------------------------------------------------ public API
+    async def request(self, method: str, url: str, *, params: Any = None, headers: HeadersArg = None,
+                      content: Any = None, data: Any = None, files: Any = None, json: Any = None,
+                      timeout: Any = _UNSET, follow_redirects: bool | None = None,
+                      auth: tuple[str, str] | None = None) -> Response:
+        """Send a request, follow redirects, read the whole body; return the ``Response``."""
+        return await self._request(method, url, params, headers, content, data, files, json,
+                                   timeout, follow_redirects, auth, False)
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> "_StreamContext":
+        """``async with client.stream("GET", url) as resp:`` — the body is not read: iterate
+        ``resp.iter_bytes()``; leaving the block closes the response."""
+        return _StreamContext(self, method, url, kwargs)
+
+    def stream_request(self, method: str, url: str, *, headers: HeadersArg = None,
+                       params: Any = None, timeout: Any = _UNSET) -> "StreamRequest":
+        """``async with client.stream_request("PUT", url) as req:`` then ``await req.write(chunk)``
+        as data arrives and ``resp = await req.finish()``.  Chunked unless ``headers`` carry a
+        Content-Length.  No redirects or retries (the body is sent once)."""
+        return StreamRequest(self, method, url, headers, params, timeout)
+
+    # ------------------------------------------------------------------ the engine
+    def _timeouts(self, timeout: Any) -> ClientTimeouts:
+        return self.timeouts if timeout is _UNSET else to_timeouts(timeout)
+
+    def _deadline(self, timeouts: ClientTimeouts) -> float | None:
+        return monotonic() + timeouts.total_s if timeouts.total_s and timeouts.total_s > 0 else None
+
+    async def _request(self, method: str, url: str, params: Any, headers: HeadersArg,
+                       content: Any, data: Any, files: Any, json: Any, timeout: Any,
+                       follow_redirects: bool | None, auth: tuple[str, str] | None,
+                       stream: bool) -> Response:
+        if self._closed:
+            raise ClientError("the client is closed")
+        timeouts = self._timeouts(timeout)
+        deadline = self._deadline(timeouts)
+        method = method.upper()
+        full = merge_url(self.base_url, url, merge_params(self.params, params))
+        hop_headers = merge_headers(self.headers, header_list(headers)) if headers else self.headers
+        auth = auth or self.auth
+        target = target_of(full)
+        if target.userinfo is not None and auth is None:
+            auth = target.userinfo
+        if auth is not None and find_header(hop_headers, "authorization") is None:
+            hop_headers = hop_headers + [("Authorization", basic_auth(*auth))]
+        body = encode_request(content, data, files, json)
+        hop = Hop(method, target.url, hop_headers, body)
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        history: list[Response] = []
+        while True:
+            resp = await self._send(hop, timeouts, deadline)
+            if self.cookies is not None:
+                self.cookies.extract(resp.url, resp.headers.getlist("set-cookie"))
+            if not follow or not resp.is_redirect:
+                break
+            following = next_hop(hop, resp.status, resp.headers.get("location"))
+            if following is None:
+                break
+            if len(history) >= self.limits.max_redirects:
+                await resp.aclose()
+                raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects "
+                                       f"(last: {resp.status} to {resp.headers.get('location')})", resp)
+            await _discard(resp)
+            history.append(resp)
+            hop = following
+        resp.history = history
+        if not stream:
+            try:
+                await resp.read()
+            except BaseException:
+                await resp.aclose()
+                raise
+        return resp
+
+    async def _send(self, hop: Hop, timeouts: ClientTimeouts, deadline: float | None) -> Response:
+        """One hop: a pooled connection, one exchange, one retry on a stale connection."""
+        target = target_of(hop.url)
+        route, request_target, fields = self._address(target, hop.headers)
+        content = hop.content
+        if content is not None and content.content_type and find_header(fields, "content-type") is None:
+            fields = fields + [("Content-Type", content.content_type)]
+        info = RequestInfo(hop.method, hop.url, fields)
+        retry_ok = hop.method in _IDEMPOTENT and (content is None or content.replayable)
+        fresh = False
+        while True:
+            conn, reused = await self._acquire(route, target.origin, timeouts, deadline, fresh)
+            try:
+                return await self._exchange(conn, hop.method, request_target, fields, content,
+                                            timeouts, deadline, info)
+            except TransportError as exc:
+                # RFC 9112 §9.3.1: a request on a reused connection that the server closed
+                # may be retried when it is idempotent and nothing of a response came back.
+                if (reused and not fresh and retry_ok and conn.response_bytes == 0
+                        and not isinstance(exc, ClientTimeout)):
+                    fresh = True
+                    continue
+                raise
+
+    def _address(self, target: Target, fields: list[tuple[str, str]]
+                 ) -> tuple[Route, str, list[tuple[str, str]]]:
+        """The pool route, the request-target and ``fields`` plus what every request adds
+        (Host, the jar's Cookie, Proxy-Authorization), for one request to ``target``."""
+        proxy = self._proxy
+        if proxy is None:
+            route = Route(target.origin, None)
+            request_target = target.target
+        elif target.origin.scheme == "http":
+            route = Route(None, proxy)
+            request_target = target.url   # absolute-form for a proxy (RFC 9112 §3.2.2)
+        else:
+            route = Route(target.origin, proxy)
+            request_target = target.target
+        if find_header(fields, "host") is None:
+            fields = [("Host", target.host_header)] + fields
+        if self.cookies is not None and find_header(fields, "cookie") is None:
+            cookie = self.cookies.header_for(target.url)
+            if cookie:
+                fields = fields + [("Cookie", cookie)]
+        if route.origin is None and proxy.authorization:
+            fields = fields + [("Proxy-Authorization", proxy.authorization)]
+        return route, request_target, fields
+
+    async def _acquire(self, route: Route, origin: Origin, timeouts: ClientTimeouts,
+                       deadline: float | None, fresh: bool) -> tuple[Any, bool]:
+        state = self._bind()
+        pool_s, total_binds = bound(timeouts.pool_s, deadline)
+
+        async def opener() -> Any:
+            connect_s, connect_total = bound(timeouts.connect_s, deadline)
+            ssl_ctx = self._ssl_context() if origin.scheme == "https" else None
+            try:
+                return await open_connection(state, route, origin, route.via, ssl_ctx, connect_s)
+            except ConnectTimeout:
+                if connect_total:
+                    raise TotalTimeout("the request took longer than its total timeout") from None
+                raise
+
+        try:
+            return await self._pool.acquire(route, pool_s, opener, fresh)
+        except PoolTimeout:
+            if total_binds:
+                raise TotalTimeout("the request took longer than its total timeout") from None
+            raise
+
+    async def _exchange(self, conn: Any, method: str, target: str, fields: list[tuple[str, str]],
+                        content: RequestContent | None, timeouts: ClientTimeouts,
+                        deadline: float | None, info: RequestInfo) -> Response:
+        read_s = seconds(timeouts.read_s)
+        write_s = seconds(timeouts.write_s)
+        total_s = remaining(deadline) or 0.0
+        head_request = method == "HEAD"
+        try:
+            if content is None:
+                waiter = conn.start(method, target, fields, 0 if method in _BODY_METHODS else -1,
+                                    False, None, False, head_request, read_s, write_s, total_s)
+            elif content.body is not None:
+                waiter = conn.start(method, target, fields, len(content.body), False,
+                                    content.body, False, head_request, read_s, write_s, total_s)
+                if conn.write_paused:
+                    await conn.drain()
+            else:
+                declared = find_header(fields, "content-length")
+                length = int(declared) if declared is not None else content.length
+                waiter = conn.start(method, target, fields, -1 if length is None else length,
+                                    length is None, None, False, head_request, read_s, write_s,
+                                    total_s)
+                await upload(conn, content.stream(), waiter)
+            result = await waiter
+        except BaseException:
+            conn.abort()
+            raise
+        if result is None:
+            raise conn.error
+        head, body = result
+        return Response(head, body, conn, info, self.limits, self.decode)
+
+
+async def _discard(resp: Response) -> None:
+    """Drop a redirect's body: read it when small (the connection is kept), else close."""
+    if resp.is_complete or 0 <= resp._head.content_length <= 65536:
+        try:
+            async for _ in resp.iter_raw():
+                pass
+        except TransportError:
+            pass  # the redirect is still followed on another connection
+    await resp.aclose()
+
+
+class _StreamContext:
+    __slots__ = ("_client", "_method", "_url", "_kwargs", "_response")
+
+    def __init__(self, client: Client, method: str, url: str, kwargs: dict[str, Any]) -> None:
+        self._client = client
+        self._method = method
+        self._url = url
+        self._kwargs = kwargs
+        self._response: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        kw = self._kwargs
+        unknown = set(kw) - {"params", "headers", "content", "data", "files", "json", "timeout",
+                             "follow_redirects", "auth"}
+        if unknown:
+            raise TypeError(f"unexpected arguments: {sorted(unknown)}")
+        self._response = await self._client._request(
+            self._method, self._url, kw.get("params"), kw.get("headers"), kw.get("content"),
+            kw.get("data"), kw.get("files"), kw.get("json"), kw.get("timeout", _UNSET),
+            kw.get("follow_redirects"), kw.get("auth"), True)
+        return self._response
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+# ---------------------------------------------------------------------- one-off helpers
+_CLIENT_OPTIONS = ("timeout", "verify", "cert", "proxy", "follow_redirects", "limits", "cookies")
+
+
+async def request(method: str, url: str, **kwargs: Any) -> Response:
+    """One request on a client opened and closed for it (connection not kept)."""
+    options = {k: kwargs.pop(k) for k in _CLIENT_OPTIONS if k in kwargs}
+    async with Client(**options) as client:
+        return await client.request(method, url, **kwargs)
+
+
+async def get(url: str, **kwargs: Any) -> Response:
+    return await request("GET", url, **kwargs)
+
+
+async def head(url: str, **kwargs: Any) -> Response:
+    return await request("HEAD", url, **kwargs)
+
+
+async def options(url: str, **kwargs: Any) -> Response:
+    return await request("OPTIONS", url, **kwargs)
+
+
+async def delete(url: str, **kwargs: Any) -> Response:
+    return await request("DELETE", url, **kwargs)
+
+
+async def post(url: str, **kwargs: Any) -> Response:
+    return await request("POST", url, **kwargs)
+
+
+async def put(url: str, **kwargs: Any) -> Response:
+    return await request("PUT", url, **kwargs)
+
+
+async def patch(url: str, **kwargs: Any) -> Response:
+    return await request("PATCH", url, **kwargs)

@@ -1,0 +1,119 @@
+"""serve(): the loop, the listener, signals and graceful shutdown.
+
+Shutdown order (after uvicorn's): stop listening; close idle keep-alive connections and let busy
+ones close after their current response; wait up to ``Timeouts.shutdown_s`` for in-flight
+requests; then cancel what is left and drop the connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl as ssl_module
+from typing import Any
+
+from cyserve._core.protocol import HTTPServerCore
+from cyserve._core.state import ServerState
+
+__all__ = ["Server", "serve", "run", "new_event_loop"]
+
+_log = logging.getLogger("cyserve.server")
+
+
+class HTTPServerProtocol(HTTPServerCore, asyncio.BufferedProtocol):
+    """What the loop sees: the Cython connection plus asyncio's BufferedProtocol marker
+    (stdlib asyncio only takes the buffered read path for BufferedProtocol instances)."""
+
+
+class Server:
+    """A listening cyserve server; ``await server.shutdown()`` stops it gracefully."""
+
+    def __init__(self, app: Any, state: ServerState, listener: asyncio.AbstractServer) -> None:
+        self.app = app
+        self.state = state
+        self.listener = listener
+        sockets = list(listener.sockets or ())
+        #: The bound (host, port) pairs, kept after shutdown for logs and tests.
+        self.addresses = [s.getsockname()[:2] for s in sockets]
+        self.port: int = self.addresses[0][1] if self.addresses else 0
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return list(self.listener.sockets or ())
+
+    async def shutdown(self, timeout_s: float | None = None) -> None:
+        grace = self.app.config.timeouts.shutdown_s if timeout_s is None else timeout_s
+        self.listener.close()
+        self.state.begin_shutdown()
+        try:
+            await asyncio.wait_for(self.state.wait_closed(), grace)
+        except asyncio.TimeoutError:
+            _log.warning("%d connection(s) still busy after %.1fs: cancelling",
+                         len(self.state.connections), grace)
+            self.state.abort_all()
+            await asyncio.sleep(0)
+        await self.listener.wait_closed()
+        await self.app.shutdown()  # lifespan exit, tracked tasks, shutdown hooks (cyserve.lifecycle)
+
+
+async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
+                sock: socket.socket | None = None, reuse_port: bool = False,
+                ssl: ssl_module.SSLContext | None = None) -> Server:
+    """Run the app's startup, then listen on the running loop and return the ``Server``.
+
+    ``ssl``: a server-side ``SSLContext`` to serve HTTPS (``tls_context()`` builds one).
+    A startup failure propagates (nothing listens); if listening fails, the app is shut down."""
+    if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
+    loop = asyncio.get_running_loop()
+    await app.startup()
+    state = ServerState(app.handle, app.config, loop)
+
+    def factory() -> HTTPServerProtocol:
+        return HTTPServerProtocol(state)
+
+    try:
+        if sock is not None:
+            listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog,
+                                                ssl=ssl)
+        else:
+            listener = await loop.create_server(factory, host, port, backlog=app.config.backlog,
+                                                reuse_port=reuse_port or None, ssl=ssl)
+    except BaseException:
+        await app.shutdown()
+        raise
+    return Server(app, state, listener)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed, else stdlib asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False,
+        ssl: ssl_module.SSLContext | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    scheme = "https" if ssl is not None else "http"
+
+    async def main() -> None:
+        server = await serve(app, host, port, reuse_port=reuse_port, ssl=ssl)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        _log.info("cyserve listening on %s://%s:%d", scheme, host, server.port)
+        print(f"cyserve listening on {scheme}://{host}:{server.port}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.shutdown()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
