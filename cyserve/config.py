@@ -25,10 +25,15 @@ class Limits:
     # §9.3.2): the receive buffer itself is the bounded queue of waiting requests.
     max_pipeline_bytes: int = 64 * 1024
     max_keepalive_requests: int = 0  # 0: unlimited requests per connection
+    # Lingering close (RFC 9112 §9.6): after an error answered while the client may still be
+    # sending (a 413 mid-upload), the server stops writing and keeps reading and discarding up to
+    # this many bytes (and Timeouts.linger_s), so the kernel does not reset the connection and
+    # wipe the answer before the client has read it.
+    max_linger_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("max_request_line_bytes", "max_head_bytes", "max_header_count", "max_body_bytes",
-                     "max_trailer_bytes", "max_pipeline_bytes"):
+                     "max_trailer_bytes", "max_pipeline_bytes", "max_linger_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
         if self.max_request_line_bytes > self.max_head_bytes:
@@ -45,6 +50,15 @@ class Timeouts:
     head_s: float = 10.0  # total time to receive one request head (slowloris)
     body_idle_s: float = 30.0  # no body byte for this long while a handler waits for it
     keepalive_s: float = 5.0  # idle between two requests on a kept-alive connection
+    # No write progress (the client reads nothing of what is queued for it) for this long: the
+    # connection is aborted and the handler's next write raises Disconnected, so its producer
+    # (a file, a DB cursor) is closed.
+    write_s: float = 60.0
+    # A handler still running after this long: 503 when nothing was sent yet, else the
+    # connection is aborted (framing can't be finished).  Off by default: long polls, SSE and
+    # WebSockets run as long as their client stays.
+    handler_s: float = 0.0
+    linger_s: float = 5.0  # lingering close: longest time spent discarding after an error
     shutdown_s: float = 10.0  # graceful shutdown: how long in-flight requests may still run
 
 
@@ -90,6 +104,9 @@ class ClientLimits:
     max_trailer_bytes: int = 8 * 1024  # chunked trailer section
     max_body_bytes: int = 64 * 1024 * 1024  # read()/text()/json() buffer at most this (decoded)
     max_decoded_bytes: int = 1024 * 1024 * 1024  # a compressed body decodes to at most this
+    # Interim (1xx) responses before the final one (RFC 9110 §15.2): a server that keeps sending
+    # "100 Continue" can't hold a request forever.
+    max_interim_responses: int = 16
     read_high: int = 256 * 1024  # unread streamed body before the socket stops being read
     read_low: int = 64 * 1024  # reading resumes at or below this
     write_high: int = 256 * 1024  # request bytes queued in the transport before uploads wait
@@ -97,7 +114,8 @@ class ClientLimits:
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_host", "max_head_bytes",
-                     "max_header_count", "max_body_bytes", "max_decoded_bytes"):
+                     "max_header_count", "max_body_bytes", "max_decoded_bytes",
+                     "max_interim_responses"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ClientLimits.{name} must be positive, got {getattr(self, name)}")
         if self.max_redirects < 0:
