@@ -43,7 +43,8 @@ from cyserve.client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
     remaining, seconds, target_of,
 )
-from cyserve._core.client import ClientState, monotonic
+from cyserve._core.http.state import ClientState
+from cyserve._core.io.deadline import py_monotonic as monotonic
 
 __all__ = ["Client", "request", "get", "post", "put", "patch", "delete", "head", "options"]
 
@@ -120,13 +121,7 @@ class Client:
         loop = asyncio.get_running_loop()
         state = self._state
         if state is None:
-            limits = self.limits
-            state = self._state = ClientState(
-                loop, max_head_bytes=limits.max_head_bytes,
-                max_header_count=limits.max_header_count,
-                max_trailer_bytes=limits.max_trailer_bytes, read_high=limits.read_high,
-                read_low=limits.read_low, write_high=limits.write_high,
-                write_low=limits.write_low, keepalive_s=limits.keepalive_expiry_s)
+            state = self._state = ClientState(loop, self.limits)
         elif state.loop is not loop:
             raise RuntimeError("a Client belongs to the event loop it first ran on")
         return state

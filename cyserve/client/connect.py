@@ -23,16 +23,11 @@ from urllib.parse import unquote, urlsplit
 
 from cyserve.errors import ConnectError, ConnectTimeout, ProxyError
 from cyserve.client.urls import Origin
-from cyserve._core.client import HTTPClientCore
+from cyserve._core.http.client import ClientRole, client_connection
 
-__all__ = ["ClientConnection", "Proxy", "make_ssl_context", "open_connection"]
+__all__ = ["Proxy", "make_ssl_context", "open_connection"]
 
 _log = logging.getLogger("cyserve.client")
-
-
-class ClientConnection(HTTPClientCore, asyncio.BufferedProtocol):
-    """What the loop sees: the Cython client connection plus asyncio's BufferedProtocol marker
-    (stdlib asyncio takes the buffered read path only for BufferedProtocol instances)."""
 
 
 class Proxy(NamedTuple):
@@ -83,10 +78,10 @@ def make_ssl_context(verify: Any = True, cert: Any = None) -> ssl.SSLContext:
 
 
 async def _tcp(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: int,
-               ssl_ctx: ssl.SSLContext | None, server_hostname: str | None) -> ClientConnection:
+               ssl_ctx: ssl.SSLContext | None, server_hostname: str | None) -> ClientRole:
     try:
-        _, conn = await loop.create_connection(factory, host, port, ssl=ssl_ctx,
-                                               server_hostname=server_hostname)
+        _, stream = await loop.create_connection(factory, host, port, ssl=ssl_ctx,
+                                                 server_hostname=server_hostname)
     except ssl.SSLCertVerificationError as exc:
         raise ConnectError(f"TLS certificate verification failed for {host}:{port}: "
                            f"{exc.verify_message or exc}") from exc
@@ -94,10 +89,10 @@ async def _tcp(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: i
         raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-    return conn
+    return stream.role
 
 
-async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientConnection, origin: Origin,
+async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientRole, origin: Origin,
                   proxy: Proxy, ssl_ctx: ssl.SSLContext) -> None:
     authority = f"[{origin.host}]:{origin.port}" if ":" in origin.host else f"{origin.host}:{origin.port}"
     fields = [("Host", authority)]
@@ -112,7 +107,7 @@ async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientConnection, origi
         conn.close()
         raise ProxyError(f"the proxy refused CONNECT {authority}: {head.status} {head.reason}")
     try:
-        transport = await loop.start_tls(conn.transport, conn, ssl_ctx,
+        transport = await loop.start_tls(conn.transport, conn.stream, ssl_ctx,
                                          server_hostname=origin.host)
     except ssl.SSLCertVerificationError as exc:
         conn.close()
@@ -125,14 +120,14 @@ async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientConnection, origi
 
 
 async def open_connection(state: Any, key: Any, origin: Origin, proxy: Proxy | None,
-                          ssl_ctx: ssl.SSLContext | None, timeout_s: float | None) -> ClientConnection:
+                          ssl_ctx: ssl.SSLContext | None, timeout_s: float | None) -> ClientRole:
     """Open a connection for pool ``key`` (to ``origin``, through ``proxy`` when given)."""
     loop = state.loop
 
-    def factory() -> ClientConnection:
-        return ClientConnection(state, key)
+    def factory() -> Any:
+        return client_connection(state, key)
 
-    async def go() -> ClientConnection:
+    async def go() -> ClientRole:
         if proxy is None:
             tls = ssl_ctx if origin.scheme == "https" else None
             return await _tcp(loop, factory, origin.host, origin.port, tls,

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from cyserve.client.connect import Proxy
 from cyserve.errors import TotalTimeout
 from cyserve.client.urls import Origin, Target, split_url
-from cyserve._core.client import monotonic
+from cyserve._core.io.deadline import py_monotonic as monotonic
 from cyserve.datastructures import field_value as find_header
 
 __all__ = ["Route", "HeadersArg", "header_list", "merge_headers", "find_header", "basic_auth",

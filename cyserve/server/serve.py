@@ -13,17 +13,12 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
-from cyserve._core.protocol import HTTPServerCore
-from cyserve._core.state import ServerState
+from cyserve._core.http.server import server_connection
+from cyserve._core.http.state import ServerState
 
 __all__ = ["Server", "serve", "run", "new_event_loop"]
 
 _log = logging.getLogger("cyserve.server")
-
-
-class HTTPServerProtocol(HTTPServerCore, asyncio.BufferedProtocol):
-    """What the loop sees: the Cython connection plus asyncio's BufferedProtocol marker
-    (stdlib asyncio only takes the buffered read path for BufferedProtocol instances)."""
 
 
 class Server:
@@ -70,8 +65,8 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
     await app.startup()
     state = ServerState(app.handle, app.config, loop)
 
-    def factory() -> HTTPServerProtocol:
-        return HTTPServerProtocol(state)
+    def factory() -> Any:
+        return server_connection(state)
 
     try:
         if sock is not None:

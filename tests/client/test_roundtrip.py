@@ -208,8 +208,8 @@ def test_head_204_and_304_have_no_body_and_keep_the_connection(run):
                 resp = await client.get("/text")
                 assert await resp.text() == "twelve bytes"
                 assert resp.headers.getlist("set-cookie") == ["a=1", "b=2"]
-                [conn] = server.state.connections
-                assert conn.requests_served == 4
+                [stream] = server.state.connections
+                assert stream.role.requests_served == 4
     run(main)
 
 
@@ -220,8 +220,8 @@ def test_keep_alive_reuses_one_connection_for_sequential_requests(run):
                 for i in range(25):
                     resp = await client.get("/echo", params={"i": i})
                     assert resp.headers["x-query"] == f"i={i}"
-                [conn] = server.state.connections
-                assert conn.requests_served == 25
+                [stream] = server.state.connections
+                assert stream.role.requests_served == 25
                 assert client.pool.total == 1 and client.pool.idle_count() == 1
     run(main)
 

@@ -1,15 +1,15 @@
-"""Request body stream fed by the core."""
+"""Body stream: fed by a connection's role, read by a handler or a client's caller."""
 from typing import AsyncIterator
 
-class BodyOwner:
-    """Base of connection classes owning body streams."""
-
 class BodyStream:
-    """An async stream of one request body's chunks."""
+    """An async stream of one message body's chunks; made by the core, never by hand.
+
+    Holds the connection's reading while more than its high water mark is unread, and lets go at
+    its low one.
+    """
 
     buffered: int
     eof: bool
-    def __init__(self, owner: BodyOwner) -> None: ...
     async def read(self) -> bytes:
         """The next chunk, or ``b""`` at the end; raises the body's error if it failed."""
     async def read_all(self) -> bytes:

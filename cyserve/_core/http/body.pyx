@@ -1,6 +1,11 @@
 # cython: language_level=3
-"""Request body stream (see body.pxd)."""
+"""The body stream (see body.pxd)."""
 cimport cython
+from cpython.bytes cimport PyBytes_GET_SIZE
+
+from cyserve._core.io.readgate cimport PAUSE_BACKLOG
+from cyserve._core.io.stream cimport Stream
+
 from collections import deque
 
 import asyncio
@@ -8,39 +13,30 @@ import asyncio
 cdef object _get_running_loop = asyncio.get_running_loop
 
 
-cdef class BodyOwner:
-    """Base of the connection classes that own body streams; the defaults do nothing."""
-
-    cdef int _body_consumed(self, Py_ssize_t n) except -1:
-        return 0
-
-    cdef int _body_wanted(self) except -1:
-        return 0
-
-
 @cython.final
 cdef class BodyStream:
     """An async stream of body chunks: ``await read()`` returns the next chunk, ``b""`` at the end.
 
     ``read_all()`` joins what is left; ``async for chunk in stream`` iterates.  A failed body
-    (client gone, limit passed, malformed chunking, read timeout) raises its exception on every
+    (peer gone, limit passed, malformed chunking, read timeout) raises its exception on every
     later read.
     """
 
-    def __cinit__(self, BodyOwner owner):
-        self._owner = owner
+    def __cinit__(self):
         self._chunks = deque()
         self._waiter = None
         self._exc = None
-        self.buffered = 0
-        self.eof = False
-        self._wanted = False
+        self._stream = None
+        self._owner = None
+        self._on_first_read = NULL
 
     cdef int feed(self, bytes data) except -1:
-        if not data:
+        if PyBytes_GET_SIZE(data) == 0:
             return 0
         self._chunks.append(data)
-        self.buffered += len(data)
+        self.buffered += PyBytes_GET_SIZE(data)
+        if self.buffered > self._high and self._stream is not None:
+            self._stream.hold_reading(PAUSE_BACKLOG)
         self._wake()
         return 0
 
@@ -58,7 +54,23 @@ cdef class BodyStream:
     cdef int fail(self, object exc) except -1:
         if self._exc is None and not (self.eof and not self._chunks):
             self._exc = exc
+        self.detach()
         self._wake()
+        return 0
+
+    cdef int detach(self) except -1:
+        cdef Stream stream = self._stream
+        self._stream = None
+        self._owner = None
+        self._on_first_read = NULL
+        if stream is not None:
+            stream.release_reading(PAUSE_BACKLOG)
+        return 0
+
+    cdef int _taken(self, Py_ssize_t n) except -1:
+        self.buffered -= n
+        if self._stream is not None and self.buffered <= self._low:
+            self._stream.release_reading(PAUSE_BACKLOG)
         return 0
 
     cdef int _wake(self) except -1:
@@ -74,12 +86,12 @@ cdef class BodyStream:
         cdef bytes chunk
         if not self._wanted:
             self._wanted = True
-            self._owner._body_wanted()
+            if self._on_first_read != NULL:
+                self._on_first_read(self._owner)
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
-                self.buffered -= len(chunk)
-                self._owner._body_consumed(len(chunk))
+                self._taken(PyBytes_GET_SIZE(chunk))
                 return chunk
             if self._exc is not None:
                 raise self._exc
@@ -105,3 +117,14 @@ cdef class BodyStream:
         if not chunk:
             raise StopAsyncIteration
         return chunk
+
+
+cdef BodyStream new_body(Stream stream, Py_ssize_t high, Py_ssize_t low, object owner,
+                         first_read_fn on_first_read):
+    cdef BodyStream body = BodyStream.__new__(BodyStream)
+    body._stream = stream
+    body._high = high
+    body._low = low
+    body._owner = owner
+    body._on_first_read = on_first_read
+    return body

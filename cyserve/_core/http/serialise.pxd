@@ -17,6 +17,7 @@ cdef enum:
     CONN_NONE = 0       # persistence is the version's default: no Connection field
     CONN_CLOSE = 1      # Connection: close
     CONN_KEEP_ALIVE = 2 # Connection: keep-alive (HTTP/1.0 peers that asked for it)
+    CONN_UPGRADE = 3    # Connection: Upgrade (a 101 switching to the protocol in Upgrade)
 
 # Bodies up to this size are copied behind the head so head and body leave in one write.
 cdef enum:

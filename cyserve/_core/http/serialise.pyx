@@ -34,6 +34,7 @@ cdef bytes _CONTENT_TYPE = b"Content-Type: "
 cdef bytes _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 cdef bytes _CONN_CLOSE = b"Connection: close\r\n"
 cdef bytes _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+cdef bytes _CONN_UPGRADE = b"Connection: Upgrade\r\n"
 cdef bytes _VERSION_TAIL = b" HTTP/1.1\r\n"
 
 # ---- Date (RFC 9110 §6.6.1: an origin server with a clock MUST send Date), cached per second ----
@@ -245,7 +246,10 @@ cdef class HeadWriter:
             for name, value in fields:
                 self._put_field(name, value)
         self._put_framing(framing, content_length)
-        if conn == CONN_CLOSE or self.user_close:
+        if conn == CONN_UPGRADE:
+            # RFC 9110 §7.8: the 101's own Connection option; the handler's cannot override it.
+            self._put(PyBytes_AS_STRING(_CONN_UPGRADE), PyBytes_GET_SIZE(_CONN_UPGRADE))
+        elif conn == CONN_CLOSE or self.user_close:
             self._put(PyBytes_AS_STRING(_CONN_CLOSE), PyBytes_GET_SIZE(_CONN_CLOSE))
         elif conn == CONN_KEEP_ALIVE:
             self._put(PyBytes_AS_STRING(_CONN_KEEP_ALIVE), PyBytes_GET_SIZE(_CONN_KEEP_ALIVE))
@@ -330,3 +334,4 @@ PY_BODY_CLOSE = BODY_CLOSE
 PY_CONN_NONE = CONN_NONE
 PY_CONN_CLOSE = CONN_CLOSE
 PY_CONN_KEEP_ALIVE = CONN_KEEP_ALIVE
+PY_CONN_UPGRADE = CONN_UPGRADE

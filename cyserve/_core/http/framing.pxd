@@ -1,0 +1,50 @@
+# cython: language_level=3
+"""Contract of message body framing, one implementation for both roles (RFC 9112 §6).
+
+``BodyReader`` takes a body off a receive buffer: Content-Length bytes counted down, chunked
+through ``ChunkedDecoder``, or everything until the connection closes (responses only).  The
+server reads request bodies with it, the client response bodies.  Bytes go to a ``BodyStream``,
+or nowhere while a body nobody reads is drained.
+
+``BodyWriter`` puts a body on an outbox as its head promised: Content-Length (counted; more is a
+ValueError, less is reported by ``finish`` so the connection closes, RFC 9112 §6.3), chunked, or
+as is (close-delimited).  The server writes streamed responses with it, the client request bodies.
+"""
+from cyserve._core.http.body cimport BodyStream
+from cyserve._core.http.chunked cimport ChunkedDecoder
+from cyserve._core.io.buffer cimport ReceiveBuffer
+from cyserve._core.io.outbox cimport Outbox
+
+
+cdef class BodyReader:
+    cdef int framing                  # FRAMING_LENGTH, FRAMING_CHUNKED or FRAMING_CLOSE
+    cdef readonly long long remaining # FRAMING_LENGTH: bytes still to arrive
+    cdef readonly long long received  # body bytes taken so far (decoded for chunked)
+    cdef long long _limit             # more decoded bytes than this: ProtocolError 413; -1: none
+    cdef ChunkedDecoder _decoder
+    cdef readonly bint done
+
+    # Move the body's bytes out of ``buf`` into ``sink`` (None drops them); 1 once the body is
+    # complete, else 0.  ProtocolError on malformed chunking or past the limit (413).
+    cdef int feed(self, ReceiveBuffer buf, BodyStream sink) except -1
+
+
+cdef class BodyWriter:
+    cdef Outbox _out
+    cdef int framing                  # a serialise BODY_* value
+    cdef readonly long long remaining # BODY_LENGTH: bytes still promised
+    cdef bint _silent                 # HEAD, or a status without content: nothing is sent
+
+    cdef int start(self, int framing, long long content_length, bint silent) except -1
+    # ValueError when the piece passes a declared Content-Length.
+    cdef int write(self, bytes data) except -1
+    # The end of the body: the last chunk for chunked.  Returns 1 when a declared length was not
+    # reached (the peer would wait for the rest: the connection must close), else 0.
+    cdef int finish(self) except -1
+
+
+# ``framing``: FRAMING_LENGTH (``length`` bytes), FRAMING_CHUNKED (``max_trailer_bytes`` bounds
+# the trailer) or FRAMING_CLOSE; ``limit`` bounds decoded bytes (-1: none).
+cdef BodyReader body_reader(int framing, long long length, long long limit,
+                            Py_ssize_t max_trailer_bytes)
+cdef BodyWriter body_writer(Outbox out)

@@ -1,0 +1,45 @@
+# cython: language_level=3
+"""Contract of the response writer: one response at a time over the connection's outbox.
+
+``respond`` (a whole response: head and small body in one write), ``start``/``write``/``end`` (a
+streamed body, framed by a ``BodyWriter``), ``switching`` (a ``101 Switching Protocols`` head,
+RFC 9110 §15.2.2).  The writer owns the response's state; persistence is not its to decide: the
+server role passes the ``Connection`` verdict in (a serialise ``CONN_*`` value), and the writer
+reports back, in ``close_after``, what the response itself demands — the handler's own
+``Connection: close``, a body delimited by closing (HTTP/1.0 stream), a body that ended short of
+its Content-Length.
+
+States: R_NONE -> R_DONE (respond, switching) or R_NONE -> R_STREAMING -> R_DONE; ``reset`` for
+the next request.
+"""
+from cyserve._core.http.framing cimport BodyWriter
+from cyserve._core.http.serialise cimport HeadWriter
+from cyserve._core.io.outbox cimport Outbox
+
+cdef enum:
+    R_NONE = 0
+    R_STREAMING = 1
+    R_DONE = 2
+
+
+cdef class ResponseWriter:
+    cdef Outbox _out
+    cdef HeadWriter _heads
+    cdef BodyWriter _body
+    cdef readonly int state
+    cdef bint _http10                 # the request was HTTP/1.0
+    cdef bint _head_request           # the request was HEAD: heads only
+    cdef readonly bint close_after    # the response demands that the connection closes after it
+
+    cdef int reset(self, bint http10, bint head_request) except -1
+    cdef int respond(self, int status, object fields, object body, object content_type,
+                     int conn) except -1
+    cdef int start(self, int status, object fields, object content_type,
+                   long long content_length, int conn) except -1
+    # A piece of a streamed body; returns drain() for the caller to await.
+    cdef object write(self, object data)
+    cdef int end(self) except -1
+    cdef int switching(self, str protocol, object fields) except -1
+
+
+cdef ResponseWriter response_writer(Outbox out, object server_name)

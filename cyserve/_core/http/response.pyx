@@ -1,0 +1,110 @@
+# cython: language_level=3
+"""The response writer (see response.pxd)."""
+cimport cython
+from cpython.bytes cimport PyBytes_GET_SIZE
+
+from cyserve._core.http.framing cimport BodyWriter, body_writer
+from cyserve._core.http.serialise cimport (
+    BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE, CONN_UPGRADE,
+    HeadWriter, body_framing,
+)
+from cyserve._core.io.outbox cimport READY, Outbox
+
+
+@cython.final
+cdef class ResponseWriter:
+    """The response being written on one server connection (see response.pxd)."""
+
+    cdef int reset(self, bint http10, bint head_request) except -1:
+        self.state = R_NONE
+        self._http10 = http10
+        self._head_request = head_request
+        self.close_after = False
+        return 0
+
+    cdef int respond(self, int status, object fields, object body, object content_type,
+                     int conn) except -1:
+        cdef Py_ssize_t blen
+        cdef int framing
+        cdef bint silent
+        cdef bytes head
+        if self.state != R_NONE:
+            raise RuntimeError("a response was already started for this request")
+        if type(body) is not bytes:
+            body = bytes(body)
+        blen = PyBytes_GET_SIZE(body)
+        framing = body_framing(status, True, self._http10)
+        silent = self._head_request or framing == BODY_NONE
+        head = self._heads.head(status, fields, content_type, framing,
+                                blen if framing == BODY_LENGTH else -1, conn,
+                                None if silent else body)
+        if self._heads.user_close or conn == CONN_CLOSE:
+            self.close_after = True
+        self.state = R_DONE
+        self._out.send(head)
+        if not silent and blen > COALESCE_BODY_BYTES:
+            self._out.send(body)
+        return 0
+
+    cdef int start(self, int status, object fields, object content_type,
+                   long long content_length, int conn) except -1:
+        cdef int framing
+        cdef bytes head
+        if self.state != R_NONE:
+            raise RuntimeError("a response was already started for this request")
+        framing = body_framing(status, content_length >= 0, self._http10)
+        if framing == BODY_CLOSE:
+            conn = CONN_CLOSE   # RFC 9112 §6.3 item 8: the close is what ends this body
+        head = self._heads.head(status, fields, content_type, framing, content_length, conn, None)
+        if self._heads.user_close or conn == CONN_CLOSE:
+            self.close_after = True
+        self.state = R_STREAMING
+        self._body.start(framing, content_length, self._head_request or framing == BODY_NONE)
+        self._out.send(head)
+        return 0
+
+    cdef object write(self, object data):
+        if self.state != R_STREAMING:
+            raise RuntimeError("write() needs a response started with start_stream()")
+        if self._out.closed:
+            raise self._out.error
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._body.write(<bytes>data)
+        if PyBytes_GET_SIZE(<bytes>data) == 0:
+            return READY
+        return self._out.drain()
+
+    cdef int end(self) except -1:
+        if self.state != R_STREAMING:
+            raise RuntimeError("end_stream() needs a response started with start_stream()")
+        self.state = R_DONE
+        if self._out.closed:
+            return 0
+        if self._body.finish():
+            # Fewer bytes than promised: the client would wait for the rest (RFC 9112 §6.3).
+            self.close_after = True
+        return 0
+
+    cdef int switching(self, str protocol, object fields) except -1:
+        cdef list all_fields = [("Upgrade", protocol)]
+        cdef bytes head
+        if self.state != R_NONE:
+            raise RuntimeError("a response was already started for this request")
+        if fields:
+            all_fields.extend(fields)
+        # RFC 9110 §7.8, §15.2.2: a 101 names the protocol switched to in Upgrade and carries
+        # "Connection: Upgrade"; it has no content and ends this connection's HTTP.
+        head = self._heads.head(101, all_fields, None, BODY_NONE, -1, CONN_UPGRADE, None)
+        self.state = R_DONE
+        self.close_after = True
+        self._out.send(head)
+        return 0
+
+
+cdef ResponseWriter response_writer(Outbox out, object server_name):
+    cdef ResponseWriter w = ResponseWriter.__new__(ResponseWriter)
+    w._out = out
+    w._heads = HeadWriter(server_name)
+    w._body = body_writer(out)
+    return w

@@ -1,0 +1,594 @@
+# cython: language_level=3
+"""The HTTP/1.1 server role: framing, keep-alive, pipelining, timeouts, the switch to another
+protocol (see server.pxd).
+
+Phases (``_phase``), one request in flight at a time (RFC 9112 §9.3.2: responses to pipelined
+requests go out in request order, so later heads simply wait in the stream's buffer):
+
+- ``S_IDLE``: no request in flight; buffered bytes are the start of the next head.
+- ``S_BODY``: a request is in flight and its body is still arriving; buffered bytes are body.
+- ``S_BUSY``: a request is in flight and its body is complete; buffered bytes are pipelined.
+- ``S_SWITCHED``: a 101 went out and another role drives the stream; nothing here reads again.
+- ``S_DEAD``: framing can no longer be trusted (a refused head, a failed body); nothing more is
+  read, the connection closes once the answer is out.
+
+Invariants: the handler runs only in S_BODY/S_BUSY (and on in S_SWITCHED, where it no longer
+owns the connection); ``_discarding`` only in S_BODY after the handler finished; reading is held
+with PAUSE_QUEUE only in S_BUSY and with PAUSE_BACKLOG only by the body stream; ``_keep_alive``
+is written only in this file and never turns back on.
+"""
+cimport cython
+
+from cyserve._core.http.body cimport BodyStream, new_body
+from cyserve._core.http.framing cimport BodyReader, body_reader
+from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, Head
+from cyserve._core.http.parser cimport parse_request
+from cyserve._core.http.response cimport R_NONE, R_STREAMING, ResponseWriter, response_writer
+from cyserve._core.http.scanner cimport HeadScanner
+from cyserve._core.http.serialise cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE
+from cyserve._core.http.state cimport MIN_READ_BYTES, ServerState
+from cyserve._core.io.buffer cimport ReceiveBuffer
+from cyserve._core.io.deadline cimport SLOT_INPUT, SLOT_OUTPUT, SLOT_ROLE
+from cyserve._core.io.readgate cimport PAUSE_QUEUE
+from cyserve._core.io.stream cimport RoleHooks, SHUTDOWN_GRACEFUL, Stream, new_stream
+
+import asyncio
+import logging
+from http import HTTPStatus
+
+from cyserve._core.http.eager import drive
+from cyserve.errors import Disconnected, ProtocolError
+
+from cpython.ref cimport PyObject, Py_XDECREF
+
+cdef extern from "Python.h":
+    # PEP 590-era C API (3.10+): resume a coroutine without raising StopIteration on return.
+    int PyIter_Send(object iterator, object arg, PyObject** presult) except? -1
+    int PYGEN_RETURN
+    object PyContext_CopyCurrent()
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
+
+cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+cdef object _log = logging.getLogger("cyserve.server")
+cdef object _CancelledError = asyncio.CancelledError
+
+
+# ---------------------------------------------------------------- the stream's calls (RoleHooks)
+cdef int _made(object role) except -1:
+    cdef ServerRole self = <ServerRole>role
+    if self._state.shutting_down:
+        self.stream.close()
+        return 0
+    self.stream.set_write_timeout(self._state.write_s)
+    self.stream.expect_input(K_FIRST, self._state.first_request_s, False)
+    return 0
+
+
+cdef int _data(object role) except -1:
+    return (<ServerRole>role)._process()
+
+
+cdef int _eof(object role) except -1:
+    # The client will send nothing more.  Most clients hang up this way (FIN, not RST), so
+    # handlers watching for a disconnect learn of it now; a response in progress is still written
+    # in case the client only half-closed (RFC 9112 §9.6).
+    cdef ServerRole self = <ServerRole>role
+    self._wake_disconnect()
+    if self._phase == S_BODY:
+        self._body_failed(ProtocolError("the request body ended before its declared length", 400))
+    return 1 if self._handler_running else 0
+
+
+cdef int _lost(object role, object exc) except -1:
+    cdef ServerRole self = <ServerRole>role
+    if self._body is not None:
+        self._body.fail(Disconnected("the client closed the connection"))
+    self._wake_disconnect()
+    return 0
+
+
+cdef int _expired(object role, int slot, int kind) except -1:
+    cdef ServerRole self = <ServerRole>role
+    cdef ServerState state = self._state
+    if self.stream.closing:
+        return 0
+    if slot == SLOT_INPUT:
+        if kind == K_HEAD:
+            # RFC 9110 §15.5.9: 408 when the client is too slow to send a complete request.
+            self._reject(ProtocolError("the request head was not received in time", 408))
+        elif kind == K_BODY:
+            self._body_failed(ProtocolError("the request body stalled", 408))
+        else:
+            self.stream.close()  # idle before a first request, or between requests
+    elif slot == SLOT_OUTPUT:
+        # The client has read nothing of what is queued for it for write_s: give up on it.  The
+        # handler's next write (or the drain it awaits) raises Disconnected, so its producer stops.
+        _log.info("dropping %s: no write progress for %.1fs", self.stream.peername, state.write_s)
+        self._keep_alive = False
+        self.stream.abort()
+    elif slot == SLOT_ROLE and self._handler_running and self._phase != S_SWITCHED:
+        # Timeouts.handler_s: 503 while nothing was sent (RFC 9110 §15.6.4), else the half-sent
+        # response can't be finished and the connection drops.
+        self._keep_alive = False
+        if self._response.state == R_NONE:
+            self._respond_status(503, f"the request took longer than {state.handler_s:g}s")
+        else:
+            self.stream.abort()
+        if self._task is not None:
+            self._task.cancel()
+    return 0
+
+
+cdef int _shutdown(object role, int mode) except -1:
+    cdef ServerRole self = <ServerRole>role
+    if mode == SHUTDOWN_GRACEFUL:
+        # No more keep-alive: close now when idle, else after the current response.
+        self._keep_alive = False
+        if (self._phase == S_IDLE and not self._handler_running
+                and self.stream.buffer.size() == 0):
+            self.stream.close()
+    elif self._task is not None:
+        self._task.cancel()
+    return 0
+
+
+cdef RoleHooks _HOOKS
+_HOOKS.made = _made
+_HOOKS.data = _data
+_HOOKS.eof = _eof
+_HOOKS.lost = _lost
+_HOOKS.expired = _expired
+_HOOKS.shutdown = _shutdown
+
+
+cdef int _want_body(object owner) except -1:
+    # RFC 9110 §10.1.1: send 100 Continue only once the handler asks for the body, and only while
+    # no final response has started.
+    cdef ServerRole self = <ServerRole>owner
+    if self._continue_owed and self._response.state == R_NONE and not self.stream.closing:
+        self._continue_owed = False
+        self.stream.outbox.send(_CONTINUE)
+    return 0
+
+
+@cython.final
+cdef class ServerRole:
+    """One HTTP/1.1 server connection's requests and responses (see server.pxd)."""
+
+    def __init__(self):
+        raise TypeError("ServerRole is made by the server's connection factory")
+
+    # ---------------------------------------------------------------- requests
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _process(self) except -1:
+        cdef Stream stream = self.stream
+        cdef ReceiveBuffer buf = stream.buffer
+        cdef Py_ssize_t n, end, skip
+        cdef const unsigned char* data
+        cdef Head head
+        while not stream.closing:
+            if self._phase == S_BODY:
+                if buf.size() == 0 or not self._feed_body():
+                    break
+                continue
+            if self._phase == S_BUSY:
+                if buf.size() >= self._state.max_pipeline_bytes:
+                    stream.hold_reading(PAUSE_QUEUE)
+                break
+            if self._phase != S_IDLE:
+                break
+            n = buf.size()
+            if n == 0:
+                break
+            data = buf.head()
+            # RFC 9112 §2.2: a server SHOULD ignore empty lines received before a request line.
+            skip = 0
+            while skip + 1 < n and data[skip] == 13 and data[skip + 1] == 10:
+                skip += 2
+            if skip:
+                buf.consume(skip)
+                continue
+            try:
+                end = self._scanner.find_end(data, n)
+                if end < 0:
+                    # Incomplete: the head deadline runs from this first pass that saw its bytes
+                    # (slowloris); a head that arrives whole never touches the clock.
+                    if stream.input_kind != K_HEAD:
+                        stream.expect_input(K_HEAD, self._state.head_s, False)
+                    break
+                raw = buf.take(end)
+                buf.consume(end)
+                self._scanner.reset()
+                head = parse_request(raw, self._state.limits)
+            except ProtocolError as exc:
+                self._reject(exc)
+                break
+            self._start_request(head)
+        return 0
+
+    cdef int _start_request(self, Head head) except -1:
+        cdef Stream stream = self.stream
+        cdef ReceiveBuffer buf = stream.buffer
+        cdef ServerState state = self._state
+        cdef long long length
+        cdef object body = b""
+        self._requests += 1
+        self._head = head
+        self._http10 = head.version == 10
+        self._keep_alive = (self._keep_alive and head.keep_alive and not state.shutting_down
+                            and not stream.peer_eof and (state.max_keepalive_requests <= 0
+                                                         or self._requests < state.max_keepalive_requests))
+        self._response.reset(self._http10, head.method == "HEAD")
+        self._continue_owed = False
+        self._phase = S_BUSY
+        if head.framing == FRAMING_LENGTH:
+            length = head.content_length
+            if length > state.max_body_bytes:
+                # RFC 9110 §15.5.14: refuse at once, before any of the body is read.
+                self._reject(ProtocolError(
+                    f"request body of {length} bytes exceeds the {state.max_body_bytes}-byte limit", 413))
+                return 0
+            if buf.size() >= length:
+                body = buf.take(length)
+                buf.consume(length)
+            else:
+                self._continue_owed = head.expect_continue and buf.size() == 0
+                self._reader = body_reader(FRAMING_LENGTH, length, -1, 0)
+                self._body = new_body(stream, state.body_high, state.body_low, self, _want_body)
+                self._phase = S_BODY
+                body = self._body
+        elif head.framing == FRAMING_CHUNKED:
+            self._continue_owed = head.expect_continue and buf.size() == 0
+            self._reader = body_reader(FRAMING_CHUNKED, 0, state.max_body_bytes,
+                                       state.max_trailer_bytes)
+            self._body = new_body(stream, state.body_high, state.body_low, self, _want_body)
+            self._phase = S_BODY
+            if buf.size():
+                self._feed_body()
+            if self._phase == S_DEAD:
+                return 0  # the buffered chunked body was malformed or too large: answered
+            if self._phase == S_BUSY:
+                # The whole chunked body was already here: hand it up as bytes.
+                body = self._body.take_all()
+                self._body.detach()
+                self._body = None
+            else:
+                body = self._body
+        if self._phase == S_BODY:
+            stream.expect_input(K_BODY, state.body_idle_s, True)
+        elif stream.input_kind != K_NONE:
+            stream.expect_input(K_NONE, 0, False)
+        self._dispatch(head, body)
+        return 0
+
+    cdef int _feed_body(self) except -1:
+        """Move buffered body bytes on (into the body stream, or nowhere while discarding); 1
+        when the body completed."""
+        try:
+            if not self._reader.feed(self.stream.buffer, self._body):
+                return 0
+        except ProtocolError as exc:
+            self._body_failed(exc)
+            return 0
+        self._reader = None
+        if self._body is not None:
+            self._body.feed_eof()
+        self._phase = S_BUSY
+        self.stream.expect_input(K_NONE, 0, False)
+        if self._discarding:
+            self._discarding = False
+            self._next_request()
+        return 1
+
+    cdef int _body_failed(self, object exc) except -1:
+        """The body can't be read to its end: fail the stream; the connection will close."""
+        self._keep_alive = False
+        self._phase = S_DEAD
+        self._reader = None
+        self.stream.expect_input(K_NONE, 0, False)
+        if self._body is not None:
+            self._body.fail(exc)
+        if not self._handler_running:
+            if self._response.state == R_NONE and self._head is not None and not self._discarding:
+                self._reject(exc)
+            else:
+                self._shut()
+        return 0
+
+    # ---------------------------------------------------------------- the handler
+    cdef int _dispatch(self, Head head, object body) except -1:
+        """Run the handler's first step now; only a handler that suspends gets a Task."""
+        cdef PyObject* raw_result = NULL
+        cdef int status
+        cdef object yielded
+        self._handler_running = True
+        # Each request runs in its own copy of the context (contextvars set by one request never
+        # leak into the next, nor into the loop's callbacks).
+        ctx = PyContext_CopyCurrent()
+        coro = self._state.entry(self, head, body)
+        PyContext_Enter(ctx)
+        try:
+            status = PyIter_Send(coro, None, &raw_result)
+        except BaseException as exc:
+            PyContext_Exit(ctx)
+            self._handler_failed(exc)
+            return 0
+        PyContext_Exit(ctx)
+        yielded = <object>raw_result
+        Py_XDECREF(raw_result)
+        if status == PYGEN_RETURN:
+            self._handler_done()
+            return 0
+        task = self._state.loop.create_task(drive(coro, yielded), context=ctx)
+        self._task = task
+        task.add_done_callback(self._on_task_done)
+        if self._state.handler_s > 0:
+            self.stream.deadline.set(SLOT_ROLE, self._state.handler_s)
+        return 0
+
+    def _on_task_done(self, task):
+        self._task = None
+        self.stream.deadline.clear(SLOT_ROLE)
+        if task.cancelled():
+            self._handler_failed(_CancelledError())
+        else:
+            exc = task.exception()
+            if exc is not None:
+                self._handler_failed(exc)
+            else:
+                self._handler_done()
+        if not self.stream.closing:
+            self.stream.process()
+
+    cdef int _handler_done(self) except -1:
+        self._handler_running = False
+        if self._phase == S_SWITCHED or self.stream.closing:
+            return 0  # another role owns the connection, or it is going away
+        if self._response.state == R_NONE:
+            _log.error("handler for %s %s returned without a response",
+                       self._head.method, self._head.target)
+            self._keep_alive = False
+            self._respond_status(500, None)
+        elif self._response.state == R_STREAMING:
+            self._response.end()
+        self._finish_request()
+        return 0
+
+    cdef int _handler_failed(self, object exc) except -1:
+        self._handler_running = False
+        if self._phase == S_SWITCHED:
+            if not isinstance(exc, (_CancelledError, Disconnected)):
+                _log.error("unhandled error in the handler of a switched connection", exc_info=exc)
+            return 0
+        if self.stream.closing:
+            return 0  # the client left: whatever the handler was doing no longer matters
+        if isinstance(exc, ProtocolError) and self._response.state == R_NONE:
+            self._reject(exc)
+            return 0
+        if not isinstance(exc, (_CancelledError, Disconnected)):
+            _log.error("unhandled error in handler for %s %s", self._head.method, self._head.target,
+                       exc_info=exc)
+        if self._response.state == R_NONE:
+            self._keep_alive = False
+            self._respond_status(500, None)
+            self._finish_request()
+        else:
+            # The head is out and the body is cut short: framing can't be trusted, so close.
+            self._keep_alive = False
+            self._shut()
+        return 0
+
+    cdef int _finish_request(self) except -1:
+        if self._response.close_after:
+            self._keep_alive = False
+        if self._phase == S_BODY:
+            # The handler did not read the whole body.  Drain it (bounded by the body limit) only
+            # when the response kept the connection; otherwise close, lingering.
+            if not self._keep_alive:
+                self._shut()
+                return 0
+            self._discarding = True
+            if self._body is not None:
+                self._body.detach()
+                self._body = None
+            return 0
+        if self._phase == S_DEAD:
+            self._shut()
+            return 0
+        self._next_request()
+        return 0
+
+    cdef int _next_request(self) except -1:
+        cdef Stream stream = self.stream
+        self._head = None
+        self._body = None
+        self._reader = None
+        if not self._keep_alive or stream.peer_eof or self._state.shutting_down:
+            self._shut()
+            return 0
+        self._phase = S_IDLE
+        stream.release_reading(PAUSE_QUEUE)
+        if stream.buffer.size() == 0:
+            stream.expect_input(K_KEEPALIVE, self._state.keepalive_s, False)
+        return 0
+
+    # ---------------------------------------------------------------- errors and closing
+    cdef int _reject(self, object exc) except -1:
+        """Answer a ProtocolError with its status and ``Connection: close``, then close."""
+        cdef int status = getattr(exc, "status", 400)
+        self._keep_alive = False
+        self._phase = S_DEAD
+        if self._response.state == R_NONE and not self.stream.closing:
+            self._respond_status(status, str(exc))
+        self._shut()
+        return 0
+
+    cdef int _respond_status(self, int status, str detail) except -1:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        text = f"{status} {phrase}: {detail}\n" if detail else f"{status} {phrase}\n"
+        self._keep_alive = False
+        self.respond(status, None, text.encode("utf-8", "replace"), "text/plain; charset=utf-8")
+        return 0
+
+    cdef int _shut(self) except -1:
+        """Close the connection; linger (RFC 9112 §9.6) when the client may still be sending, so
+        the answer just written is not wiped by its kernel's reset."""
+        cdef Stream stream = self.stream
+        if self._phase == S_DEAD or self._reader is not None or stream.buffer.size():
+            stream.close_lingering(self._state.max_linger_bytes, self._state.linger_s)
+        else:
+            stream.close()
+        return 0
+
+    cdef int _conn_mode(self) except -1:
+        # A body the handler left unread keeps the connection only when it is a short
+        # Content-Length body we can drain; an unsent 100 Continue means the client may never
+        # send it (RFC 9110 §10.1.1), so close.
+        if self._phase == S_BODY and (self._continue_owed or self._reader.framing == FRAMING_CHUNKED
+                                      or self._reader.remaining > self._state.body_high):
+            self._keep_alive = False
+        if self._phase == S_DEAD or self._state.shutting_down:
+            self._keep_alive = False
+        if not self._keep_alive:
+            return CONN_CLOSE
+        if self._http10:
+            return CONN_KEEP_ALIVE
+        return CONN_NONE
+
+    cdef int _check_open(self) except -1:
+        if self.stream.closing:
+            raise Disconnected("the connection is closed")
+        return 0
+
+    cdef int _wake_disconnect(self) except -1:
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return 0
+
+    # ---------------------------------------------------------------- the response API (the App's)
+    def respond(self, int status, fields, body, content_type=None):
+        """Send a whole response: head and body in one write when the body is small.
+
+        ``fields``: an iterable of ``(name, value)`` pairs (str or bytes) or None; Content-Length,
+        Transfer-Encoding and Connection are decided here.  ``body``: bytes-like.
+        """
+        self._check_open()
+        self._response.respond(status, fields, body, content_type, self._conn_mode())
+
+    def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
+        """Send the head of a streamed response; the body follows through ``write``.
+
+        With ``content_length`` >= 0 the body is sent as is and must be exactly that long; else
+        it is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
+        """
+        self._check_open()
+        self._response.start(status, fields, content_type, content_length, self._conn_mode())
+
+    def write(self, data):
+        """Send a piece of a streamed body; returns ``drain()`` for the caller to await.
+
+        Raises ``Disconnected`` once the client is gone, so a producer stops.
+        """
+        return self._response.write(data)
+
+    def end_stream(self):
+        """Finish a streamed body (the last chunk for chunked framing)."""
+        self._response.end()
+
+    def drain(self):
+        """Await this to wait while the transport's buffer is above its high water mark.
+
+        Creates no future unless writing is paused; raises ``Disconnected`` when the client left.
+        """
+        return self.stream.outbox.drain()
+
+    def upgrade(self, str protocol not None, fields, take_over):
+        """Switch this connection to ``protocol`` (RFC 9110 §7.8, §15.2.2).
+
+        Writes ``101 Switching Protocols`` with ``Upgrade: protocol``, ``Connection: Upgrade`` and
+        ``fields``, then calls ``take_over(stream)``, which must attach the next role to the
+        stream.  The bytes the client sent after this request's head are that role's first input.
+        The request must have asked to upgrade and its body must be complete.
+        """
+        cdef Stream stream = self.stream
+        if self._head is None or not self._head.upgrade:
+            raise RuntimeError("upgrade() needs a request that asked for it (Connection: upgrade "
+                               "and an Upgrade field, RFC 9110 §7.8)")
+        if self._phase != S_BUSY:
+            raise RuntimeError("upgrade() needs the request's body read in full first")
+        self._check_open()
+        if not protocol or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~/" for c in protocol):
+            raise ValueError(f"{protocol!r} is not a protocol name (RFC 9110 §7.8)")
+        self._response.switching(protocol, fields)
+        self._phase = S_SWITCHED
+        self._keep_alive = False
+        take_over(stream)
+        if stream.role is self:
+            # HTTP cannot resume after a 101: nobody would read what the client sends next.
+            stream.close()
+            raise RuntimeError("take_over() attached no role to the stream")
+
+    @property
+    def response_started(self) -> bool:
+        return self._response.state != R_NONE
+
+    # ---------------------------------------------------------------- connection facts
+    @property
+    def transport(self):
+        return self.stream.transport
+
+    @property
+    def peername(self):
+        return self.stream.peername
+
+    @property
+    def sockname(self):
+        return self.stream.sockname
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while reading is held back (a body or pipeline water mark)."""
+        return self.stream.gate.paused
+
+    @property
+    def requests_served(self) -> int:
+        return self._requests
+
+    def is_disconnected(self) -> bool:
+        """True once the client closed (or half-closed) the connection, or it was closed."""
+        return self.stream.closing or self.stream.peer_eof
+
+    def wait_disconnected(self):
+        """A future resolved when the connection is lost (or the client half-closed)."""
+        if self._disconnect_waiter is None:
+            self._disconnect_waiter = self._state.loop.create_future()
+            if self.stream.lost or self.stream.peer_eof:
+                self._disconnect_waiter.set_result(None)
+        return self._disconnect_waiter
+
+
+cdef object new_server_connection(ServerState state):
+    cdef Stream stream = new_stream(state.loop, state.recv_initial, state.recv_max,
+                                    MIN_READ_BYTES, state.write_high, state.write_low, state)
+    cdef ServerRole role = ServerRole.__new__(ServerRole)
+    role.stream = stream
+    role._state = state
+    role._scanner = HeadScanner(state.limits)
+    role._response = response_writer(stream.outbox, state.server_name)
+    role._phase = S_IDLE
+    role._keep_alive = True
+    stream.attach(role, &_HOOKS)
+    return stream
+
+
+def server_connection(ServerState state):
+    """A new server connection for the loop: a ``StreamProtocol`` driven by a ``ServerRole``
+    (the listener's protocol factory)."""
+    return new_server_connection(state)
