@@ -18,6 +18,7 @@ Programmer mistakes (a bad argument, a route registered twice) raise builtins in
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterable
 
 __all__ = [
@@ -272,3 +273,17 @@ class ResponseTooLarge(ClientError):
 
 class PushError(CyserveError):
     """Root of the long-lived connection (SSE, WebSocket, TCP push) errors."""
+
+
+def again(exc: BaseException) -> BaseException:
+    """A copy of a stored failure, to raise once more.
+
+    A connection keeps the error it failed with and raises it on every later call.  Raising the
+    stored object itself would hang each caller's traceback on it: frames that hold the
+    connection (or the request whose body it is), so connection -> error -> traceback -> frame
+    -> connection would be a cycle only the cyclic GC frees, and a server under resets would hold
+    thousands of dead connections and their buffers between collections."""
+    fresh = copy.copy(exc)
+    fresh.__cause__ = exc.__cause__
+    fresh.__suppress_context__ = exc.__suppress_context__
+    return fresh

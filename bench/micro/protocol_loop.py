@@ -2,7 +2,8 @@
 
     python bench/micro/protocol_loop.py [plaintext|json] [--profile] [--rounds N]
 
-Measures parse + app + response serialisation through the real ``HTTPServerProtocol`` with a
+Measures parse + app + response serialisation through a real server connection (a ``Stream``
+driven by a ``ServerRole``) with a
 transport that discards writes; the network and the loop's I/O are left out on purpose.
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ import time
 sys.path.insert(0, __file__.rsplit("/bench/", 1)[0])
 
 from cyserve import App, Response  # noqa: E402
-from cyserve._core.state import ServerState  # noqa: E402
-from cyserve.server.serve import HTTPServerProtocol  # noqa: E402
+from cyserve._core.http.server import server_connection  # noqa: E402
+from cyserve._core.http.state import ServerState  # noqa: E402
 
 
 class NullTransport(asyncio.Transport):
@@ -72,7 +73,7 @@ REQUEST = (b"GET /%s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
 async def measure(path: str, rounds: int = 200_000, profile: bool = False) -> float:
     app = make_app()
     state = ServerState(app.handle, app.config, asyncio.get_running_loop())
-    proto = HTTPServerProtocol(state)
+    proto = server_connection(state)
     transport = NullTransport()
     proto.connection_made(transport)
     request = REQUEST % path.encode()

@@ -10,6 +10,8 @@ from collections import deque
 
 import asyncio
 
+from cyserve.errors import again
+
 cdef object _get_running_loop = asyncio.get_running_loop
 
 
@@ -94,7 +96,7 @@ cdef class BodyStream:
                 self._taken(PyBytes_GET_SIZE(chunk))
                 return chunk
             if self._exc is not None:
-                raise self._exc
+                raise again(self._exc)   # a copy: see cyserve.errors.again
             if self.eof:
                 return b""
             self._waiter = _get_running_loop().create_future()

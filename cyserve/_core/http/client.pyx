@@ -38,7 +38,7 @@ from cyserve._core.io.stream cimport RoleHooks, Stream, new_stream
 
 from cyserve.errors import (
     ProtocolError, ReadError, ReadTimeout, RemoteProtocolError, TotalTimeout, WriteError,
-    WriteTimeout,
+    WriteTimeout, again,
 )
 
 
@@ -351,7 +351,7 @@ cdef class ClientRole:
         cdef int framing
         cdef bytes head
         if self._exc is not None:
-            raise self._exc
+            raise again(self._exc)
         if self._phase != P_IDLE or stream.closing:
             raise RuntimeError("the connection is busy or closed")
         if chunked:
@@ -407,7 +407,7 @@ cdef class ClientRole:
         """Send the next piece of the request body (framed as the head said) and wait while the
         transport is above its high water mark (``write_s`` bounds that wait)."""
         if self._exc is not None:
-            raise self._exc
+            raise again(self._exc)
         if not self._req_open:
             raise RuntimeError("no request body is open on this connection")
         if type(data) is not bytes:
@@ -425,7 +425,7 @@ cdef class ClientRole:
     def end_body(self):
         """The request body is complete: send the last chunk, start the read deadline."""
         if self._exc is not None:
-            raise self._exc
+            raise again(self._exc)
         if not self._req_open:
             return
         if self._request.finish():
@@ -448,12 +448,12 @@ cdef class ClientRole:
     async def drain(self):
         """Wait while writing is paused; raise the connection's error if it failed meanwhile."""
         if self._exc is not None:
-            raise self._exc
+            raise again(self._exc)
         if not self.stream.outbox.paused or self.stream.closing:
             return
         await self.stream.outbox.drain()
         if self._exc is not None:
-            raise self._exc
+            raise again(self._exc)
 
     def abort(self, exc=None):
         """Give up on this connection (the caller cancelled or stopped reading): close it now."""

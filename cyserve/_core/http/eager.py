@@ -15,15 +15,19 @@ from typing import Any, Coroutine
 
 @types.coroutine
 def _forward(coro: Coroutine[Any, Any, Any], yielded: Any):
+    # ``yielded`` is dropped before the coroutine resumes: a future it awaited may hold the
+    # exception the coroutine raises next, whose traceback holds this frame (a cycle otherwise).
     while True:
         try:
             sent = yield yielded
         except BaseException as exc:  # noqa: BLE001 - forwarded, not swallowed
+            yielded = None
             try:
                 yielded = coro.throw(exc)
             except StopIteration as stop:
                 return stop.value
             continue
+        yielded = None
         try:
             yielded = coro.send(sent)
         except StopIteration as stop:
@@ -32,4 +36,6 @@ def _forward(coro: Coroutine[Any, Any, Any], yielded: Any):
 
 async def drive(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
     """Await ``coro``, which already ran up to its first suspension and yielded ``yielded``."""
-    return await _forward(coro, yielded)
+    forward = _forward(coro, yielded)
+    del coro, yielded  # this frame must not keep the first awaitable either (see _forward)
+    return await forward

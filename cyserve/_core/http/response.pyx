@@ -10,6 +10,8 @@ from cyserve._core.http.serialise cimport (
 )
 from cyserve._core.io.outbox cimport READY, Outbox
 
+from cyserve.errors import again
+
 
 @cython.final
 cdef class ResponseWriter:
@@ -67,7 +69,7 @@ cdef class ResponseWriter:
         if self.state != R_STREAMING:
             raise RuntimeError("write() needs a response started with start_stream()")
         if self._out.closed:
-            raise self._out.error
+            raise again(self._out.error)
         if type(data) is not bytes:
             data = bytes(data)
         self._body.write(<bytes>data)

@@ -11,7 +11,8 @@
   buffer), a number other pieces read (the stream's stall watch, a WebSocket's send queue).
 
 States: open -> closed.  Once closed (the connection is closing or gone) nothing more is written:
-``send`` and ``drain`` raise ``error`` (Disconnected unless the owner set another).
+``send`` and ``drain`` raise a copy of ``error`` (Disconnected unless the owner set another;
+a copy, see ``cyserve.errors.again``).
 """
 
 cdef class Ready:

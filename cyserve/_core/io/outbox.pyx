@@ -3,7 +3,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve.errors import Disconnected
+from cyserve.errors import Disconnected, again
 
 # Queued output is flushed past this size even while corked: the transport's own buffer, and so
 # its water marks and drain(), must see a producer that writes a lot within one read pass.
@@ -42,7 +42,7 @@ cdef class Outbox:
 
     cdef int send(self, bytes data) except -1:
         if self.closed:
-            raise self.error
+            raise again(self.error)
         if self.corked:
             self._queue.append(data)
             self._queued += PyBytes_GET_SIZE(data)
@@ -54,7 +54,7 @@ cdef class Outbox:
 
     cdef int send3(self, bytes a, bytes b, bytes c) except -1:
         if self.closed:
-            raise self.error
+            raise again(self.error)
         if self.corked:
             self._queue.append(a)
             self._queue.append(b)
@@ -123,12 +123,12 @@ cdef class Outbox:
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
-                waiter.set_exception(self.error)
+                waiter.set_exception(again(self.error))
         return 0
 
     cdef object drain(self):
         if self.closed:
-            raise self.error
+            raise again(self.error)
         if not self.paused:
             return READY
         if self._waiter is None:
