@@ -22,7 +22,9 @@ The routes themselves (``Route``) and the routers that fill a ``_Table`` live in
 """
 from __future__ import annotations
 
+import math
 import re
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -31,11 +33,35 @@ from cyserve.errors import MethodNotAllowed, NotFound
 if TYPE_CHECKING:  # routing imports this module; the matcher only needs Route's type
     from cyserve.routing import Route
 
-# converter -> (regex for one value, Python conversion, OpenAPI schema)
+# The most digits an ``{x:int}`` segment may have: the interpreter's default bound for int()
+# of a string.  Past it int() raises ValueError (or, with the bound lifted, takes quadratic
+# time); such a segment is no id any route means, so it does not match (404), whatever the
+# process set with sys.set_int_max_str_digits.
+_MAX_INT_DIGITS = sys.int_info.default_max_str_digits
+
+
+def _to_int(text: str) -> int:
+    """``-?[0-9]+`` as an int; ValueError (no match) past ``_MAX_INT_DIGITS`` digits."""
+    if len(text) - (text[:1] == "-") > _MAX_INT_DIGITS:
+        raise ValueError(f"more than {_MAX_INT_DIGITS} digits")
+    return int(text)  # a lower limit set for the process raises ValueError too
+
+
+def _to_float(text: str) -> float:
+    """``-?[0-9]+(.[0-9]+)?`` as a finite float: ValueError (no match) for a number too large
+    for a float (310 digits are enough), which float() would silently turn into inf."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite float")
+    return value
+
+
+# converter -> (regex for one value, Python conversion, OpenAPI schema); a conversion that
+# raises ValueError refuses the segment, and the walk tries the next route.
 CONVERTERS: dict[str, tuple[str, Callable[[str], Any], dict[str, str]]] = {
     "str": (r"[^/]+", str, {"type": "string"}),
-    "int": (r"-?[0-9]+", int, {"type": "integer"}),
-    "float": (r"-?[0-9]+(?:\.[0-9]+)?", float, {"type": "number"}),
+    "int": (r"-?[0-9]+", _to_int, {"type": "integer"}),
+    "float": (r"-?[0-9]+(?:\.[0-9]+)?", _to_float, {"type": "number"}),
     "uuid": (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", uuid.UUID,
              {"type": "string", "format": "uuid"}),
     "path": (r".*", str, {"type": "string"}),
@@ -142,10 +168,14 @@ class _Edge:
 
 
 def _as_int(segment: str) -> int | None:
-    """``-?[0-9]+`` as an int, else None (str.isdigit alone would accept other Unicode digits)."""
+    """``-?[0-9]+`` as an int, else None (str.isdigit alone would accept other Unicode digits;
+    more than ``_MAX_INT_DIGITS`` digits are refused, see ``_to_int``)."""
     digits = segment[1:] if segment[:1] == "-" else segment
     if digits.isascii() and digits.isdigit():
-        return int(segment)
+        try:
+            return _to_int(segment)
+        except ValueError:
+            return None
     return None
 
 

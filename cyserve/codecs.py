@@ -16,9 +16,17 @@ import brotli
 
 from cyserve.errors import HTTPError
 
-__all__ = ["Codec", "Encoder", "Decoder"]
+__all__ = ["Codec", "Encoder", "Decoder", "MAX_CODINGS"]
 
 _STEP_BYTES = 64 * 1024  # decoded bytes produced per step of a request body
+
+#: The most content codings one message may stack, for request bodies (past it: 415) and
+#: response bodies (past it: DecodingError).  RFC 9110 §8.4 sets no bound on the list, but each
+#: coding is one more decoder (zlib's 32 KiB window, brotli's up to 16 MiB) chained behind the
+#: previous one, and a list of thousands exhausts the stack.  Stacking a second compression
+#: gains nothing, so real senders apply one coding, two at most; curl refuses past five
+#: chained codings for the same reason (CVE-2022-32206), and so do we.
+MAX_CODINGS = 5
 
 
 class Encoder(Protocol):

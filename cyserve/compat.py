@@ -1,9 +1,13 @@
 """The response spellings of the frameworks cyserve replaces, as thin builders over its responses.
 
 - Blazeio's ``Deliver``: ``return Deliver.json(data)``, ``Deliver.text("hi", 201)``, and any other
-  attribute names a content type with ``_`` for ``/`` (``Deliver.text_html``, ``Deliver.image_svg_xml``
-  is ``image/svg+xml``).  Blazeio also takes the request first (``Deliver.text(r, "hi")``); that
-  form works too.  Its ``path=`` meant a redirect but sent 200 (SEEDS §1.4); here it redirects.
+  attribute names a content type with ``_`` for ``/`` and then for ``-`` (``Deliver.text_html``,
+  ``Deliver.application_octet_stream`` is ``application/octet-stream``); a known structured
+  suffix becomes ``+`` (``Deliver.image_svg_xml`` is ``image/svg+xml``) and a ``vnd``/``prs``
+  tree a ``.`` (``Deliver.application_vnd_api_json`` is ``application/vnd.api+json``).  Other
+  names take ``content_type=``.  Blazeio also takes the request first (``Deliver.text(r,
+  "hi")``); that form works too.  Its ``path=`` meant a redirect but sent 200 (SEEDS §1.4); here
+  it redirects.
 - Areion's ``create_json_response``, ``create_text_response``, ``create_html_response``,
   ``create_xml_response`` and ``create_redirect_response(location, 301)``.
 
@@ -28,6 +32,8 @@ __all__ = [
 _TEXT = "text/plain; charset=utf-8"
 # Suffixes a content-type attribute may end with: ``image_svg_xml`` is image/svg+xml.
 _STRUCTURED = ("xml", "json", "zip", "gzip")
+# Registration trees whose facet ends with "." (RFC 6838 §3.2, §3.3): vnd.api+json.
+_TREES = ("vnd", "prs")
 
 
 def _strip_request(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -41,9 +47,15 @@ def _media_type(attribute: str) -> str:
     if not kind or not rest:
         raise AttributeError(f"Deliver.{attribute} does not name a content type (type_subtype)")
     parts = rest.split("_")
+    suffix = ""
     if len(parts) > 1 and parts[-1] in _STRUCTURED:
-        return f"{kind}/{'.'.join(parts[:-1])}+{parts[-1]}"
-    return f"{kind}/{'.'.join(parts)}"
+        suffix = "+" + parts.pop()
+    tree = ""
+    if len(parts) > 1 and parts[0] in _TREES:
+        tree = parts.pop(0) + "."
+    # Subtype words are joined by "-", the usual separator of registered names (octet-stream,
+    # x-www-form-urlencoded); "." only after a tree facet.
+    return f"{kind}/{tree}{'-'.join(parts)}{suffix}"
 
 
 def _body(data: Any, indent: int | None) -> bytes:

@@ -19,7 +19,9 @@ import functools
 import re
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
-from cyserve.codecs import Codec, Decoder, Encoder, _builtin_codecs, _compress_whole, _DecodedBody
+from cyserve.codecs import (
+    MAX_CODINGS, Codec, Decoder, Encoder, _builtin_codecs, _compress_whole, _DecodedBody,
+)
 from cyserve.config import Limits
 from cyserve.errors import HTTPError
 from cyserve.response import BaseResponse, Response, to_response
@@ -103,7 +105,9 @@ class Compression:
 
     Request bodies with ``Content-Encoding`` (a list is decoded in reverse order) are swapped for
     a decoding stream: more than ``max_decoded_bytes`` decoded (default: the App's
-    ``Limits.max_body_bytes``, bound at startup through ``bind_limits``) answers 413, corrupt data 400, a coding not in ``encodings`` 415 with ``Accept-Encoding``.
+    ``Limits.max_body_bytes``, bound at startup through ``bind_limits``) answers 413, corrupt
+    data 400; a coding not in ``encodings``, or more than ``codecs.MAX_CODINGS`` codings stacked,
+    415 with ``Accept-Encoding``.
     """
 
     def __init__(self, *, minimum_size: int = 500, level: int = 6, brotli_quality: int = 4,
@@ -228,6 +232,11 @@ class Compression:
                 raise HTTPError(415, f"unsupported request Content-Encoding {coding!r}",
                                 [("Accept-Encoding", self._accept_header)])
             codecs.append(codec)
+            if len(codecs) > MAX_CODINGS:
+                # Each coding chains one more decoder (a stack of thousands overflows the
+                # stack): a content coding this server does not accept, so 415 as above.
+                raise HTTPError(415, f"the request body has more than {MAX_CODINGS} content "
+                                     "codings stacked", [("Accept-Encoding", self._accept_header)])
         source = request.raw_body
         # RFC 9110 §8.4: codings are listed in the order applied, so decode from the last.
         for codec in reversed(codecs):

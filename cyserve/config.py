@@ -133,7 +133,14 @@ class ClientTimeouts:
     read_s: float | None = 30.0  # longest silence while response bytes are expected
     write_s: float | None = 30.0  # longest wait for the server to accept request bytes
     pool_s: float | None = 10.0  # longest wait for a free connection of the pool
-    total_s: float | None = None  # the whole request, redirects and body included
+    # The whole request: pool wait, connect, redirects, sending and the response head; for
+    # request()/get()/... also reading the body (at most ClientLimits.max_body_bytes); for
+    # stream() not the body, which the caller paces (a large download, an endless event
+    # stream) and read_s watches.  On by default because read_s alone never ends a response
+    # that trickles a byte every few seconds.  300 s (aiohttp's default total too) reads
+    # 64 MiB, the whole-body bound, over a link of about 2 Mbit/s; longer transfers belong in
+    # stream() or take a larger total_s.
+    total_s: float | None = 300.0
 
 
 TimeoutArg = Union[ClientTimeouts, float, int, None]

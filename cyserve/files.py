@@ -171,16 +171,16 @@ def parse_range(value: str, size: int) -> list[tuple[int, int]] | None:
         m = _RANGE_SPEC.fullmatch(spec)
         if m is None or not (m.group(1) or m.group(2)):
             return None
-        first_s, last_s = m.group(1), m.group(2)
-        if not first_s:  # suffix-range: the last N bytes (§14.1.1)
-            length = int(last_s)
+        first_s, last_s = m.group(1).lstrip("0") or "0", m.group(2).lstrip("0") or "0"
+        if not m.group(1):  # suffix-range: the last N bytes (§14.1.1)
+            length = _position(last_s, size)
             if length > 0:
                 ranges.append((max(size - length, 0), size - 1))
             continue
-        first = int(first_s)
-        last = int(last_s) if last_s else size - 1
-        if last_s and last < first:
+        if m.group(2) and (len(last_s), last_s) < (len(first_s), first_s):
             return None  # an invalid range-spec makes the whole field invalid (§14.1.1)
+        first = _position(first_s, size)
+        last = _position(last_s, size) if m.group(2) else size - 1
         if first < size:
             ranges.append((first, min(last, size - 1)))
     if len(ranges) > 1:
@@ -194,6 +194,21 @@ def parse_range(value: str, size: int) -> list[tuple[int, int]] | None:
                     merged.append((first, last))
             ranges = merged
     return ranges
+
+
+def _position(digits: str, size: int) -> int:
+    """A range position or suffix length (``1*DIGIT`` without leading zeros) as an int, capped
+    at ``size``.
+
+    RFC 9110 §14.1.1 bounds no position, and every value >= ``size`` means the same: a first-pos
+    past the end is unsatisfiable (416 when no other range is, §15.5.17), a last-pos or suffix
+    length past it reaches the end.  So a 5000-digit number is answered as any other large one
+    (206 or 416, never "ignored" for its length), and is never converted: ``int()`` refuses
+    more than 4300 digits (``sys.int_info``) and is quadratic below that.
+    """
+    if len(digits) > len(str(size)):
+        return size
+    return min(int(digits), size)
 
 
 def _if_range_holds(value: str | None, etag: str, mtime_s: int, now_s: float) -> bool:

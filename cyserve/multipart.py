@@ -11,13 +11,14 @@ Memory stays bounded by one body chunk plus the spool threshold per file in flig
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qsl
 
-from python_multipart.exceptions import FormParserError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from cyserve.datastructures import FormData, Headers
@@ -27,10 +28,22 @@ __all__ = ["FormLimits", "UploadFile", "parse_form"]
 
 _MB = 1024 * 1024
 
+# python-multipart 0.0.2x and later bound a part's header lines and each line's size
+# themselves (8 lines, 4224 bytes by default), checked while scanning, before our callbacks
+# see the bytes: it is handed our limits so they are the ones that hold, and its two limit
+# errors (told apart only by their messages) answer 413 as ours do.  Older versions have no
+# such limits: the callbacks below count on their own either way.
+_PARSER_TAKES_LIMITS = "max_header_count" in inspect.signature(MultipartParser).parameters
+_PARSER_COUNT_ERROR = "Maximum header count exceeded"
+_PARSER_SIZE_ERROR = "Maximum header size exceeded"
+
 
 @dataclass(frozen=True)
 class FormLimits:
-    """What ``Request.form()`` accepts; past each limit it answers 413 with the limit's name.
+    """What ``Request.form()`` accepts; past each limit (a size or a count) it answers 413
+    Content Too Large (RFC 9110 §15.5.14) with the limit's name.  A body that is malformed
+    rather than too large (no boundary, a part without Content-Disposition, a truncated body,
+    bytes the multipart grammar refuses) answers 400.
 
     The server's ``Limits.max_body_bytes`` still caps the body first (the core answers 413).
     """
@@ -133,6 +146,14 @@ def _too_large(what: str, limit: int) -> HTTPError:
     return HTTPError(413, f"{what} is over the limit of {limit} bytes")
 
 
+def _too_many_part_headers(limit: int) -> HTTPError:
+    return HTTPError(413, f"a part has more than {limit} header lines (FormLimits.max_part_headers)")
+
+
+def _part_headers_too_large(limit: int) -> HTTPError:
+    return _too_large("a part's headers (FormLimits.max_part_header_bytes)", limit)
+
+
 async def _read_urlencoded(chunks: AsyncIterator[bytes], limits: FormLimits) -> FormData:
     parts, size = [], 0
     async for chunk in chunks:
@@ -183,6 +204,10 @@ class _MultipartReader:
         self._header_bytes = 0
         self._name = bytearray()
         self._value = bytearray()
+        # Its per-line size bound gets our whole-part one: a line that passes it passes ours.
+        parser_limits = ({"max_header_count": limits.max_part_headers,
+                          "max_header_size": limits.max_part_header_bytes}
+                         if _PARSER_TAKES_LIMITS else {})
         try:
             self.parser = MultipartParser(boundary, {
                 "on_part_begin": self._on_part_begin,
@@ -193,7 +218,7 @@ class _MultipartReader:
                 "on_part_data": self._on_part_data,
                 "on_part_end": self._on_part_end,
                 "on_end": self._on_end,
-            })
+            }, **parser_limits)
         except FormParserError as exc:
             raise HTTPError(400, f"bad multipart boundary: {exc}") from None
 
@@ -209,8 +234,7 @@ class _MultipartReader:
     def _count_header_bytes(self, n: int) -> None:
         self._header_bytes += n
         if self._header_bytes > self.limits.max_part_header_bytes:
-            raise _too_large("a part's headers (FormLimits.max_part_header_bytes)",
-                             self.limits.max_part_header_bytes)
+            raise _part_headers_too_large(self.limits.max_part_header_bytes)
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._count_header_bytes(end - start)
@@ -225,8 +249,7 @@ class _MultipartReader:
         self._name.clear()
         self._value.clear()
         if len(self._header_lines) > self.limits.max_part_headers:
-            raise HTTPError(413, f"a part has more than {self.limits.max_part_headers} header "
-                                 "lines (FormLimits.max_part_headers)")
+            raise _too_many_part_headers(self.limits.max_part_headers)
 
     def _on_headers_finished(self) -> None:
         self.events.append((_HEADERS, self._header_lines))
@@ -255,7 +278,7 @@ class _MultipartReader:
                 try:
                     self.parser.write(bytes(chunk))
                 except FormParserError as exc:
-                    raise HTTPError(400, f"malformed multipart body: {exc}") from None
+                    raise self._parser_error(exc) from None
                 for kind, payload in self.events:
                     if kind == _DATA:
                         if upload is not None:
@@ -288,6 +311,17 @@ class _MultipartReader:
                 file.close()
             raise
         return FormData(self.items)
+
+    def _parser_error(self, exc: FormParserError) -> HTTPError:
+        """413 for the parser's own header limits (they are ours, see _PARSER_TAKES_LIMITS),
+        400 for everything else it refuses: malformed input."""
+        if isinstance(exc, MultipartParseError):
+            message = str(exc)
+            if message == _PARSER_COUNT_ERROR:
+                return _too_many_part_headers(self.limits.max_part_headers)
+            if message == _PARSER_SIZE_ERROR:
+                return _part_headers_too_large(self.limits.max_part_header_bytes)
+        return HTTPError(400, f"malformed multipart body: {exc}")
 
     def _start_part(self, lines: list[tuple[bytes, bytes]]) -> tuple[str, UploadFile | None]:
         headers = Headers(items=[(_header_text(k).lower(), _header_text(v).strip()) for k, v in lines])

@@ -41,7 +41,7 @@ from cyserve.client.upload import StreamRequest, upload
 from cyserve.client.urls import Origin, Target, merge_url, split_url
 from cyserve.client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
-    remaining, seconds, target_of,
+    remaining, seconds, target_of, watch_total,
 )
 from cyserve._core.http.state import ClientState
 from cyserve._core.io.deadline import py_monotonic as monotonic
@@ -57,7 +57,9 @@ class Client:
     """A pooled HTTP/1.1 client.  Use it as ``async with Client(...) as client:``.
 
     ``base_url``: prefix for relative URLs.  ``headers``/``params``: sent with every request.
-    ``timeout``: seconds for connect, read, write and pool each, or a ``ClientTimeouts``.
+    ``timeout``: seconds for connect, read, write and pool each, or a ``ClientTimeouts``; by
+    default ``ClientTimeouts()``, whose ``total_s`` (300 s) bounds every request as a whole, and
+    a ``stream()`` until its response head (the caller paces the body; ``read_s`` watches it).
     ``limits``: a ``ClientLimits`` (pool sizes, keep-alive expiry, redirects, size bounds).
     ``verify``/``cert``: TLS (see ``cyserve.client.connect``).  ``proxy``: ``http://[user:pass@]
     host:port``.  ``cookies``: True or a ``CookieJar`` to keep cookies (off by default).
@@ -163,7 +165,9 @@ class Client:
 
     def stream(self, method: str, url: str, **kwargs: Any) -> "_StreamContext":
         """``async with client.stream("GET", url) as resp:`` — the body is not read: iterate
-        ``resp.iter_bytes()``; leaving the block closes the response."""
+        ``resp.iter_bytes()``; leaving the block closes the response.  The total timeout ends
+        when the head is in: the body takes as long as the caller reads it, with ``read_s`` as
+        the longest silence (bound a whole download with ``asyncio.wait_for`` if needed)."""
         return _StreamContext(self, method, url, kwargs)
 
     def stream_request(self, method: str, url: str, *, headers: HeadersArg = None,
@@ -202,7 +206,7 @@ class Client:
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         history: list[Response] = []
         while True:
-            resp = await self._send(hop, timeouts, deadline)
+            resp = await self._send(hop, timeouts, deadline, stream)
             if self.cookies is not None:
                 self.cookies.extract(resp.url, resp.headers.getlist("set-cookie"))
             if not follow or not resp.is_redirect:
@@ -214,7 +218,7 @@ class Client:
                 await resp.aclose()
                 raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects "
                                        f"(last: {resp.status} to {resp.headers.get('location')})", resp)
-            await _discard(resp)
+            await _discard(resp, deadline if stream else None)
             history.append(resp)
             hop = following
         resp.history = history
@@ -226,7 +230,8 @@ class Client:
                 raise
         return resp
 
-    async def _send(self, hop: Hop, timeouts: ClientTimeouts, deadline: float | None) -> Response:
+    async def _send(self, hop: Hop, timeouts: ClientTimeouts, deadline: float | None,
+                    stream: bool) -> Response:
         """One hop: a pooled connection, one exchange, one retry on a stale connection."""
         target = target_of(hop.url)
         route, request_target, fields = self._address(target, hop.headers)
@@ -240,7 +245,7 @@ class Client:
             conn, reused = await self._acquire(route, target.origin, timeouts, deadline, fresh)
             try:
                 return await self._exchange(conn, hop.method, request_target, fields, content,
-                                            timeouts, deadline, info)
+                                            timeouts, deadline, info, stream)
             except TransportError as exc:
                 # RFC 9112 §9.3.1: a request on a reused connection that the server closed
                 # may be retried when it is idempotent and nothing of a response came back.
@@ -298,11 +303,17 @@ class Client:
 
     async def _exchange(self, conn: Any, method: str, target: str, fields: list[tuple[str, str]],
                         content: RequestContent | None, timeouts: ClientTimeouts,
-                        deadline: float | None, info: RequestInfo) -> Response:
+                        deadline: float | None, info: RequestInfo, stream: bool) -> Response:
         read_s = seconds(timeouts.read_s)
         write_s = seconds(timeouts.write_s)
         total_s = remaining(deadline) or 0.0
         head_request = method == "HEAD"
+        watch = None
+        if stream:
+            # The core's total deadline runs until the body's last byte, but a streamed body is
+            # the caller's to pace: the total bounds this exchange until its head instead.
+            watch = watch_total(conn, deadline)
+            total_s = 0.0
         try:
             if content is None:
                 waiter = conn.start(method, target, fields, 0 if method in _BODY_METHODS else -1,
@@ -323,21 +334,32 @@ class Client:
         except BaseException:
             conn.abort()
             raise
+        finally:
+            if watch is not None:
+                watch.cancel()
         if result is None:
             raise conn.error
         head, body = result
         return Response(head, body, conn, info, self.limits, self.decode)
 
 
-async def _discard(resp: Response) -> None:
-    """Drop a redirect's body: read it when small (the connection is kept), else close."""
-    if resp.is_complete or 0 <= resp._head.content_length <= 65536:
-        try:
-            async for _ in resp.iter_raw():
-                pass
-        except TransportError:
-            pass  # the redirect is still followed on another connection
-    await resp.aclose()
+async def _discard(resp: Response, deadline: float | None) -> None:
+    """Drop a redirect's body: read it when small (the connection is kept), else close.
+    ``deadline``: the total, for a ``stream()`` hop, whose body the core's total does not
+    bound (see ``Client._exchange``)."""
+    try:
+        if resp.is_complete or 0 <= resp._head.content_length <= 65536:
+            watch = None if resp.is_complete else watch_total(resp._conn, deadline)
+            try:
+                async for _ in resp.iter_raw():
+                    pass
+            except TransportError:
+                pass  # followed on another connection, or the next hop finds the total spent
+            finally:
+                if watch is not None:
+                    watch.cancel()
+    finally:
+        await resp.aclose()
 
 
 class _StreamContext:

@@ -8,16 +8,24 @@ piece can never expand into one huge allocation, and the decoded total is checke
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from cyserve.errors import DecodingError
 from cyserve.codecs import Decoder as _StepDecoder
-from cyserve.codecs import _BrotliDecoder, _ZlibDecoder
+from cyserve.codecs import MAX_CODINGS, _BrotliDecoder, _ZlibDecoder
 
 __all__ = ["ACCEPT_ENCODING", "Decoder", "make_decoder", "STEP_BYTES"]
 
 STEP_BYTES = 256 * 1024
 ACCEPT_ENCODING = "gzip, deflate, br"
+
+# coding -> (its name in errors, a new step decoder); x-gzip is gzip (RFC 9110 §8.4.1.3).
+_FACTORIES: dict[str, Callable[[], tuple[str, _StepDecoder]]] = {
+    "gzip": lambda: ("gzip", _ZlibDecoder(31)),
+    "x-gzip": lambda: ("gzip", _ZlibDecoder(31)),
+    "deflate": lambda: ("deflate", _ZlibDecoder(None)),
+    "br": lambda: ("br", _BrotliDecoder()),
+}
 
 
 class _Codec:
@@ -95,20 +103,18 @@ class Decoder:
 
 def make_decoder(content_encoding: str | None, max_decoded_bytes: int) -> Decoder | None:
     """A decoder for the listed codings, or None when there is nothing (or nothing known) to undo:
-    an unknown coding leaves the body as received rather than guessing."""
+    an unknown coding leaves the body as received rather than guessing.  More than
+    ``MAX_CODINGS`` codings stacked raise ``DecodingError``."""
     if not content_encoding:
         return None
     names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
-    codecs: list[_Codec] = []
-    for name in reversed(names):
-        if name in ("gzip", "x-gzip"):
-            codecs.append(_Codec("gzip", _ZlibDecoder(31)))
-        elif name == "deflate":
-            codecs.append(_Codec("deflate", _ZlibDecoder(None)))
-        elif name == "br":
-            codecs.append(_Codec("br", _BrotliDecoder()))
-        elif name == "identity":
-            continue
-        else:
-            return None
+    if any(name not in _FACTORIES and name != "identity" for name in names):
+        return None
+    stacked = [name for name in reversed(names) if name != "identity"]
+    if len(stacked) > MAX_CODINGS:
+        # Each coding chains one more decoder behind the last, and thousands exhaust the stack
+        # (RFC 9110 §8.4 sets no bound; codecs.MAX_CODINGS says why ours is where it is).
+        raise DecodingError(f"the response has {len(stacked)} content codings stacked; at most "
+                            f"{MAX_CODINGS} are decoded")
+    codecs = [_Codec(*_FACTORIES[name]()) for name in stacked]
     return Decoder(codecs, max_decoded_bytes) if codecs else None

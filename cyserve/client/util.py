@@ -1,6 +1,7 @@
 """Small shared helpers of the client: pool routes, header lists, deadlines."""
 from __future__ import annotations
 
+import asyncio
 import base64
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, NamedTuple
@@ -12,7 +13,7 @@ from cyserve._core.io.deadline import py_monotonic as monotonic
 from cyserve.datastructures import field_value as find_header
 
 __all__ = ["Route", "HeadersArg", "header_list", "merge_headers", "find_header", "basic_auth",
-           "target_of", "remaining", "bound", "seconds", "merge_params"]
+           "target_of", "remaining", "bound", "watch_total", "seconds", "merge_params"]
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -69,6 +70,23 @@ def bound(limit: float | None, deadline: float | None) -> tuple[float | None, bo
     if left is not None and (limit is None or left < limit):
         return left, True
     return limit, False
+
+
+def watch_total(conn: Any, deadline: float | None) -> asyncio.TimerHandle | None:
+    """A loop timer that aborts ``conn`` with ``TotalTimeout`` at ``deadline``; None without a
+    deadline.  Cancel it once the phase it bounds is over.
+
+    For exchanges whose body the caller paces (``stream()``): the core's own total deadline
+    runs until the body's last byte, so such an exchange passes the core none and is bounded by
+    this timer until its head is in instead."""
+    left = remaining(deadline)
+    if left is None:
+        return None
+    return asyncio.get_running_loop().call_later(left, _expire, conn)
+
+
+def _expire(conn: Any) -> None:
+    conn.abort(TotalTimeout("the request took longer than its total timeout"))
 
 
 def seconds(value: float | None) -> float:

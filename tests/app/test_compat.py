@@ -27,9 +27,12 @@ def test_deliver_text_json_and_status_headers():
 
 @pytest.mark.parametrize("attribute, media_type", [
     ("text_html", "text/html; charset=utf-8"),
-    ("application_octet_stream", "application/octet.stream"),
+    ("application_octet_stream", "application/octet-stream"),
+    ("application_x_www_form_urlencoded", "application/x-www-form-urlencoded"),
     ("image_svg_xml", "image/svg+xml"),
     ("application_ld_json", "application/ld+json"),
+    ("application_vnd_api_json", "application/vnd.api+json"),
+    ("application_vnd_ms_excel", "application/vnd.ms-excel"),
     ("text_csv", "text/csv; charset=utf-8"),
 ])
 def test_deliver_attribute_names_a_content_type(attribute, media_type):

@@ -92,6 +92,22 @@ def test_parser_combines_transfer_encoding_lines_into_one_list() -> None:
     assert _status(raw) == 400
 
 
+@pytest.mark.parametrize("field, message", [
+    (b"Transfer-Encoding: %bchunked", "malformed Transfer-Encoding"),
+    (b"Connection: %bclose", "Connection list"),
+    (b"Expect: %b100-continue", "Expect list"),
+    (b"Upgrade: %bwebsocket", "Upgrade list"),
+], ids=["transfer-encoding", "connection", "expect", "upgrade"])
+def test_parser_ignores_eight_empty_list_elements_and_refuses_the_ninth(field: bytes,
+                                                                        message: str) -> None:
+    """RFC 9110 §5.6.1: a reasonable number of empty elements is ignored (8 per list)."""
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
+    assert _status(head + field % (b" ," * 8) + b"\r\n\r\n") is None
+    with pytest.raises(ProtocolError, match=message) as info:
+        parse_request_head(head + field % (b" ," * 9) + b"\r\n\r\n")
+    assert info.value.status == 400
+
+
 @pytest.mark.parametrize("raw", [
     b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",

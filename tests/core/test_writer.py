@@ -1,4 +1,5 @@
-"""The response writer: framing decided in one place, Date, and no header injection."""
+"""The head writer: framing decided in one place, Date, no header injection and no control byte in
+a field value (RFC 9110 §5.5), for response and request heads alike."""
 from __future__ import annotations
 
 import email.utils
@@ -7,6 +8,7 @@ import h11
 import pytest
 
 from cyserve._core.http import serialise as writer
+from cyserve._core.http.parser import parse_request_head, parse_response_head
 from cyserve._core.http.serialise import HeadWriter, date_line
 
 
@@ -122,3 +124,42 @@ def test_connection_without_close_keeps_the_connection():
     w = HeadWriter()
     raw = w.serialise(200, [("Connection", "keep-alive, closed")], None, 0)
     assert not w.user_close and b"Connection" not in raw
+
+
+# --- field values: RFC 9110 §5.5 (field-vchar / SP / HTAB / obs-text), both roles ------------
+
+# Every byte a field value may not hold: the controls but HTAB, and DEL.
+_CTLS = [c for c in range(0x20) if c != 0x09] + [0x7F]
+_CTL_IDS = [f"0x{c:02x}" for c in _CTLS]
+# Every byte it may hold, obs-text included.
+_VALUE_BYTES = bytes([0x09] + list(range(0x20, 0x7F)) + list(range(0x80, 0x100)))
+
+
+@pytest.mark.parametrize("ctl", _CTLS, ids=_CTL_IDS)
+def test_writer_refuses_every_ctl_but_htab_in_a_handler_header_value(ctl):
+    for value in (f"a{chr(ctl)}b", b"a" + bytes([ctl]) + b"b"):
+        with pytest.raises(ValueError, match=rf"'X-A'.*0x{ctl:02x}"):
+            HeadWriter().serialise(200, [("X-A", value)], None, 0)
+
+
+@pytest.mark.parametrize("ctl", _CTLS, ids=_CTL_IDS)
+def test_writer_refuses_every_ctl_but_htab_in_content_type(ctl):
+    with pytest.raises(ValueError, match=rf"'Content-Type'.*0x{ctl:02x}"):
+        HeadWriter().serialise(200, None, f"text/plain;{chr(ctl)}x=1", 0)
+
+
+@pytest.mark.parametrize("ctl", _CTLS, ids=_CTL_IDS)
+def test_request_head_refuses_every_ctl_but_htab_in_a_header_value(ctl):
+    with pytest.raises(ValueError, match=rf"'X-A'.*0x{ctl:02x}"):
+        writer.serialise_request("GET", "/", [("Host", "a"), ("X-A", f"a{chr(ctl)}b")])
+
+
+def test_writer_keeps_htab_and_obs_text_and_its_own_parser_reads_them_back():
+    value = _VALUE_BYTES.decode("latin-1")
+    raw = HeadWriter().serialise(200, [("X-All", value), (b"X-Raw", _VALUE_BYTES)],
+                                 "text/plain; x=\"\xe9\t\"", 0)
+    head = parse_response_head(raw)
+    assert head.get("x-all") == value.strip(" \t") and head.get("x-raw") == value.strip(" \t")
+    assert head.get("content-type") == "text/plain; x=\"\xe9\t\""
+    request = writer.serialise_request("POST", "/", [("Host", "a"), ("X-All", value)])
+    assert parse_request_head(request).get("x-all") == value.strip(" \t")

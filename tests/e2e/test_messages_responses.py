@@ -8,8 +8,6 @@ import json
 import threading
 import time
 
-import pytest
-
 from cyserve import App, JSONResponse, Response, StreamResponse
 from cyserve.context import current_request, g
 from cyserve.response import HTMLResponse, RedirectResponse
@@ -213,9 +211,8 @@ def test_background_calls_see_the_g_of_their_own_request(run):
                 await asyncio.sleep(0.02)
             for c in clients:
                 await c.close()
-        if not seen:
-            pytest.skip("App does not run request._background yet (pipeline engineer's part)")
-        assert len(seen) == 12
+        # Background calls are a feature of the App: none seen is a regression, never a skip.
+        assert len(seen) == 12, f"background calls that ran: {seen}"
         for kind, expected, tag, flag in seen:
             assert tag == expected
             if kind == "sync":

@@ -48,6 +48,18 @@ VECTORS: list[ChunkedVector] = [
     ChunkedVector("lower-case-hex-size", b"a\r\n0123456789\r\n0\r\n\r\n", DONE, b"0123456789"),
     ChunkedVector("mixed-case-hex-size", b"1aF\r\n" + b"x" * 0x1AF + b"\r\n0\r\n\r\n", DONE,
                   b"x" * 0x1AF),
+    ChunkedVector("every-hex-digit-as-a-size",
+                  b"".join(b"%c\r\n%s\r\n" % (d, b"x" * int(chr(d), 16))
+                           for d in b"123456789abcdefABCDEF") + b"0\r\n\r\n",
+                  DONE, b"".join(b"x" * int(chr(d), 16) for d in b"123456789abcdefABCDEF")),
+    ChunkedVector("extension-quoted-value-with-every-qdtext-byte",
+                  b"5;a=\"" + bytes(c for c in _ALL_BYTES if c == 9 or 0x20 <= c != 0x7f
+                                    and c not in b'"\\') + b"\"\r\nhello\r\n0\r\n\r\n",
+                  DONE, b"hello"),
+    ChunkedVector("extension-quoted-pair-of-every-escapable-byte",
+                  b"5;a=\"" + b"".join(b"\\%c" % c for c in _ALL_BYTES
+                                       if c == 9 or 0x20 <= c != 0x7f) + b"\"\r\nhello\r\n0\r\n\r\n",
+                  DONE, b"hello"),
     ChunkedVector("leading-zeros-in-sizes", b"0005\r\nhello\r\n000\r\n\r\n", DONE, b"hello"),
     ChunkedVector("twenty-five-digit-size-of-leading-zeros",
                   b"0" * 24 + b"5\r\nhello\r\n0\r\n\r\n", DONE, b"hello",
@@ -124,6 +136,14 @@ VECTORS: list[ChunkedVector] = [
     ChunkedVector("htab-before-size", b"\t5\r\nhello\r\n0\r\n\r\n", ERROR, status=400),
     ChunkedVector("empty-size-line", b"\r\nhello\r\n0\r\n\r\n", ERROR, status=400),
     ChunkedVector("non-hex-size", b"g\r\nhello\r\n0\r\n\r\n", ERROR, status=400),
+    # The bytes on either side of each HEXDIG range, and obs-text whose low nibble is a digit's:
+    # none of them is a hex digit (RFC 5234 §B.1), first in the size or after a digit.
+    *(ChunkedVector(f"size-starting-with-byte-{c:02x}-next-to-hexdig",
+                    bytes([c]) + b"\r\nhello\r\n0\r\n\r\n", ERROR, status=400)
+      for c in b"/:@G`g\xb5\xc1\xe6"),
+    *(ChunkedVector(f"size-continuing-with-byte-{c:02x}-next-to-hexdig",
+                    b"5" + bytes([c]) + b"\r\nhello\r\n0\r\n\r\n", ERROR, status=400)
+      for c in b"/:@G`g\xb5\xc1\xe6"),
     ChunkedVector("nul-after-size", b"5\x00\r\nhello\r\n0\r\n\r\n", ERROR, status=400),
     ChunkedVector("extension-without-size", b";a\r\nhello\r\n0\r\n\r\n", ERROR, status=400),
     ChunkedVector("missing-size-after-data", b"5\r\nhello\r\n\r\n", ERROR, status=400),

@@ -120,6 +120,15 @@ _LLHTTP_METHODS = frozenset(
     b"UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split())
 
 
+# The comma lists cyserve takes decisions on (fields.pyx); each tolerates 8 empty elements.
+_DECIDED_LISTS = (b"transfer-encoding", b"connection", b"expect", b"upgrade")
+
+
+def _empty_elements(raw: bytes, name: bytes) -> int:
+    """Empty elements in the list all ``name`` field lines form (an empty line counts as one)."""
+    return sum(1 for v in _values(raw, name) for e in v.split(b",") if not e.strip(b" \t"))
+
+
 def _htab_after_chunked(raw: bytes) -> bool:
     return any(re.search(rb"(?i)chunked[ \t]*\t", line.partition(b":")[2]) is not None
                for line in _start_and_lines(raw)[1]
@@ -327,11 +336,46 @@ DIFFERENCES: tuple[Difference, ...] = (
         and [c for c in _te_codings(raw) if c] != [b"chunked"],
     ),
     Difference(
-        "te-empty-list-element", ("httptools",), _BOTH, "reject",
-        "RFC 9110 §5.6.1 tolerates empty list elements, but in Transfer-Encoding framing is at "
-        "stake (RFC 9112 §6.1): cyserve refuses them, like h11 (llhttp ignores them).",
-        (_get(b"Host: a", b"Transfer-Encoding: , chunked"),),
+        "te-empty-list-element", ("h11",), _BOTH, "accept",
+        "RFC 9110 §5.6.1: a recipient MUST accept and ignore a reasonable number of empty list "
+        "elements, so ', chunked' and 'chunked,' are chunked (RFC 9112 §6.3 item 4 holds: chunked "
+        "is the final coding, once); h11 accepts only a Transfer-Encoding of exactly 'chunked'.",
+        (_get(b"Host: a", b"Transfer-Encoding: , chunked"),
+         _ok(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked,")),
         lambda raw, mode, limits: b"" in _te_codings(raw),
+    ),
+    Difference(
+        "te-trailing-empty-list-element", ("httptools",), _REQ, "accept",
+        "RFC 9110 §5.6.1: empty list elements are ignored, so in 'chunked,' the final coding is "
+        "chunked and the request is framed by it (RFC 9112 §6.3 item 4); llhttp takes the "
+        "trailing comma for a coding after chunked and refuses the request.",
+        (_get(b"Host: a", b"Transfer-Encoding: chunked,"),
+         _get(b"Host: a", b"Transfer-Encoding: chunked , ,")),
+        lambda raw, mode, limits: _te_codings(raw)[-1:] == [b""],
+    ),
+    Difference(
+        "te-empty-field-line", ("httptools",), _BOTH, "accept",
+        "RFC 9110 §5.3: the field lines of one name form one list, so an empty Transfer-Encoding "
+        "line beside a 'chunked' one adds an empty element, ignored (RFC 9110 §5.6.1), and the "
+        "message is chunked; llhttp refuses any empty Transfer-Encoding value.  A list with no "
+        "coding at all stays malformed (400), as in llhttp.",
+        (_get(b"Host: a", b"Transfer-Encoding:", b"Transfer-Encoding: chunked"),
+         _ok(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked", b"Transfer-Encoding:")),
+        lambda raw, mode, limits: b"" in _values(raw, b"transfer-encoding"),
+    ),
+    Difference(
+        "too-many-empty-list-elements", ("httptools", "h11"), _BOTH, "reject",
+        "RFC 9110 §5.6.1 asks a recipient to ignore a *reasonable* number of empty list elements: "
+        "cyserve ignores up to 8 in each list it decides on (Transfer-Encoding, Connection, Expect, "
+        "Upgrade; all field lines of a name count together, RFC 9110 §5.3) and refuses a ninth "
+        "with 400, so thousands of commas cost nothing; the peers ignore any number (h11 refuses "
+        "every empty element in Transfer-Encoding, so there it agrees).",
+        (_get(b"Host: a", b"Connection: ,,,,,,,,,close"),
+         _get(b"Host: a", b"Expect: 100-continue" + b"," * 9),
+         _get(b"Host: a", b"Connection: upgrade", b"Upgrade: ,,,,,,,,,websocket"),
+         _ok(b"HTTP/1.1 200 OK", b"Connection: keep-alive,,,,,", b"Connection: ,,,,close",
+             b"Content-Length: 0")),
+        lambda raw, mode, limits: any(_empty_elements(raw, name) > 8 for name in _DECIDED_LISTS),
     ),
     Difference(
         "htab-after-chunked", ("httptools",), _REQ, "accept",

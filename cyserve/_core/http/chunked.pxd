@@ -17,7 +17,7 @@ cdef class ChunkedDecoder:
     cdef Py_ssize_t _trailer_bytes          # bytes of trailer field lines seen (bounded)
     cdef Py_ssize_t max_trailer_bytes
     cdef Py_ssize_t _trailer_from           # index in the current input where trailer bytes start
-    cdef int _error                         # why the decoder failed (a private error code)
+    cdef int _error                         # why the decoder failed: a grammar ParseError code
     cdef bytearray _trailer_raw             # the trailer field lines' bytes, parsed when done
     cdef readonly bint done                 # the last chunk and the trailer section were read
     cdef readonly list trailers             # [(bytes lower-case name, bytes value)] once done, else None

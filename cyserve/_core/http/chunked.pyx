@@ -26,14 +26,24 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from cyserve.errors import ProtocolError
-
-cdef object _ProtocolError = ProtocolError
+# The byte classes and the error codes are the grammar's, shared with the head parser: tchar,
+# field value (VCHAR / SP / HTAB / obs-text, which is also quoted-pair's escaped byte) and HEXDIG
+# are one table lookup each, and a failure raises through the one error table.
+from cyserve._core.http.grammar cimport (
+    C_HEXDIG, C_TCHAR, C_VALUE, CLASS, CR, LF, hex_value, is_ows, raise_error,
+)
+from cyserve._core.http.grammar cimport (
+    E_CHUNK_BARE_LF, E_CHUNK_BWS_BEFORE_CRLF, E_CHUNK_DATA_CRLF, E_CHUNK_EXT_CHAR,
+    E_CHUNK_EXT_NAME_EMPTY, E_CHUNK_EXT_QUOTED_CHAR, E_CHUNK_EXT_TOKEN_QUOTE,
+    E_CHUNK_EXT_VALUE_EMPTY, E_CHUNK_LINE_TOO_LONG, E_CHUNK_SIZE_CHAR, E_CHUNK_SIZE_LINE_CRLF,
+    E_CHUNK_SIZE_TOO_LARGE, E_OK, E_TRAILER_CRLF, E_TRAILER_FOLD, E_TRAILER_NAME,
+    E_TRAILER_TOO_LARGE, E_TRAILER_VALUE, E_TRAILER_WS_COLON,
+)
 
 LAST_CHUNK = b"0\r\n\r\n"
 
 cdef enum:
-    _MAX_SIZE_LINE_BYTES = 4096
+    _MAX_SIZE_LINE_BYTES = 4096     # quoted by grammar's E_CHUNK_LINE_TOO_LONG message
     _SIZE_SHIFT_LIMIT = 58      # a size >= 2**58 cannot take one more hex digit below 2**62
 
 MAX_SIZE_LINE_BYTES = _MAX_SIZE_LINE_BYTES
@@ -69,91 +79,6 @@ cdef enum:
     _S_DONE = 21            # body complete; feeding again is a programmer error
     _S_FAILED = 22          # a ProtocolError was raised; feeding again is a programmer error
 
-# Why decoding failed; the index into _MESSAGES.
-cdef enum:
-    _E_NONE = 0
-    _E_SIZE_CHAR = 1
-    _E_SIZE_TOO_LARGE = 2
-    _E_LINE_TOO_LONG = 3
-    _E_BWS_BEFORE_CRLF = 4
-    _E_EXT_NAME_EMPTY = 5
-    _E_EXT_VALUE_EMPTY = 6
-    _E_EXT_CHAR = 7
-    _E_EXT_QUOTED_CHAR = 8
-    _E_BARE_LF = 9
-    _E_SIZE_LINE_CRLF = 10
-    _E_DATA_CRLF = 11
-    _E_TRAILER_NAME = 12
-    _E_TRAILER_WS_COLON = 13
-    _E_TRAILER_FOLD = 14
-    _E_TRAILER_VALUE = 15
-    _E_TRAILER_CRLF = 16
-    _E_TRAILER_TOO_LARGE = 17
-    _E_EXT_TOKEN_QUOTE = 18
-
-cdef tuple _MESSAGES = (
-    "",
-    "invalid character in chunk size (RFC 9112 §7.1: chunk-size = 1*HEXDIG)",
-    "chunk size too large (above 2**62 - 1)",
-    "chunk size line too long (over 4096 bytes before its CRLF, RFC 9112 §7.1.1)",
-    "whitespace before CRLF in chunk size line (RFC 9112 §7.1.1 allows BWS only around ';' and '=')",
-    "empty chunk extension name (RFC 9112 §7.1.1: chunk-ext-name = token)",
-    "empty chunk extension value (RFC 9112 §7.1.1: chunk-ext-val = token / quoted-string)",
-    "invalid character in chunk extension (RFC 9112 §7.1.1)",
-    "invalid character in chunk extension quoted-string (RFC 9110 §5.6.4)",
-    "bare LF in chunked body (RFC 9112 §7.1: lines end with CRLF)",
-    "chunk size line not ended by CRLF (RFC 9112 §7.1)",
-    "chunk data not followed by CRLF (RFC 9112 §7.1)",
-    "invalid character in trailer field name (RFC 9110 §5.1: field-name = token)",
-    "whitespace before colon in trailer field (RFC 9112 §5.1)",
-    "obs-fold or leading whitespace in trailer section (RFC 9112 §5.2)",
-    "invalid character in trailer field value (RFC 9110 §5.5)",
-    "trailer field line not ended by CRLF (RFC 9112 §7.1.2)",
-    "trailer section too large",
-    "DQUOTE inside a token chunk extension value (RFC 9112 §7.1.1: token / quoted-string)",
-)
-
-# Byte classes, filled once at import.
-cdef enum:
-    _C_TCHAR = 1        # token character (RFC 9110 §5.6.2)
-    _C_WS = 2           # SP or HTAB
-    _C_QDTEXT = 4       # HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4)
-    _C_ESCAPABLE = 8    # after a backslash: HTAB / SP / VCHAR / obs-text (RFC 9110 §5.6.4)
-    _C_FIELD = 16       # in a field value: HTAB / SP / VCHAR / obs-text (RFC 9110 §5.5)
-
-cdef unsigned char _CLASS[256]
-cdef signed char _HEXVAL[256]
-
-
-cdef void _init_tables() noexcept:
-    cdef int c
-    cdef const char* tchar_punct = b"!#$%&'*+-.^_`|~"
-    for c in range(256):
-        _CLASS[c] = 0
-        _HEXVAL[c] = -1
-    for c in range(256):
-        if c == 9 or 0x20 <= c <= 0x7e or c >= 0x80:
-            _CLASS[c] |= _C_ESCAPABLE | _C_FIELD
-            if c != 0x22 and c != 0x5c:
-                _CLASS[c] |= _C_QDTEXT
-        if c == 9 or c == 0x20:
-            _CLASS[c] |= _C_WS
-        if 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5a or 0x61 <= c <= 0x7a:
-            _CLASS[c] |= _C_TCHAR
-        if 0x30 <= c <= 0x39:
-            _HEXVAL[c] = c - 0x30
-        elif 0x41 <= c <= 0x46:
-            _HEXVAL[c] = c - 0x41 + 10
-        elif 0x61 <= c <= 0x66:
-            _HEXVAL[c] = c - 0x61 + 10
-    while tchar_punct[0]:
-        _CLASS[<unsigned char>tchar_punct[0]] |= _C_TCHAR
-        tchar_punct += 1
-
-
-_init_tables()
-
-
 @cython.final
 @cython.freelist(16)
 cdef class ChunkedDecoder:
@@ -168,7 +93,7 @@ cdef class ChunkedDecoder:
         self._line_bytes = 0
         self._trailer_bytes = 0
         self._trailer_from = -1
-        self._error = _E_NONE
+        self._error = E_OK
         self._trailer_raw = None
         self.done = False
         self.trailers = None
@@ -197,8 +122,7 @@ cdef class ChunkedDecoder:
             self._trailer_from = -1
             i = self._scan(data, i, length)
             if self._state == _S_FAILED:
-                raise _ProtocolError(_MESSAGES[self._error],
-                                     431 if self._error == _E_TRAILER_TOO_LARGE else 400)
+                raise_error(self._error)
             if self._trailer_from >= 0 and self._trailer_bytes > 0 and i > self._trailer_from:
                 if self._trailer_raw is None:
                     self._trailer_raw = bytearray()
@@ -221,119 +145,116 @@ cdef class ChunkedDecoder:
         cdef Py_ssize_t line = self._line_bytes
         cdef Py_ssize_t trailer = self._trailer_bytes
         cdef Py_ssize_t max_trailer = self.max_trailer_bytes
-        cdef int err = _E_NONE
+        cdef int err = E_OK
         cdef unsigned char c, cls
-        cdef signed char h
         if state >= _S_TRAILER_START:
             self._trailer_from = i
         while i < length:
             c = data[i]
-            cls = _CLASS[c]
-            if state <= _S_EXT_BWS and c != 13:
+            cls = CLASS[c]
+            if state <= _S_EXT_BWS and c != CR:
                 # §7.1.1: bound the size line (leading zeros and extensions) against slow floods.
                 line += 1
                 if line > _MAX_SIZE_LINE_BYTES:
-                    err = _E_LINE_TOO_LONG
+                    err = E_CHUNK_LINE_TOO_LONG
                     break
-            elif _S_TRAILER_START <= state <= _S_TRAILER_LF and not (state == _S_TRAILER_START and c == 13):
+            elif _S_TRAILER_START <= state <= _S_TRAILER_LF and not (state == _S_TRAILER_START and c == CR):
                 # §7.1.2 trailer field lines count against max_trailer_bytes (431), CRLF included.
                 trailer += 1
                 if trailer > max_trailer:
-                    err = _E_TRAILER_TOO_LARGE
+                    err = E_TRAILER_TOO_LARGE
                     break
 
             if state == _S_SIZE_START:
                 # §7.1: chunk-size = 1*HEXDIG; a sign, "0x", whitespace or an empty size are errors.
-                h = _HEXVAL[c]
-                if h < 0:
-                    err = _E_BARE_LF if c == 10 else _E_SIZE_CHAR
+                if not cls & C_HEXDIG:
+                    err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_SIZE_CHAR
                     break
-                size = <unsigned long long>h
+                size = hex_value(c)
                 state = _S_SIZE
             elif state == _S_SIZE:
-                h = _HEXVAL[c]
-                if h >= 0:
+                if cls & C_HEXDIG:
                     # §7.1: check before the shift so the value never wraps.
                     if size >> _SIZE_SHIFT_LIMIT:
-                        err = _E_SIZE_TOO_LARGE
+                        err = E_CHUNK_SIZE_TOO_LARGE
                         break
-                    size = (size << 4) | <unsigned long long>h
-                elif c == 13:
+                    size = (size << 4) | hex_value(c)
+                elif c == CR:
                     state = _S_SIZE_LF
                 elif c == 59:   # ";"
                     state = _S_EXT_NAME_START
-                elif cls & _C_WS:
+                elif is_ows(c):
                     # §7.1.1: BWS before ";" (RFC 9110 §5.6.3: parse it and remove it).
                     state = _S_SIZE_BWS
                 else:
-                    err = _E_BARE_LF if c == 10 else _E_SIZE_CHAR
+                    err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_SIZE_CHAR
                     break
             elif state == _S_SIZE_BWS or state == _S_EXT_BWS:
                 # §7.1.1: BWS after a size or a value is only allowed before another ";".
                 if c == 59:
                     state = _S_EXT_NAME_START
-                elif not cls & _C_WS:
-                    err = _E_BWS_BEFORE_CRLF if c == 13 else _E_EXT_CHAR
+                elif not is_ows(c):
+                    err = E_CHUNK_BWS_BEFORE_CRLF if c == CR else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_NAME_START:
-                if cls & _C_TCHAR:
+                if cls & C_TCHAR:
                     state = _S_EXT_NAME
-                elif not cls & _C_WS:
+                elif not is_ows(c):
                     # §7.1.1: chunk-ext-name = token, so ";;", ";=" and a trailing ";" are errors.
-                    if c == 59 or c == 61 or c == 13:
-                        err = _E_EXT_NAME_EMPTY
+                    if c == 59 or c == 61 or c == CR:
+                        err = E_CHUNK_EXT_NAME_EMPTY
                     else:
-                        err = _E_BARE_LF if c == 10 else _E_EXT_CHAR
+                        err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_NAME:
-                if cls & _C_TCHAR:
+                if cls & C_TCHAR:
                     pass
-                elif c == 13:
+                elif c == CR:
                     state = _S_SIZE_LF
                 elif c == 59:
                     state = _S_EXT_NAME_START
                 elif c == 61:   # "="
                     state = _S_EXT_VALUE_START
-                elif cls & _C_WS:
+                elif is_ows(c):
                     state = _S_EXT_NAME_BWS
                 else:
-                    err = _E_BARE_LF if c == 10 else _E_EXT_CHAR
+                    err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_NAME_BWS:
                 if c == 61:
                     state = _S_EXT_VALUE_START
                 elif c == 59:
                     state = _S_EXT_NAME_START
-                elif not cls & _C_WS:
-                    err = _E_BWS_BEFORE_CRLF if c == 13 else _E_EXT_CHAR
+                elif not is_ows(c):
+                    err = E_CHUNK_BWS_BEFORE_CRLF if c == CR else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_VALUE_START:
-                if cls & _C_TCHAR:
+                if cls & C_TCHAR:
                     state = _S_EXT_TOKEN
                 elif c == 34:   # DQUOTE
                     state = _S_EXT_QUOTED
-                elif not cls & _C_WS:
+                elif not is_ows(c):
                     # §7.1.1: chunk-ext-val = token / quoted-string, never empty.
-                    if c == 59 or c == 13:
-                        err = _E_EXT_VALUE_EMPTY
+                    if c == 59 or c == CR:
+                        err = E_CHUNK_EXT_VALUE_EMPTY
                     else:
-                        err = _E_BARE_LF if c == 10 else _E_EXT_CHAR
+                        err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_TOKEN or state == _S_EXT_VALUE_END:
-                if state == _S_EXT_TOKEN and cls & _C_TCHAR:
+                if state == _S_EXT_TOKEN and cls & C_TCHAR:
                     pass
                 elif state == _S_EXT_TOKEN and c == 34:
                     # §7.1.1: a value is a token or a quoted-string, never a mix of both.
-                    err = _E_EXT_TOKEN_QUOTE
+                    err = E_CHUNK_EXT_TOKEN_QUOTE
                     break
-                elif c == 13:
+                elif c == CR:
                     state = _S_SIZE_LF
                 elif c == 59:
                     state = _S_EXT_NAME_START
-                elif cls & _C_WS:
+                elif is_ows(c):
                     state = _S_EXT_BWS
                 else:
-                    err = _E_BARE_LF if c == 10 else _E_EXT_CHAR
+                    err = E_CHUNK_BARE_LF if c == LF else E_CHUNK_EXT_CHAR
                     break
             elif state == _S_EXT_QUOTED:
                 # RFC 9110 §5.6.4: qdtext or a quoted-pair; CTLs (but HTAB) and DEL are errors.
@@ -341,18 +262,19 @@ cdef class ChunkedDecoder:
                     state = _S_EXT_VALUE_END
                 elif c == 92:   # backslash
                     state = _S_EXT_QUOTED_PAIR
-                elif not cls & _C_QDTEXT:
-                    err = _E_EXT_QUOTED_CHAR
+                elif not cls & C_VALUE:
+                    # qdtext is C_VALUE but DQUOTE and backslash, both taken above.
+                    err = E_CHUNK_EXT_QUOTED_CHAR
                     break
             elif state == _S_EXT_QUOTED_PAIR:
-                if not cls & _C_ESCAPABLE:
-                    err = _E_EXT_QUOTED_CHAR
+                if not cls & C_VALUE:
+                    err = E_CHUNK_EXT_QUOTED_CHAR
                     break
                 state = _S_EXT_QUOTED
             elif state == _S_SIZE_LF:
                 # §7.1: the size line ends with CRLF; a CR alone is an error.
-                if c != 10:
-                    err = _E_SIZE_LINE_CRLF
+                if c != LF:
+                    err = E_CHUNK_SIZE_LINE_CRLF
                     break
                 line = 0
                 i += 1
@@ -365,59 +287,59 @@ cdef class ChunkedDecoder:
                 break
             elif state == _S_DATA_CR:
                 # §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; nothing else fits.
-                if c != 13:
-                    err = _E_DATA_CRLF
+                if c != CR:
+                    err = E_CHUNK_DATA_CRLF
                     break
                 state = _S_DATA_LF
             elif state == _S_DATA_LF:
-                if c != 10:
-                    err = _E_DATA_CRLF
+                if c != LF:
+                    err = E_CHUNK_DATA_CRLF
                     break
                 state = _S_SIZE_START
                 size = 0
                 line = 0
             elif state == _S_TRAILER_START:
-                if c == 13:
+                if c == CR:
                     state = _S_END_LF
-                elif cls & _C_TCHAR:
+                elif cls & C_TCHAR:
                     state = _S_TRAILER_NAME
-                elif cls & _C_WS:
+                elif is_ows(c):
                     # §5.2: obs-fold is rejected (a server MAY; we always do), as is whitespace
                     # before the first field line (§2.2).
-                    err = _E_TRAILER_FOLD
+                    err = E_TRAILER_FOLD
                     break
                 else:
-                    err = _E_BARE_LF if c == 10 else _E_TRAILER_NAME
+                    err = E_CHUNK_BARE_LF if c == LF else E_TRAILER_NAME
                     break
             elif state == _S_TRAILER_NAME:
                 if c == 58:     # ":"
                     state = _S_TRAILER_VALUE
-                elif not cls & _C_TCHAR:
+                elif not cls & C_TCHAR:
                     # §5.1: whitespace between field name and colon MUST be rejected with 400.
-                    err = _E_TRAILER_WS_COLON if cls & _C_WS else _E_TRAILER_NAME
+                    err = E_TRAILER_WS_COLON if is_ows(c) else E_TRAILER_NAME
                     break
             elif state == _S_TRAILER_VALUE:
-                if c == 13:
+                if c == CR:
                     state = _S_TRAILER_LF
-                elif not cls & _C_FIELD:
+                elif not cls & C_VALUE:
                     # RFC 9110 §5.5: CR, LF, NUL and other CTLs (but HTAB) are invalid in a value.
-                    err = _E_BARE_LF if c == 10 else _E_TRAILER_VALUE
+                    err = E_CHUNK_BARE_LF if c == LF else E_TRAILER_VALUE
                     break
             elif state == _S_TRAILER_LF:
-                if c != 10:
-                    err = _E_TRAILER_CRLF
+                if c != LF:
+                    err = E_TRAILER_CRLF
                     break
                 state = _S_TRAILER_START
             elif state == _S_END_LF:
                 # §7.1.2: the trailer section ends with an empty line (CRLF).
-                if c != 10:
-                    err = _E_TRAILER_CRLF
+                if c != LF:
+                    err = E_TRAILER_CRLF
                     break
                 state = _S_DONE
                 i += 1
                 break
             i += 1
-        if err != _E_NONE:
+        if err != E_OK:
             state = _S_FAILED
             self._error = err
         self._state = state

@@ -21,7 +21,7 @@ cdef struct FieldLines:
     int cl_count
     long long content_length
     int te_lines
-    int te_elements
+    int te_elements                 # codings named (empty elements not counted)
     int te_chunked                  # how many "chunked" codings
     bint te_last_chunked            # the last coding seen so far is chunked
     bint te_unknown                 # some other coding
@@ -32,10 +32,16 @@ cdef struct FieldLines:
     bint conn_keep_alive
     bint conn_upgrade
     bint expect_continue
-    bint upgrade_field
+    bint upgrade_field              # an Upgrade field naming at least one protocol
+    # Empty elements seen so far in each list (RFC 9110 §5.6.1), bounded by
+    # grammar.MAX_EMPTY_LIST_ELEMENTS: one more is E_TE_MALFORMED / E_CONNECTION_MALFORMED / ...
+    int te_empty
+    int conn_empty
+    int expect_empty
+    int upgrade_empty
 
 
 # Walk the field lines from d[p] (the first byte after the start line) to the empty line, which
-# must be d[n-2:n]: d[0:n] ends with CR LF CR LF.  Returns an errcode.HeadError code, E_OK when
+# must be d[n-2:n]: d[0:n] ends with CR LF CR LF.  Returns a grammar.ParseError code, E_OK when
 # every field line is well-formed (RFC 9112 §5, RFC 9110 §5.5); E_NOMEM when growing fails.
 cdef int scan_fields(const unsigned char* d, Py_ssize_t p, Py_ssize_t n, FieldLines* f) noexcept

@@ -3,7 +3,11 @@
 
 ``scan_fields`` runs once per head and calls ``_field_semantics`` once per field line, both here,
 so the per-line work never crosses a module boundary; the lexical helpers are ``cdef inline`` from
-``chars.pxd``.  See ``fields.pxd`` for the contract.
+``grammar.pxd``.  See ``fields.pxd`` for the contract.
+
+Every comma list a decision is taken on (Transfer-Encoding, Connection, Expect, Upgrade) is walked
+with ``list_member``: empty elements are ignored, as RFC 9110 §5.6.1 requires, up to
+``MAX_EMPTY_LIST_ELEMENTS`` per list; one more makes the field malformed (400).
 """
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc
@@ -11,12 +15,13 @@ from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 from cyserve._core.http.grammar cimport (
-    C_DIGIT, C_TCHAR, CLASS, CR, HTAB, LF, SP, ieq, is_ows, list_element, scan_authority,
+    C_DIGIT, C_TCHAR, CLASS, CR, HTAB, LF, SP, ieq, is_ows, list_member, scan_authority,
     skip_value,
 )
 from cyserve._core.http.grammar cimport (
-    E_BARE_CR, E_BARE_LF, E_CL_DUPLICATE, E_CL_INVALID, E_NAME, E_NO_COLON, E_NOMEM,
-    E_NOT_ONE_HEAD, E_OBS_FOLD, E_OK, E_SPACE_BEFORE_COLON, E_TOO_MANY_FIELDS, E_VALUE,
+    E_BARE_CR, E_BARE_LF, E_CL_DUPLICATE, E_CL_INVALID, E_CONNECTION_MALFORMED,
+    E_EXPECT_MALFORMED, E_NAME, E_NO_COLON, E_NOMEM, E_NOT_ONE_HEAD, E_OBS_FOLD, E_OK,
+    E_SPACE_BEFORE_COLON, E_TE_MALFORMED, E_TOO_MANY_FIELDS, E_UPGRADE_MALFORMED, E_VALUE,
 )
 
 
@@ -51,18 +56,17 @@ cdef int _field_semantics(const unsigned char* d, Py_ssize_t ns, Py_ssize_t nlen
         f.content_length = v
     elif nlen == 17 and ieq(d + ns, b"transfer-encoding", 17):
         # Transfer-Encoding = #transfer-coding (RFC 9112 §6.1); several field lines form one list
-        # (RFC 9110 §5.3).  Coding names are case-insensitive (RFC 9112 §7).  Empty elements,
-        # which RFC 9110 §5.6.1 tolerates in lists, are refused here: framing is where peers must
-        # not disagree (httptools and h11 refuse them too).
+        # (RFC 9110 §5.3).  Coding names are case-insensitive (RFC 9112 §7).  Empty elements are
+        # ignored (RFC 9110 §5.6.1: ", chunked" and "chunked," are chunked, and so is an empty
+        # line beside a "chunked" one); a list with no coding at all is malformed (parser).
         f.te_lines += 1
         p = vs
         while True:
-            s = list_element(d, &p, ve, &e)
+            s = list_member(d, &p, ve, &e, &f.te_empty)
+            if s == -2:
+                return E_TE_MALFORMED
             if s < 0:
                 break
-            if s == e:
-                f.te_malformed = True
-                continue
             f.te_elements += 1
             t = s
             while t < e and (CLASS[d[t]] & C_TCHAR):
@@ -88,7 +92,9 @@ cdef int _field_semantics(const unsigned char* d, Py_ssize_t ns, Py_ssize_t nlen
         # Connection = #connection-option, case-insensitive (RFC 9110 §7.6.1).
         p = vs
         while True:
-            s = list_element(d, &p, ve, &e)
+            s = list_member(d, &p, ve, &e, &f.conn_empty)
+            if s == -2:
+                return E_CONNECTION_MALFORMED
             if s < 0:
                 break
             if e - s == 5 and ieq(d + s, b"close", 5):
@@ -101,13 +107,24 @@ cdef int _field_semantics(const unsigned char* d, Py_ssize_t ns, Py_ssize_t nlen
         # Expect = #expectation; "100-continue" is case-insensitive (RFC 9110 §10.1.1).
         p = vs
         while True:
-            s = list_element(d, &p, ve, &e)
+            s = list_member(d, &p, ve, &e, &f.expect_empty)
+            if s == -2:
+                return E_EXPECT_MALFORMED
             if s < 0:
                 break
             if e - s == 12 and ieq(d + s, b"100-continue", 12):
                 f.expect_continue = True
     elif nlen == 7 and ieq(d + ns, b"upgrade", 7):
-        f.upgrade_field = True
+        # Upgrade = #protocol (RFC 9110 §7.8): only a list naming a protocol offers an upgrade;
+        # the protocols themselves are the upgrading handler's to read.
+        p = vs
+        while True:
+            s = list_member(d, &p, ve, &e, &f.upgrade_empty)
+            if s == -2:
+                return E_UPGRADE_MALFORMED
+            if s < 0:
+                break
+            f.upgrade_field = True
     return E_OK
 
 

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """The HTTP/1.1 grammar tables: the ``CLASS`` and ``LOWER`` byte tables ``grammar.pxd`` declares, and
-the message and status of every ``HeadError`` code with the exception each one becomes.
+the message and status of every ``ParseError`` code (head and chunked body) with the exception each
+one becomes.
 
 Filled once at import and read-only afterwards.  The helpers that read them are ``cdef inline`` in
 ``grammar.pxd``, so they compile into each scanning loop that uses them.
@@ -18,7 +19,9 @@ cdef void _init_tables() noexcept:
         if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122):
             CLASS[c] |= C_TCHAR | C_HOST | C_IPLIT
         if 48 <= c <= 57:
-            CLASS[c] |= C_DIGIT
+            CLASS[c] |= C_DIGIT | C_HEXDIG
+        if (65 <= c <= 70) or (97 <= c <= 102):
+            CLASS[c] |= C_HEXDIG
         if c == HTAB or 32 <= c <= 126 or c >= 128:
             CLASS[c] |= C_VALUE
         if 33 <= c <= 126 and c != 35:
@@ -34,8 +37,7 @@ cdef void _init_tables() noexcept:
 _init_tables()
 
 
-
-# Indexed by HeadError: (message, status).  Statuses per RFC 9110 §15 and RFC 9112.
+# Indexed by ParseError: (message, status).  Statuses per RFC 9110 §15, RFC 9112 and RFC 6585 §5.
 _MESSAGES = (
     ("ok", 0),
     ("out of memory", 0),
@@ -67,7 +69,31 @@ _MESSAGES = (
     ("missing Host (RFC 9112 §3.2)", 400),
     ("duplicate Host (RFC 9112 §3.2)", 400),
     ("invalid Host (RFC 9112 §3.2)", 400),
+    ("too many empty elements in the Connection list (RFC 9110 §5.6.1)", 400),
+    ("too many empty elements in the Expect list (RFC 9110 §5.6.1)", 400),
+    ("too many empty elements in the Upgrade list (RFC 9110 §5.6.1)", 400),
+    ("invalid character in chunk size (RFC 9112 §7.1: chunk-size = 1*HEXDIG)", 400),
+    ("chunk size too large (above 2**62 - 1)", 400),
+    ("chunk size line too long (over 4096 bytes before its CRLF, RFC 9112 §7.1.1)", 400),
+    ("whitespace before CRLF in chunk size line (RFC 9112 §7.1.1 allows BWS only around ';' and "
+     "'=')", 400),
+    ("empty chunk extension name (RFC 9112 §7.1.1: chunk-ext-name = token)", 400),
+    ("empty chunk extension value (RFC 9112 §7.1.1: chunk-ext-val = token / quoted-string)", 400),
+    ("invalid character in chunk extension (RFC 9112 §7.1.1)", 400),
+    ("invalid character in chunk extension quoted-string (RFC 9110 §5.6.4)", 400),
+    ("DQUOTE inside a token chunk extension value (RFC 9112 §7.1.1: token / quoted-string)", 400),
+    ("bare LF in chunked body (RFC 9112 §7.1: lines end with CRLF)", 400),
+    ("chunk size line not ended by CRLF (RFC 9112 §7.1)", 400),
+    ("chunk data not followed by CRLF (RFC 9112 §7.1)", 400),
+    ("invalid character in trailer field name (RFC 9110 §5.1: field-name = token)", 400),
+    ("whitespace before colon in trailer field (RFC 9112 §5.1)", 400),
+    ("obs-fold or leading whitespace in trailer section (RFC 9112 §5.2)", 400),
+    ("invalid character in trailer field value (RFC 9110 §5.5)", 400),
+    ("trailer field line not ended by CRLF (RFC 9112 §7.1.2)", 400),
+    ("trailer section too large", 431),
 )
+if len(_MESSAGES) != E_COUNT:
+    raise ImportError(f"grammar: {len(_MESSAGES)} messages for {E_COUNT} ParseError codes")
 
 
 cdef int raise_error(int err) except -1:

@@ -38,7 +38,7 @@ cdef class Head:
     cdef readonly long long content_length   # -1 unless framing == FRAMING_LENGTH
     cdef readonly bint keep_alive
     cdef readonly bint expect_continue   # Expect: 100-continue on an HTTP/1.1 request
-    cdef readonly bint upgrade           # Connection: upgrade together with an Upgrade field
+    cdef readonly bint upgrade           # Connection: upgrade and an Upgrade field naming a protocol
     # header fields: 4 offsets each (name start, name end, value start, value end), OWS trimmed
     cdef readonly Py_ssize_t header_count
     cdef uint32_t* _offsets

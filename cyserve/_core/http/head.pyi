@@ -46,8 +46,8 @@ class Head:
         """An HTTP/1.1 request carrying ``Expect: 100-continue`` (RFC 9110 §10.1.1)."""
     @property
     def upgrade(self) -> bool:
-        """``Connection`` lists ``upgrade`` and an ``Upgrade`` field is present (RFC 9110 §7.8);
-        always false for an HTTP/1.0 request."""
+        """``Connection`` lists ``upgrade`` and an ``Upgrade`` field names at least one protocol
+        (RFC 9110 §7.8); always false for an HTTP/1.0 request."""
     @property
     def header_count(self) -> int:
         """Number of field lines."""

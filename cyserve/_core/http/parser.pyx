@@ -11,7 +11,7 @@ Two stages, both over raw bytes (DESIGN §"One request", steps 2-3):
    framing, keep-alive, Host, Expect and Upgrade.  Nothing Python is made in the walk; ``Head``
    (``head``) builds ``str`` objects only when a handler asks.
 
-The scanning functions return an error code (``errcode.HeadError``) instead of raising; the code
+The scanning functions return an error code (``grammar.ParseError``) instead of raising; the code
 becomes ``ProtocolError(message, status)`` here, after the walk, so the loops stay pure C.
 
 Strictness follows RFC 9112/9110 wherever a recipient may choose; every choice that differs from
@@ -109,6 +109,7 @@ cdef Head _parse(bytes raw, ParserLimits limits, bint response_mode, bint head_r
     f.max_count = limits.max_header_count
     f.heap = False
     f.cl_count = f.te_lines = f.te_elements = f.te_chunked = f.host_count = 0
+    f.te_empty = f.conn_empty = f.expect_empty = f.upgrade_empty = 0
     f.content_length = -1
     f.te_last_chunked = f.te_unknown = f.te_malformed = f.host_invalid = False
     f.conn_close = f.conn_keep_alive = f.conn_upgrade = False

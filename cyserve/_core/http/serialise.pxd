@@ -37,7 +37,8 @@ cdef class HeadWriter:
     # (validated; Content-Length, Transfer-Encoding and Connection are owned by cyserve and taken
     # from ``framing``/``conn``), then the framing and Connection fields and the blank line.  When
     # ``body`` is given and small, it is appended so head and body are one bytes object.
-    # Raises ValueError for CR/LF/NUL in a field, a non-token name, or a non-latin-1 value.
+    # Raises ValueError for a control byte other than HTAB (CR, LF and NUL included) or DEL in a
+    # value (RFC 9110 §5.5), a non-token name, or a non-latin-1 value.
     cdef bytes head(self, int status, object fields, object content_type, int framing,
                     long long content_length, int conn, object body)
     # Serialise a request head (the client role): "METHOD SP target SP HTTP/1.1", the caller's

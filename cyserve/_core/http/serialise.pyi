@@ -31,7 +31,8 @@ class HeadWriter:
     ) -> bytes:
         """Serialise a response head as the server would; a small ``body`` is appended.
 
-        Raises ``ValueError`` for CR, LF or NUL in a field, a non-token name or a non-latin-1
-        value.  Content-Length, Transfer-Encoding and Connection fields given by the caller are
+        Raises ``ValueError`` for a control byte but HTAB (CR, LF and NUL included) or DEL in a
+        value or in ``content_type`` (RFC 9110 §5.5; obs-text is allowed), a non-token name or a
+        non-latin-1 value.  Content-Length, Transfer-Encoding and Connection fields given by the caller are
         replaced by the framing cyserve decides (``Connection: close`` is honoured).
         """

@@ -10,7 +10,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from libc.time cimport time, time_t
 
-from cyserve._core.http.grammar cimport C_TCHAR, CLASS, ieq, list_element
+from cyserve._core.http.grammar cimport C_TCHAR, C_VALUE, CLASS, ieq, list_element
 
 from http import HTTPStatus
 
@@ -175,9 +175,13 @@ cdef class HeadWriter:
             if not CLASS[n[i]] & C_TCHAR:  # tchar, RFC 9110 §5.6.2
                 raise ValueError(f"header name {name!r} is not a token (RFC 9110 §5.1)")
         for i in range(vlen):
-            # No header injection: CR, LF and NUL would end or corrupt the field line.
-            if v[i] == 13 or v[i] == 10 or v[i] == 0:
-                raise ValueError(f"value of header {name!r} contains CR, LF or NUL")
+            # field-value = *( field-vchar / SP / HTAB / obs-text ) (RFC 9110 §5.5): every other
+            # control and DEL is invalid, and CR, LF and NUL would also end or corrupt the field
+            # line (header injection).  A peer -- cyserve's own parser among them -- refuses a
+            # head carrying one, so it is the caller's mistake, caught here.
+            if not CLASS[v[i]] & C_VALUE:
+                raise ValueError(f"value of header {name!r} contains the control byte "
+                                 f"0x{v[i]:02x} (RFC 9110 §5.5: only VCHAR, SP, HTAB and obs-text)")
         # Framing and persistence fields are decided by cyserve alone (one place, RFC 9112 §6.3).
         if nlen == 14 and ieq(n, b"content-length", 14):
             return 0

@@ -2,7 +2,7 @@
 """Contract of the start-line scanners: a request line (server mode) or a status line (client).
 
 ``parser`` calls one of the two functions once per head, before walking the field lines.  Both are
-pure C: they return an ``errcode.HeadError`` code (``E_OK`` on success) and fill a ``StartLine``.
+pure C: they return an ``grammar.ParseError`` code (``E_OK`` on success) and fill a ``StartLine``.
 Both require the head to end with CR LF CR LF (``parser`` checks that first): every loop stops at
 a CR, so no read passes the end.
 """

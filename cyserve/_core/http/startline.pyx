@@ -2,7 +2,7 @@
 """Start-line scanners: the request line (server mode) and the status line (client mode).
 
 Pure C over the head's bytes, called once per head by ``parser``; each returns an
-``errcode.HeadError`` code and fills a ``StartLine`` (see ``startline.pxd`` for the contract).
+``grammar.ParseError`` code and fills a ``StartLine`` (see ``startline.pxd`` for the contract).
 """
 cimport cython
 from libc.string cimport memchr, memcmp
