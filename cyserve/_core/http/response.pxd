@@ -31,7 +31,12 @@ cdef class ResponseWriter:
     cdef bint _head_request           # the request was HEAD: heads only
     cdef readonly bint close_after    # the response demands that the connection closes after it
 
-    cdef int reset(self, bint http10, bint head_request) except -1
+    cdef inline int reset(self, bint http10, bint head_request) except -1:
+        self.state = R_NONE
+        self._http10 = http10
+        self._head_request = head_request
+        self.close_after = False
+        return 0
     cdef int respond(self, int status, object fields, object body, object content_type,
                      int conn) except -1
     cdef int start(self, int status, object fields, object content_type,

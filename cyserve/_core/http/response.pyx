@@ -17,13 +17,6 @@ from cyserve.errors import again
 cdef class ResponseWriter:
     """The response being written on one server connection (see response.pxd)."""
 
-    cdef int reset(self, bint http10, bint head_request) except -1:
-        self.state = R_NONE
-        self._http10 = http10
-        self._head_request = head_request
-        self.close_after = False
-        return 0
-
     cdef int respond(self, int status, object fields, object body, object content_type,
                      int conn) except -1:
         cdef Py_ssize_t blen

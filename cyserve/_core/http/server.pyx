@@ -100,7 +100,7 @@ cdef int _expired(object role, int slot, int kind) except -1:
             self._reject(ProtocolError("the request head was not received in time", 408))
         elif kind == K_BODY:
             self._body_failed(ProtocolError("the request body stalled", 408))
-        else:
+        elif self._phase == S_IDLE and not self._handler_running:
             self.stream.close()  # idle before a first request, or between requests
     elif slot == SLOT_OUTPUT:
         # The client has read nothing of what is queued for it for write_s: give up on it.  The
@@ -259,8 +259,11 @@ cdef class ServerRole:
                 body = self._body
         if self._phase == S_BODY:
             stream.expect_input(K_BODY, state.body_idle_s, True)
-        elif stream.input_kind != K_NONE:
+        elif stream.input_kind == K_HEAD:
             stream.expect_input(K_NONE, 0, False)
+        # An idle watch (K_FIRST, K_KEEPALIVE) is left to run: clearing and re-arming it around
+        # every request would cost two clock reads per request; if it fires while a request is in
+        # flight it is ignored, and the request's end arms it afresh.
         self._dispatch(head, body)
         return 0
 
@@ -410,7 +413,8 @@ cdef class ServerRole:
             self._shut()
             return 0
         self._phase = S_IDLE
-        stream.release_reading(PAUSE_QUEUE)
+        if stream.gate.reasons & PAUSE_QUEUE:
+            stream.release_reading(PAUSE_QUEUE)
         if stream.buffer.size() == 0:
             stream.expect_input(K_KEEPALIVE, self._state.keepalive_s, False)
         return 0
@@ -479,7 +483,8 @@ cdef class ServerRole:
         ``fields``: an iterable of ``(name, value)`` pairs (str or bytes) or None; Content-Length,
         Transfer-Encoding and Connection are decided here.  ``body``: bytes-like.
         """
-        self._check_open()
+        if self.stream.closing:
+            raise Disconnected("the connection is closed")
         self._response.respond(status, fields, body, content_type, self._conn_mode())
 
     def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):

@@ -35,6 +35,10 @@ cdef class ReceiveBuffer:
     # at max_capacity).
     cdef Py_ssize_t reserve(self, Py_ssize_t min_free) except -1
     # The kernel wrote n bytes at the free tail.
-    cdef int commit(self, Py_ssize_t n) except -1
+    cdef inline int commit(self, Py_ssize_t n) except -1:
+        if n < 0 or n > self.capacity - self.end:
+            raise ValueError(f"commit of {n} bytes does not fit the {self.capacity - self.end} free")
+        self.end += n
+        return 0
     # A bytes copy of data[start:start+n] (n <= size()).
     cdef bytes take(self, Py_ssize_t n)

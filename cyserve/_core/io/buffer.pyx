@@ -60,12 +60,6 @@ cdef class ReceiveBuffer:
             self.capacity = new_capacity
         return self.capacity - self.end
 
-    cdef int commit(self, Py_ssize_t n) except -1:
-        if n < 0 or n > self.capacity - self.end:
-            raise ValueError(f"commit of {n} bytes does not fit the {self.capacity - self.end} free")
-        self.end += n
-        return 0
-
     cdef bytes take(self, Py_ssize_t n):
         return PyBytes_FromStringAndSize(<char*>self.data + self.start, n)
 

@@ -34,9 +34,15 @@ cdef class Outbox:
     # Three pieces as one write when not corked (writelines: one vectored send for a large
     # body piece between its framing, with no joined copy).
     cdef int send3(self, bytes a, bytes b, bytes c) except -1
-    cdef int cork(self) except -1
+    cdef inline int cork(self) except -1:
+        self.corked = True
+        return 0
     # Flush what queued while corked (one transport.write).
-    cdef int uncork(self) except -1
+    cdef inline int uncork(self) except -1:
+        self.corked = False
+        if self._queued:
+            return self.flush()
+        return 0
     cdef int flush(self) except -1
     cdef int pause(self) except -1
     cdef int resume(self) except -1

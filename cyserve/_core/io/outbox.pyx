@@ -66,16 +66,6 @@ cdef class Outbox:
             self.transport.writelines((a, b, c))
         return 0
 
-    cdef int cork(self) except -1:
-        self.corked = True
-        return 0
-
-    cdef int uncork(self) except -1:
-        self.corked = False
-        if self._queued:
-            self.flush()
-        return 0
-
     cdef int flush(self) except -1:
         cdef list queue = self._queue
         if not queue:

@@ -50,6 +50,9 @@ cdef enum:
     SHUTDOWN_ABORT = 1
 
 
+cimport cython
+
+
 cdef class Stream:
     cdef readonly object transport
     cdef readonly ReceiveBuffer buffer
@@ -78,19 +81,31 @@ cdef class Stream:
     cdef readonly bint lingering
     cdef long long _linger_left
 
+    @cython.final
     cdef int attach(self, object role, const RoleHooks* hooks) except -1
+    @cython.final
     cdef int switch(self, object role, const RoleHooks* hooks) except -1
     # Run the role's data hook over the buffer, writes corked into one write; a role that
     # switched during the pass hands the rest to the next role.  No-op inside a pass.
+    @cython.final
     cdef int process(self) except -1
+    @cython.final
     cdef int expect_input(self, int kind, double seconds, bint idle) except -1
+    @cython.final
     cdef int hold_reading(self, unsigned int reason) except -1
+    @cython.final
     cdef int release_reading(self, unsigned int reason) except -1
+    @cython.final
     cdef int set_write_timeout(self, double seconds) except -1
+    @cython.final
     cdef int close(self) except -1
+    @cython.final
     cdef int close_lingering(self, long long max_bytes, double max_s) except -1
+    @cython.final
     cdef int abort(self) except -1
+    @cython.final
     cdef int _end_linger(self) except -1
+    @cython.final
     cdef int _discard(self) except -1
 
 

@@ -90,12 +90,13 @@ cdef class Stream:
         self._in_pass = True
         self.outbox.cork()
         try:
-            while True:
+            role = self.role
+            self._hooks.data(role)
+            # A role that switched during the pass hands the rest to the next one.
+            while (self.role is not role and not self.closing and self._hooks != NULL
+                   and self.buffer.size()):
                 role = self.role
                 self._hooks.data(role)
-                if self.role is role or self.closing or self._hooks == NULL \
-                        or self.buffer.size() == 0:
-                    break
         finally:
             self._in_pass = False
             self.outbox.uncork()
@@ -203,7 +204,8 @@ cdef class Stream:
             self._hooks.made(self.role)
 
     def get_buffer(self, Py_ssize_t sizehint):
-        self.buffer.reserve(self._read_chunk)
+        if self.buffer.free() < self._read_chunk:
+            self.buffer.reserve(self._read_chunk)
         # The buffer itself: its buffer view is the free tail, and it is sliceable for
         # asyncio's TLS transport.  No allocation per read.
         return self.buffer
