@@ -1,7 +1,7 @@
 """Request-scoped context: ``g``, a namespace private to one request, and ``current_request()``.
 
 ``Request.__init__`` binds the request to one ``ContextVar``.  The core runs each request in its
-own copy of the context (``_dispatch`` in ``_core/protocol.pyx``), so the binding never leaks
+own copy of the context (``_dispatch`` in ``_core/http/server.pyx``), so the binding never leaks
 into another request, nor into the loop's callbacks.  Tasks a handler starts and the background
 tasks it schedules run in copies of that context, so they see the same request and the same
 ``g`` (what the handler stored for them), never another request's: PyLiteFlux's process-wide

@@ -32,9 +32,9 @@ cdef class ChunkedDecoder:
     cdef int _finish(self) except -1
 
 
-# "<hex size>\r\n" for a chunk of n > 0 bytes (ValueError otherwise).  cpdef: the two writing
-# halves (``sender``, ``reqsender``) call it from C for large chunks; tests call it too.
+# "<hex size>\r\n" for a chunk of n > 0 bytes (ValueError otherwise).  cpdef:
+# ``framing.BodyWriter`` (both roles) calls it from C for large chunks; tests call it too.
 cpdef bytes chunk_header(Py_ssize_t n)
 # The whole chunk: header, data, CRLF in one allocation (b"" for empty data: an empty chunk would
-# end the body).  The writing halves use it for chunks up to COALESCE_BODY_BYTES.
+# end the body).  ``framing.BodyWriter`` uses it for chunks up to COALESCE_BODY_BYTES.
 cpdef bytes encode_chunk(bytes data)

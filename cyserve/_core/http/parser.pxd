@@ -5,8 +5,7 @@ Server and client share it (DESIGN principle 3): ``parse_request`` reads a reque
 ``parse_response`` a status line; the header rules, limits and framing decision are common.
 
 The parser is split into small modules, each with its own contract: ``scanner`` (``ParserLimits``,
-``HeadScanner``), ``head`` (``Head``, ``FRAMING_*``), ``startline``, ``fields``, ``chars`` and
-``errcode``.  The names other modules need are cimported here, so ``from cyserve._core.http.parser
+``HeadScanner``), ``head`` (``Head``, ``FRAMING_*``), ``startline``, ``fields`` and ``grammar``.  The names other modules need are cimported here, so ``from cyserve._core.http.parser
 cimport Head, HeadScanner, ParserLimits, FRAMING_*, parse_request`` reaches all of them.
 """
 from cyserve._core.http.head cimport (

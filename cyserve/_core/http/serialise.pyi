@@ -1,4 +1,5 @@
-"""Response head serialisation: status table, per-second Date cache, header-injection checks."""
+"""Head serialisation for both roles: status lines (a precomputed table, a per-second Date
+cache) and request lines over one validated field writer (no header injection)."""
 
 PY_BODY_NONE: int
 PY_BODY_LENGTH: int
@@ -7,6 +8,7 @@ PY_BODY_CLOSE: int
 PY_CONN_NONE: int
 PY_CONN_CLOSE: int
 PY_CONN_KEEP_ALIVE: int
+PY_CONN_UPGRADE: int
 
 def date_line() -> bytes:
     """The current ``Date: <IMF-fixdate>\\r\\n`` field line (cached per second)."""
@@ -36,3 +38,12 @@ class HeadWriter:
         non-latin-1 value.  Content-Length, Transfer-Encoding and Connection fields given by the caller are
         replaced by the framing cyserve decides (``Connection: close`` is honoured).
         """
+
+def serialise_request(method: str, target: str, fields: list[tuple[str | bytes, str | bytes]] | None = ...,
+                      content_length: int = ..., chunked: bool = ..., close: bool = ...,
+                      body: bytes | None = ...) -> bytes:
+    """Serialise a request head as the client role would (a small ``body`` is appended).
+
+    ``ValueError`` for a non-token method, a request target with whitespace, a control or a
+    non-ASCII byte, or a bad field; ``TypeError`` when method or target is None.
+    """

@@ -99,7 +99,7 @@ cdef int body_framing(int status, bint length_known, bint http10) noexcept:
 
 @cython.final
 cdef class HeadWriter:
-    """Per-connection head serialiser; see writer.pxd."""
+    """Per-connection head serialiser; see serialise.pxd."""
 
     def __cinit__(self, server_name=None):
         self._cap = 1024
