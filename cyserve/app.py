@@ -1,20 +1,39 @@
-"""App: routes, middleware, error handlers and lifecycle, frozen into one entry coroutine at startup.
+"""App: routes, middleware, error handlers and lifecycle; every chain composed once, at startup.
 
-Per request the core calls ``App.handle(conn, head, body)``.  Without global middleware that is:
-resolve the route, await its endpoint, hand common results (``Response``, ``dict``/``list``,
-``str``) straight to the writer.  Everything else is composed once, when the App starts (or at
-its first request): global middleware around the dispatcher, each route's middleware around its
-endpoint.  Nothing is looked up by name per request.
+One path per request, whatever middleware there is::
 
-Errors become responses here: ``HTTPError`` (and the named ones) as their status with ``detail``
-(JSON ``{"detail": ..., "status": ...}`` when the request's ``Accept`` mentions json, text
-otherwise); handlers registered with ``@app.exception_handler(ExcClass or status)`` first; any
-other exception is logged and answered 500, with a traceback page only when ``debug=True``.
+    handle              resolve the route (404/405: a chain that answers them, ``_unmatched``);
+                        run the chain; write the result; any error left becomes a response
+      global chain      ``app.use`` middleware, outermost first, composed once around ``_routed``
+        _routed         hands over to the chain the request was routed to
+          route chain   enclosing routers' middleware, then the route's own
+            guard       the endpoint's errors mapped (``_handled``), its result made a response
+              endpoint
 
-Background calls a handler queued on ``request._background`` (a list of ``(fn, args, kwargs)``,
-filled by ``request.background(fn, *args, **kwargs)``) run after the response was handed to the
-writer, in a tracked task, in order; sync ones in the default thread pool.  They do not run when
-the handler raised.
+Routing comes before the global middleware so that it happens in one place, yet every request,
+unmatched ones included, passes the global middleware.  Middleware only ever sees responses:
+the guard sits right inside the innermost one.  The fast path is an App without middleware:
+there the route chain is the endpoint itself (``handle`` maps its errors with the same
+``_handled`` and writes its raw result) and ``handle`` calls it without the ``_routed`` hop.
+``Response``, ``dict``/``list`` and ``str`` results are written with no ``Response`` object
+made.  What each of these saves per request is measured in the commit that made this path.
+Nothing is looked up by name per request.
+
+Errors become responses in one place, ``_handled``: handlers registered with
+``@app.exception_handler(ExcClass or status)`` first, then ``HTTPError`` (and the named ones) as
+their status with ``detail`` (JSON ``{"detail": ..., "status": ...}`` when the request's
+``Accept`` mentions json, text otherwise).  What it leaves is logged by ``handle`` and answered
+500, with a traceback page only when ``debug=True``.
+
+Background calls a handler queued with ``request.background(fn, *args, **kwargs)`` run after the
+response was written (a stream: after its end), in a tracked task, in order; sync ones in the
+default thread pool.  They do not run when handling the request raised, even when the error was
+turned into a response.
+
+Form files (the ``UploadFile`` s of ``request.form()``) are closed, and their temporary files
+deleted, once the response is done: right after it is written, when handling raised, or when the
+connection dropped.  When background calls were queued the files stay open until the last of
+them returned, so a background call may be handed an upload and read it.
 """
 from __future__ import annotations
 
@@ -22,7 +41,7 @@ import html
 import logging
 import traceback
 from http import HTTPStatus
-from typing import Any, Callable, Coroutine, Sequence
+from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from cyserve._json import dumps
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
@@ -85,9 +104,11 @@ class App(MethodShortcuts):
         self.middlewares: list[Middleware] = []
         self._exception_handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
         self._fallback: Route | None = None
-        self._resolve = self.router._table.resolve
-        # The first request (or startup) freezes the App and swaps this for the composed chain.
-        self._entry: Handler | None = self._first_request
+        # Until the App is frozen (startup, or the first request) resolving freezes it first;
+        # _freeze swaps in the table's own resolve, so a request pays nothing for this.
+        self._resolve: Callable[[str, str], tuple[Route, dict[str, Any]]] = self._resolve_first
+        # The global middleware around _routed, composed by _freeze; None without any.
+        self._outer: Handler | None = None
         self._frozen = False
         if lifespan is not None:
             self.lifespan(lifespan)
@@ -247,7 +268,8 @@ class App(MethodShortcuts):
         if self._fallback is not None:
             self._wrap(self._fallback)
         self._bind_limits(self.middlewares)
-        self._entry = compose(self.middlewares, self._dispatch) if self.middlewares else None
+        self._outer = compose(self.middlewares, self._routed) if self.middlewares else None
+        self._resolve = self.router._table.resolve
         self.router._frozen = True
         self._frozen = True
 
@@ -262,92 +284,95 @@ class App(MethodShortcuts):
     def _wrap(self, route: Route) -> None:
         middlewares = route.all_middlewares()
         self._bind_limits(middlewares)
-        route.fast = not middlewares
-        route.chain = compose(middlewares, self._innermost(route.endpoint))
+        if middlewares or self.middlewares:
+            route.chain = compose(middlewares, self._guard(route.endpoint))
+        else:
+            # Nothing between the endpoint and handle(): handle's error layer maps what the
+            # guard would, and _write turns raw results into responses (the module docstring).
+            route.chain = route.endpoint
 
-    def _innermost(self, endpoint: Handler) -> Handler:
-        async def call(request: Request) -> BaseResponse:
+    def _guard(self, endpoint: Handler) -> Handler:
+        """The layer right around an endpoint that has middleware outside it: the endpoint's
+        errors mapped to responses (``_handled``; unmapped ones propagate) and its result turned
+        into a response, so every middleware sees a response."""
+        async def guarded(request: Request) -> BaseResponse:
             try:
                 result = await endpoint(request)
             except Exception as exc:
                 response = await self._handled(request, exc)
                 if response is None:
                     raise
+                request._background = None  # the handler raised: what it queued does not run
                 return response
             return to_response(result)
-        return call
+        return guarded
 
-    async def _first_request(self, request: Request) -> BaseResponse:
+    def _resolve_first(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         self._freeze()
-        return await (self._entry or self._dispatch)(request)
+        return self._resolve(method, path)
 
     # -------------------------------------------------------------- per request
     async def handle(self, conn: Any, head: Any, body: Any) -> None:
-        """Called by the core once per request: route, run the handler, send the response."""
+        """Called by the core once per request: route, run the chain, write the response."""
         request = Request(conn, head, body)
+        background_owns_files = False
         try:
-            entry = self._entry
-            if entry is not None:
-                response = await entry(request)
+            # Routing comes first so that the global chain is composed once, around _routed,
+            # and still sees every request: 404 and 405 are answered inside it by _unmatched.
+            try:
+                route, request.path_params = self._resolve(head.method, request.path)
+                chain = route.chain
+            except HTTPError as exc:
+                chain = self._unmatched_handler(exc)
+            outer = self._outer
+            if outer is None:
+                result = await chain(request)  # type: ignore[misc]  # _freeze set every chain
             else:
-                try:
-                    route, request.path_params = self._resolve(head.method, request.path)
-                except HTTPError as exc:
-                    response = await self._unmatched(request, exc)
-                else:
-                    if route.fast:
-                        result = await route.endpoint(request)
-                        # The common results go straight to the writer, with no Response object.
-                        kind = type(result)
-                        if kind is Response:
-                            conn.respond(result.status, result.headers, result.body, result.content_type)
-                            response = None
-                        elif kind is dict or kind is list:
-                            conn.respond(200, None, dumps(result), _JSON)
-                            response = None
-                        elif kind is str:
-                            conn.respond(200, None, result.encode("utf-8"), _TEXT)
-                            response = None
-                        else:
-                            response = to_response(result)
-                    else:
-                        response = await route.chain(request)
+                request._chain = chain
+                result = await outer(request)
+            # The common results go to the writer without a Response object made for them.
+            kind = type(result)
+            if kind is Response:
+                conn.respond(result.status, result.headers, result.body, result.content_type)
+            elif kind is dict or kind is list:
+                conn.respond(200, None, dumps(result), _JSON)
+            elif kind is str:
+                conn.respond(200, None, result.encode("utf-8"), _TEXT)
+            else:
+                pending = _write(result, conn, head.method)
+                if pending is not None:
+                    await pending
         except (ProtocolError, Disconnected):
             raise  # the core answers these with their status and closes
         except Exception as exc:
             if conn.response_started:
                 raise  # the core closes: framing of a half-sent response can't be trusted
-            await (await self._on_error(request, exc)).send(conn)
-            return
-        if response is not None:
-            if type(response).send is _WHOLE_SEND:  # a whole body: no coroutine for send()
-                conn.respond(response.status, response.headers, response.body, response.content_type)
-            elif head.method == "HEAD" and isinstance(response, _PRODUCED):
-                await _send_head_only(response, conn)
-            else:
-                await response.send(conn)
-        background = request._background  # request.background() fills it
-        if background:
-            self.lifecycle.run_background(background)
+            pending = _write(await self._on_error(request, exc), conn, head.method)
+            if pending is not None:
+                await pending
+        else:
+            background = request._background  # request.background() fills it
+            if background:
+                background_owns_files = request._form is not None
+                self.lifecycle.run_background(
+                    background, request._close_form if background_owns_files else None)
+        finally:
+            # Without this a request's spooled uploads stay open (their temporary files on
+            # disk) until the cyclic GC happens to collect them.
+            if request._form is not None and not background_owns_files:
+                request._close_form()
 
-    async def _dispatch(self, request: Request) -> BaseResponse:
-        """The innermost handler of the global chain: route and run the route's chain."""
-        try:
-            route, request.path_params = self._resolve(request.method, request.path)
-        except HTTPError as exc:
-            return await self._unmatched(request, exc)
-        if not route.fast:
-            return await route.chain(request)
-        try:  # route.chain without its frame: the same as _innermost(route.endpoint)
-            result = await route.endpoint(request)
-        except Exception as exc:
-            response = await self._handled(request, exc)
-            if response is None:
-                raise
-            return response
-        return to_response(result)
+    @staticmethod
+    def _routed(request: Request) -> Awaitable[Any]:
+        """The innermost handler of the global chain: the chain ``handle`` routed the request to.
+        A plain function, not a coroutine: the hop costs a call, not a frame."""
+        return request._chain(request)
 
-    async def _unmatched(self, request: Request, exc: HTTPError) -> BaseResponse:
+    def _unmatched_handler(self, exc: HTTPError) -> Handler:
+        """The chain for a request that matched no route: ``_unmatched`` with its 404 or 405."""
+        return lambda request: self._unmatched(request, exc)
+
+    async def _unmatched(self, request: Request, exc: HTTPError) -> Any:
         """404/405: ``OPTIONS *``, the trailing-slash redirect, the fallback, or the error."""
         if exc.status == 404:
             if request.method == "OPTIONS" and request.raw_path == "*":  # RFC 9110 §9.3.7
@@ -488,6 +513,18 @@ def _adapt_after(hook: Callable[..., Any]) -> Callable[..., Any]:
             return await hook(request)
         return call
     return lambda request, response: hook(request)
+
+
+def _write(result: Any, conn: Any, method: str) -> Awaitable[None] | None:
+    """Turn what a chain returned into a response and write it: a whole body now (``None``
+    returned); a produced body by the awaitable returned."""
+    response = to_response(result)
+    if type(response).send is _WHOLE_SEND:  # a whole body: no coroutine for send()
+        conn.respond(response.status, response.headers, response.body, response.content_type)
+        return None
+    if method == "HEAD" and isinstance(response, _PRODUCED):
+        return _send_head_only(response, conn)
+    return response.send(conn)
 
 
 async def _send_head_only(response: Any, conn: Any) -> None:

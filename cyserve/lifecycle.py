@@ -185,10 +185,13 @@ class Lifecycle:
     def _start_job(self, job: Job) -> None:
         self.create_task(job.run_forever(), name=f"cyserve-job:{job.name}")
 
-    def run_background(self, calls: list[BackgroundCall]) -> None:
+    def run_background(self, calls: list[BackgroundCall],
+                       then: Callable[[], None] | None = None) -> None:
         """Run a request's background calls in order, after its response, in a tracked task
-        (created in the request's context: each call gets its own copy of it)."""
-        task = asyncio.get_running_loop().create_task(_run_calls(list(calls)))
+        (created in the request's context: each call gets its own copy of it).  ``then()``
+        runs after the last call, also when the task is cancelled at shutdown: it releases
+        what the calls may use (the request's form files)."""
+        task = asyncio.get_running_loop().create_task(_run_calls(list(calls), then))
         self._track(task, self._background)
 
     def _track(self, task: asyncio.Task[Any], into: set[asyncio.Task[Any]]) -> None:
@@ -207,18 +210,22 @@ async def _call_hook(hook: Hook) -> None:
         await result
 
 
-async def _run_calls(calls: list[BackgroundCall]) -> None:
+async def _run_calls(calls: list[BackgroundCall], then: Callable[[], None] | None) -> None:
     loop = asyncio.get_running_loop()
-    for fn, args, kwargs in calls:
-        ctx = contextvars.copy_context()
-        try:
-            if inspect.iscoroutinefunction(fn):
-                # A task made inside ctx.run runs in a copy of ctx.
-                await ctx.run(loop.create_task, fn(*args, **kwargs))
-            else:
-                await loop.run_in_executor(None, functools.partial(ctx.run, fn, *args, **kwargs))
-        except Exception:  # noqa: BLE001 - logged; the next call still runs
-            _log.exception("background task %r failed", fn)
+    try:
+        for fn, args, kwargs in calls:
+            ctx = contextvars.copy_context()
+            try:
+                if inspect.iscoroutinefunction(fn):
+                    # A task made inside ctx.run runs in a copy of ctx.
+                    await ctx.run(loop.create_task, fn(*args, **kwargs))
+                else:
+                    await loop.run_in_executor(None, functools.partial(ctx.run, fn, *args, **kwargs))
+            except Exception:  # noqa: BLE001 - logged; the next call still runs
+                _log.exception("background task %r failed", fn)
+    finally:
+        if then is not None:
+            then()
 
 
 async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:

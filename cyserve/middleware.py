@@ -3,7 +3,9 @@
 A handler is ``async (request) -> BaseResponse`` (what a route handler returns is normalised by
 ``to_response`` before any middleware sees it); a middleware is ``handler -> handler``.  Chains
 are composed once when the App starts, outermost first: global (``app.use``), then each enclosing
-router or group, then the route's own (``@app.get(path, middlewares=[...])``).
+router or group, then the route's own (``@app.get(path, middlewares=[...])``).  The App routes a
+request before its global middleware runs (so ``request.path_params`` is already set there);
+unmatched requests pass the global middleware too, answered 404 or 405 inside it.
 
 Errors: an ``HTTPError`` (or an exception with a registered handler) raised by a route handler
 reaches the route's middleware already turned into a response; one raised by a middleware is

@@ -25,7 +25,8 @@ class Request:
     """
 
     __slots__ = ("_conn", "_head", "_body", "_body_bytes", "_path", "_query", "_headers",
-                 "path_params", "state", "_background", "_g", "_cookies", "_url", "_id", "_form")
+                 "path_params", "state", "_background", "_g", "_cookies", "_url", "_id", "_form",
+                 "_chain")
 
     def __init__(self, conn: Any, head: Any, body: Any) -> None:
         self._conn = conn
@@ -44,6 +45,8 @@ class Request:
         self._url: URL | None = None
         self._id: str | None = None
         self._form: FormData | None = None
+        # ``_chain``, the route chain the App's global middleware leads to, is set by App.handle
+        # only when there is global middleware; nothing else reads it.
         bind_request(self)  # for cyserve.context.g and current_request()
 
     @property
@@ -146,7 +149,11 @@ class Request:
 
     def background(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` after the response is sent: coroutine functions on the
-        loop, plain functions in a thread pool; both see this request's context and ``g``."""
+        loop, plain functions in a thread pool; both see this request's context and ``g``.
+
+        Nothing queued runs when handling the request raised (even if the error was answered
+        by an error page).  The request's form files stay open until the last call returned,
+        so ``fn`` may be handed an ``UploadFile`` (see ``form()``)."""
         if not callable(fn):
             raise TypeError(f"background() needs a callable, not {type(fn).__name__}")
         if self._background is None:
@@ -159,13 +166,25 @@ class Request:
         ``application/x-www-form-urlencoded`` or ``multipart/form-data`` (415 otherwise).
         Multipart is parsed as it arrives; file parts become ``UploadFile`` objects spooled to
         disk past ``limits.spool_max_bytes``.  Limits (``FormLimits``) answer 413, malformed
-        bodies 400.  Files are closed when the request is collected, or by ``form.close()``.
+        bodies 400.
+
+        The files live as long as the request: the App closes them (deleting their temporary
+        files) once the response is done, also when the handler raised.  Background calls of
+        the request (``background()``) may still use them: the files are closed after the last
+        of those returned.  Anything kept beyond that must be copied first (``UploadFile.save``);
+        ``form.close()`` releases them earlier.
         """
         if self._form is None:
             from cyserve.multipart import FormLimits, parse_form
             self._form = await parse_form(self._head.get("content-type"), self.stream(),
                                           limits or FormLimits())
         return self._form
+
+    def _close_form(self) -> None:
+        """Close the files of ``form()`` (the App calls this when the request is done)."""
+        form = self._form
+        if form is not None:
+            form.close()
 
     def replace_body(self, source: Any) -> None:
         """Swap the body for ``source``: ``bytes``, or an object with ``async read() -> bytes``
