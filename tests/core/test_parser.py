@@ -175,7 +175,7 @@ def test_head_header_items_are_cached_and_raw_items_keep_case() -> None:
     head = parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-Two: 1\r\nx-two:  2 \r\n\r\n")
     assert head.header_items() is head.header_items()
     assert head.header_items() == [("host", "a"), ("x-two", "1"), ("x-two", "2")]
-    assert head.raw_header_items() == [(b"Host", b"a"), (b"X-Two", b"1"), (b"x-two", b"2")]
+    assert head.raw_items() == [(b"Host", b"a"), (b"X-Two", b"1"), (b"x-two", b"2")]
 
 
 def test_head_get_compares_names_case_insensitively() -> None:

@@ -394,7 +394,7 @@ def snapshot(head: Any) -> dict[str, Any]:
              "path", "query_string")
     out = {name: getattr(head, name) for name in names}
     out["headers"] = head.header_items()
-    out["raw_headers"] = head.raw_header_items()
+    out["raw_headers"] = head.raw_items()
     return out
 
 

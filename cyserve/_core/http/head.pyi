@@ -68,7 +68,7 @@ class Head:
     def header_items(self) -> list[tuple[str, str]]:
         """Every field as ``(lower-case name, value)``, values latin-1 decoded with surrounding
         whitespace removed, in received order.  Built on first call, then cached: do not mutate."""
-    def raw_header_items(self) -> list[tuple[bytes, bytes]]:
+    def raw_items(self) -> list[tuple[bytes, bytes]]:
         """Every field as ``(name as sent, value)`` bytes, in received order (a new list each call)."""
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of field ``name`` (compared case-insensitively, without building the

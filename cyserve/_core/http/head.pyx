@@ -165,7 +165,7 @@ cdef class Head:
             self._items_cache = items
         return self._items_cache
 
-    def raw_header_items(self):
+    def raw_items(self):
         cdef const char* d = <const char*>_data(self)
         cdef uint32_t* o = self._offsets
         cdef Py_ssize_t i

@@ -45,7 +45,7 @@ from cyserve._core.http.startline cimport (
 cdef enum:
     _STACK_FIELDS = 128
 
-# For callers that pass no limits: the defaults ParserLimits() spells out (as in scanner.pyx).
+# For callers that pass no limits: the server's defaults (ParserLimits() reads cyserve.config).
 cdef ParserLimits _DEFAULT_LIMITS = ParserLimits()
 
 

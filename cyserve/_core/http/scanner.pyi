@@ -20,12 +20,13 @@ class ParserLimits:
         """More field lines than this are answered 431."""
     def __init__(
         self,
-        max_request_line_bytes: int = 8192,
-        max_head_bytes: int = 65536,
-        max_header_count: int = 100,
+        max_request_line_bytes: int | None = None,
+        max_head_bytes: int | None = None,
+        max_header_count: int | None = None,
     ) -> None:
-        """Raise ``ValueError`` unless all are positive, the line limit is at most the head limit
-        and the head limit is below 2 GiB (offsets are 32-bit)."""
+        """A value not given is ``cyserve.config.Limits``' default.  Raise ``ValueError`` unless
+        all are positive, the line limit is at most the head limit and the head limit is below
+        2 GiB (offsets are 32-bit)."""
     @staticmethod
     def from_config(limits: Limits) -> ParserLimits:
         """The parser's share of a ``cyserve.config.Limits``."""

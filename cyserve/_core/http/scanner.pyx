@@ -14,6 +14,10 @@ from cyserve._core.http.grammar cimport (
     E_BARE_LF, E_HEAD_TOO_LONG, E_REQUEST_LINE_TOO_LONG, raise_error,
 )
 
+# config.py sits with errors.py at the bottom of the tree (it imports nothing of cyserve): the
+# core reads its defaults, never repeats them (DESIGN: "Cython reads these; repeats none").
+from cyserve.config import Limits as _Limits
+
 
 # ---------------------------------------------------------------------------------------------
 # ParserLimits
@@ -21,8 +25,16 @@ from cyserve._core.http.grammar cimport (
 @cython.final
 cdef class ParserLimits:
 
-    def __init__(self, Py_ssize_t max_request_line_bytes=8192, Py_ssize_t max_head_bytes=65536,
-                 Py_ssize_t max_header_count=100):
+    def __init__(self, max_request_line_bytes=None, max_head_bytes=None, max_header_count=None):
+        # A value not given is the server's default: written once, in cyserve.config.Limits.
+        if max_request_line_bytes is None or max_head_bytes is None or max_header_count is None:
+            defaults = _Limits()
+            if max_request_line_bytes is None:
+                max_request_line_bytes = defaults.max_request_line_bytes
+            if max_head_bytes is None:
+                max_head_bytes = defaults.max_head_bytes
+            if max_header_count is None:
+                max_header_count = defaults.max_header_count
         if max_request_line_bytes <= 0 or max_head_bytes <= 0 or max_header_count <= 0:
             raise ValueError("ParserLimits values must be positive")
         if max_request_line_bytes > max_head_bytes:

@@ -8,9 +8,11 @@ copy, never default.  Both are immutable after construction but for the server's
 """
 from cyserve._core.http.scanner cimport ParserLimits
 
-# Free bytes the receive buffer offers each socket read on a server connection.
+# Free bytes the receive buffer offers each socket read: a server reads requests (mostly small),
+# a client reads response bodies (often large).
 cdef enum:
     MIN_READ_BYTES = 4096
+    CLIENT_READ_BYTES = 65536
 
 
 cdef class ServerState:

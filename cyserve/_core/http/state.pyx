@@ -72,7 +72,7 @@ cdef class ServerState:
 cdef class ClientState:
     """``ClientState(loop, limits)``: ``limits`` is a ``cyserve.config.ClientLimits``."""
 
-    def __cinit__(self, loop, limits, Py_ssize_t read_chunk=65536):
+    def __cinit__(self, loop, limits):
         self.loop = loop
         # A status line has no 414 rule; the request-line limit only bounds the scanner's first
         # line in request mode, so it just has to fit inside the head limit.
@@ -85,7 +85,7 @@ cdef class ClientState:
         self.write_high = limits.write_high
         self.write_low = limits.write_low
         self.keepalive_s = limits.keepalive_expiry_s
-        self.read_chunk = read_chunk
-        self.recv_initial = max(16384, read_chunk)
+        self.read_chunk = CLIENT_READ_BYTES
+        self.recv_initial = CLIENT_READ_BYTES
         # A whole head must fit, plus one read of body behind it.
-        self.recv_max = limits.max_head_bytes + 2 * read_chunk
+        self.recv_max = limits.max_head_bytes + 2 * CLIENT_READ_BYTES
