@@ -20,6 +20,7 @@ is written only in this file and never turns back on.
 cimport cython
 
 from cyserve._core.http.body cimport BodyStream, new_body
+from cyserve._core.http.eager cimport first_step
 from cyserve._core.http.framing cimport BodyReader, body_reader
 from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, Head
 from cyserve._core.http.parser cimport parse_request
@@ -36,18 +37,10 @@ import asyncio
 import logging
 from http import HTTPStatus
 
-from cyserve._core.http.eager import drive
 from cyserve.errors import Disconnected, ProtocolError
 
-from cpython.ref cimport PyObject, Py_XDECREF
-
 cdef extern from "Python.h":
-    # PEP 590-era C API (3.10+): resume a coroutine without raising StopIteration on return.
-    int PyIter_Send(object iterator, object arg, PyObject** presult) except? -1
-    int PYGEN_RETURN
     object PyContext_CopyCurrent()
-    int PyContext_Enter(object ctx) except -1
-    int PyContext_Exit(object ctx) except -1
 
 cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -304,28 +297,19 @@ cdef class ServerRole:
     # ---------------------------------------------------------------- the handler
     cdef int _dispatch(self, Head head, object body) except -1:
         """Run the handler's first step now; only a handler that suspends gets a Task."""
-        cdef PyObject* raw_result = NULL
-        cdef int status
-        cdef object yielded
         self._handler_running = True
         # Each request runs in its own copy of the context (contextvars set by one request never
         # leak into the next, nor into the loop's callbacks).
         ctx = PyContext_CopyCurrent()
-        coro = self._state.entry(self, head, body)
-        PyContext_Enter(ctx)
         try:
-            status = PyIter_Send(coro, None, &raw_result)
+            rest = first_step(self._state.entry(self, head, body), ctx)
         except BaseException as exc:
-            PyContext_Exit(ctx)
             self._handler_failed(exc)
             return 0
-        PyContext_Exit(ctx)
-        yielded = <object>raw_result
-        Py_XDECREF(raw_result)
-        if status == PYGEN_RETURN:
+        if rest is None:
             self._handler_done()
             return 0
-        task = self._state.loop.create_task(drive(coro, yielded), context=ctx)
+        task = self._state.loop.create_task(rest, context=ctx)
         self._task = task
         task.add_done_callback(self._on_task_done)
         if self._state.handler_s > 0:
