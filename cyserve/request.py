@@ -89,7 +89,7 @@ class Request:
     @property
     def client(self) -> tuple[str, int] | None:
         """The peer's (host, port)."""
-        peer = self._conn.peername
+        peer = self._conn.stream.peername
         return (peer[0], peer[1]) if peer else None
 
     @property
@@ -111,7 +111,7 @@ class Request:
         the authority of an absolute-form target, else Host (RFC 9112 §3.2.2, §3.3), else the
         address the connection came in on; path and query as sent."""
         if self._url is None:
-            transport = self._conn.transport
+            transport = self._conn.stream.transport
             tls = transport is not None and transport.get_extra_info("sslcontext") is not None
             scheme = "https" if tls else "http"
             target = self._head.target
@@ -121,7 +121,7 @@ class Request:
             if not authority:
                 authority = self._head.get("host")
             if not authority:
-                host, port = self._conn.sockname[:2]
+                host, port = self._conn.stream.sockname[:2]
                 authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             self._url = URL.build(scheme, authority, self._head.path, self._head.query_string)
         return self._url
@@ -237,11 +237,11 @@ class Request:
             yield chunk
 
     def is_disconnected(self) -> bool:
-        return self._conn.is_disconnected()
+        return self._conn.stream.is_disconnected()
 
     async def wait_disconnected(self) -> None:
         """Return when the client goes away."""
-        await self._conn.wait_disconnected()
+        await self._conn.stream.wait_disconnected()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self._head.target}>"

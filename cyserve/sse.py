@@ -119,7 +119,7 @@ class SSEResponse(BaseResponse):
         last_write = [loop.time()]
         pump = loop.create_task(self._pump(conn, iterator, last_write, loop))
         # One future per connection, shared: wait on it with asyncio.wait, which never cancels it.
-        gone = conn.wait_disconnected()
+        gone = conn.stream.wait_disconnected()
         interval = self.ping_interval_s
         try:
             while True:

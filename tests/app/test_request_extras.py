@@ -20,11 +20,18 @@ class FakeTransport:
         return self._extra.get(name, default)
 
 
-class FakeConn:
-    def __init__(self, tls: bool = False, sockname: tuple = ("127.0.0.1", 8000)) -> None:
+class FakeStream:
+    def __init__(self, tls: bool, sockname: tuple) -> None:
         self.transport = FakeTransport(tls)
         self.peername = ("127.0.0.1", 50000)
         self.sockname = sockname
+
+
+class FakeConn:
+    """What a Request reads of its connection: the stream's facts."""
+
+    def __init__(self, tls: bool = False, sockname: tuple = ("127.0.0.1", 8000)) -> None:
+        self.stream = FakeStream(tls, sockname)
 
 
 def make_request(head: bytes, conn: FakeConn | None = None) -> Request:

@@ -77,5 +77,3 @@ cdef class ClientRole:
     cdef int _shut(self, bint abort) except -1
     cdef object _closed_error(self, object exc)
 
-
-cdef object new_client_connection(ClientState state, object origin)

@@ -19,14 +19,32 @@ class ClientRole:
               chunked: bool = ..., body: bytes | None = ..., close: bool = ...,
               head_request: bool = ..., read_s: float = ..., write_s: float = ...,
               total_s: float = ..., upgrade: bool = ...) -> asyncio.Future[tuple[Head, Any] | None]:
-        """Send a request; the future resolves with ``(head, body)`` or None (see ``error``)."""
-    async def send_body(self, data: bytes) -> None: ...
-    def end_body(self) -> None: ...
-    def stop_body(self) -> None: ...
-    async def drain(self) -> None: ...
-    def abort(self, exc: BaseException | None = ...) -> None: ...
-    def close(self) -> None: ...
-    def set_transport(self, transport: asyncio.BaseTransport) -> None: ...
+        """Send a request head (and ``body`` when given); return the future of its response.
+
+        The future resolves with ``(head, body)`` — ``body`` is ``bytes`` when the whole body was
+        already here, else a ``BodyStream`` — or with None after a failure (see ``error``).
+        ``content_length`` >= 0 sends Content-Length (the body then is ``body`` or follows through
+        ``send_body``); ``chunked`` sends Transfer-Encoding: chunked.  ``head_request``: the
+        response carries no body (HEAD, CONNECT).  ``upgrade``: the request asks to switch
+        protocols, so a 101 resolves the future with ``(head, None)`` and leaves the bytes after it
+        unread for the next role.  Deadlines are seconds, 0 for none.
+        """
+    async def send_body(self, data: bytes) -> None:
+        """Send the next piece of the request body (framed as the head said) and wait while the
+        transport is above its high water mark (``write_s`` bounds that wait)."""
+    def end_body(self) -> None:
+        """The request body is complete: send the last chunk, start the read deadline."""
+    def stop_body(self) -> None:
+        """Stop sending the request body because a final response already arrived (RFC 9110
+        §15); the connection closes once that response has been received."""
+    async def drain(self) -> None:
+        """Wait while writing is paused; raise the connection's error if it failed meanwhile."""
+    def abort(self, exc: BaseException | None = ...) -> None:
+        """Give up on this connection (the caller cancelled or stopped reading): close it now."""
+    def close(self) -> None:
+        """Close an idle connection (pool shutdown, eviction)."""
+    def set_transport(self, transport: asyncio.BaseTransport) -> None:
+        """Switch to a new transport over the same socket (TLS started inside a proxy tunnel)."""
     @property
     def transport(self) -> asyncio.Transport | None: ...
     @property

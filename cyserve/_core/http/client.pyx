@@ -21,8 +21,8 @@ connection is aborted and every later call raises it.
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.http.body cimport BodyStream, new_body
-from cyserve._core.http.framing cimport BodyReader, BodyWriter, body_reader, body_writer
+from cyserve._core.http.body cimport BodyStream
+from cyserve._core.http.framing cimport BodyReader, BodyWriter, body_writer, start_body
 from cyserve._core.http.head cimport (
     FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH, FRAMING_NONE, Head,
 )
@@ -192,10 +192,7 @@ cdef class ClientRole:
         return 0
 
     cdef int _on_head(self, Head head) except -1:
-        cdef ReceiveBuffer buf = self.stream.buffer
-        cdef long long cl
         cdef int framing = head.framing
-        cdef bint done = False
         self._head = head
         if self._connect and 200 <= head.status < 300:
             # RFC 9110 §9.3.6: after a 2xx to CONNECT the connection is a tunnel, whatever the
@@ -205,32 +202,24 @@ cdef class ClientRole:
             self._keep_alive = False
         if framing == FRAMING_NONE:
             self._resp_body = b""
-            self._wake_head()
-            self._body_done()
-            return 0
-        if framing == FRAMING_LENGTH:
-            cl = head.content_length
-            if buf.size() >= cl:
-                # The whole body is here already: hand it up as bytes, no stream at all.
-                self._resp_body = buf.take(cl)
-                buf.consume(cl)
-                self._wake_head()
-                self._body_done()
-                return 0
         else:
-            cl = -1
-        self._reader = body_reader(framing, cl, -1, self._state.max_trailer_bytes)
-        self._body = new_body(self.stream, self._state.read_high, self._state.read_low, None, NULL)
-        self._resp_body = self._body
-        self._phase = P_BODY
-        if buf.size():
-            done = self._feed_body()
-        if done and framing == FRAMING_CHUNKED:
-            # A small chunked body that arrived whole: bytes, like a Content-Length one.
-            self._resp_body = self._body.take_all()
+            try:
+                body = start_body(self.stream, framing, head.content_length, -1,
+                                  self._state.max_trailer_bytes, self._state.read_high,
+                                  self._state.read_low, None, NULL)
+            except ProtocolError as exc:
+                self._fail(RemoteProtocolError(f"malformed chunked response body: {exc}"))
+                return 0
+            if type(body) is bytes:
+                self._resp_body = body
+            else:
+                self._reader = <BodyReader>body
+                self._body = self._reader.sink
+                self._resp_body = self._body
+                self._phase = P_BODY
         # Wake the caller before the exchange may end: ending it hands the connection on.
         self._wake_head()
-        if done:
+        if self._phase != P_BODY:
             self._body_done()
         return 0
 
@@ -238,7 +227,7 @@ cdef class ClientRole:
         """Buffered bytes into the body stream: 1 once the body is complete, else 0 (also after
         a failure)."""
         try:
-            return self._reader.feed(self.stream.buffer, self._body)
+            return self._reader.feed(self.stream.buffer)
         except ProtocolError as exc:
             self._fail(RemoteProtocolError(f"malformed chunked response body: {exc}"))
             return 0
@@ -339,14 +328,6 @@ cdef class ClientRole:
     def start(self, str method, str target, fields, long long content_length=-1,
               bint chunked=False, bytes body=None, bint close=False, bint head_request=False,
               double read_s=0, double write_s=0, double total_s=0, bint upgrade=False):
-        """Send a request head (and ``body`` when given); return the future of its response.
-
-        ``content_length`` >= 0 sends Content-Length (the body then is ``body`` or follows through
-        ``send_body``); ``chunked`` sends Transfer-Encoding: chunked.  ``head_request``: the
-        response carries no body (HEAD, CONNECT).  ``upgrade``: the request asks to switch
-        protocols, so a 101 resolves the future with ``(head, None)`` and leaves the bytes after
-        it unread.  Deadlines are seconds, 0 for none.
-        """
         cdef Stream stream = self.stream
         cdef int framing
         cdef bytes head
@@ -404,8 +385,6 @@ cdef class ClientRole:
         return waiter
 
     async def send_body(self, data):
-        """Send the next piece of the request body (framed as the head said) and wait while the
-        transport is above its high water mark (``write_s`` bounds that wait)."""
         if self._exc is not None:
             raise again(self._exc)
         if not self._req_open:
@@ -423,7 +402,6 @@ cdef class ClientRole:
             await self.drain()
 
     def end_body(self):
-        """The request body is complete: send the last chunk, start the read deadline."""
         if self._exc is not None:
             raise again(self._exc)
         if not self._req_open:
@@ -436,9 +414,8 @@ cdef class ClientRole:
         self._request_done(True)
 
     def stop_body(self):
-        """Stop sending the request body because a final response already arrived (RFC 9110
-        §15: the client may stop).  The request's framing is unfinished, so the connection closes
-        once that response has been received."""
+        # RFC 9110 §15: the client may stop once a final response arrived; the request's framing
+        # is unfinished, so the connection closes once that response has been received.
         if not self._req_open:
             return
         self._req_open = False
@@ -446,7 +423,6 @@ cdef class ClientRole:
         self._request_done(False)
 
     async def drain(self):
-        """Wait while writing is paused; raise the connection's error if it failed meanwhile."""
         if self._exc is not None:
             raise again(self._exc)
         if not self.stream.outbox.paused or self.stream.closing:
@@ -456,17 +432,14 @@ cdef class ClientRole:
             raise again(self._exc)
 
     def abort(self, exc=None):
-        """Give up on this connection (the caller cancelled or stopped reading): close it now."""
         self._fail(exc if exc is not None else ReadError("the exchange was abandoned"))
 
     def close(self):
-        """Close an idle connection (pool shutdown, eviction)."""
         if not self.stream.closing:
             self._phase = P_DEAD
             self._shut(False)
 
     def set_transport(self, transport):
-        """Switch to a new transport over the same socket (TLS started inside a proxy tunnel)."""
         self.stream.set_transport(transport)
 
     # ---------------------------------------------------------------- connection facts
@@ -507,7 +480,9 @@ cdef class ClientRole:
         return self._phase == P_DONE or self._phase == P_IDLE
 
 
-cdef object new_client_connection(ClientState state, object origin):
+def client_connection(ClientState state not None, origin=None):
+    """A new client connection for ``loop.create_connection``: a ``StreamProtocol`` driven by a
+    ``ClientRole`` (``stream.role``); ``origin`` is the pool key it serves."""
     cdef Stream stream = new_stream(state.loop, state.recv_initial, state.recv_max,
                                     state.read_chunk, state.write_high, state.write_low, None)
     cdef ClientRole role = ClientRole.__new__(ClientRole)
@@ -521,9 +496,3 @@ cdef object new_client_connection(ClientState state, object origin):
     role._keep_alive = True
     stream.attach(role, &_HOOKS)
     return stream
-
-
-def client_connection(ClientState state, origin=None):
-    """A new client connection for ``loop.create_connection``: a ``StreamProtocol`` driven by a
-    ``ClientRole`` (``stream.role``); ``origin`` is the pool key it serves."""
-    return new_client_connection(state, origin)

@@ -10,10 +10,11 @@ or nowhere while a body nobody reads is drained.
 ValueError, less is reported by ``finish`` so the connection closes, RFC 9112 §6.3), chunked, or
 as is (close-delimited).  The server writes streamed responses with it, the client request bodies.
 """
-from cyserve._core.http.body cimport BodyStream
+from cyserve._core.http.body cimport BodyStream, first_read_fn
 from cyserve._core.http.chunked cimport ChunkedDecoder
 from cyserve._core.io.buffer cimport ReceiveBuffer
 from cyserve._core.io.outbox cimport Outbox
+from cyserve._core.io.stream cimport Stream
 
 
 cdef class BodyReader:
@@ -23,10 +24,11 @@ cdef class BodyReader:
     cdef long long _limit             # more decoded bytes than this: ProtocolError 413; -1: none
     cdef ChunkedDecoder _decoder
     cdef readonly bint done
+    cdef BodyStream sink              # where the bytes go; None drops them (nobody reads them)
 
-    # Move the body's bytes out of ``buf`` into ``sink`` (None drops them); 1 once the body is
-    # complete, else 0.  ProtocolError on malformed chunking or past the limit (413).
-    cdef int feed(self, ReceiveBuffer buf, BodyStream sink) except -1
+    # Move the body's bytes out of ``buf`` into ``sink``; 1 once the body is complete, else 0.
+    # ProtocolError on malformed chunking or past the limit (413).
+    cdef int feed(self, ReceiveBuffer buf) except -1
 
 
 cdef class BodyWriter:
@@ -48,3 +50,12 @@ cdef class BodyWriter:
 cdef BodyReader body_reader(int framing, long long length, long long limit,
                             Py_ssize_t max_trailer_bytes)
 cdef BodyWriter body_writer(Outbox out)
+
+# The body after a head (``framing`` not FRAMING_NONE), begun with what ``stream``'s buffer
+# already holds: ``bytes`` when the whole body is there (no stream at all), else a ``BodyReader``
+# still reading, whose ``sink`` is the ``BodyStream`` (``high``/``low`` water marks, ``owner`` and
+# ``on_first_read`` as ``new_body`` takes them) a handler or caller reads.  ProtocolError as
+# ``feed``.
+cdef object start_body(Stream stream, int framing, long long length, long long limit,
+                       Py_ssize_t max_trailer_bytes, Py_ssize_t high, Py_ssize_t low,
+                       object owner, first_read_fn on_first_read)

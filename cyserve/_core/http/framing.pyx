@@ -3,7 +3,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_GET_SIZE
 
-from cyserve._core.http.body cimport BodyStream
+from cyserve._core.http.body cimport BodyStream, first_read_fn, new_body
 from cyserve._core.http.chunked cimport ChunkedDecoder, chunk_header, encode_chunk
 from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH
 from cyserve._core.http.serialise cimport (
@@ -11,6 +11,7 @@ from cyserve._core.http.serialise cimport (
 )
 from cyserve._core.io.buffer cimport ReceiveBuffer
 from cyserve._core.io.outbox cimport Outbox
+from cyserve._core.io.stream cimport Stream
 
 from cyserve.errors import ProtocolError
 
@@ -22,7 +23,8 @@ cdef bytes _CRLF = b"\r\n"
 cdef class BodyReader:
     """One body being read off a connection's buffer."""
 
-    cdef int feed(self, ReceiveBuffer buf, BodyStream sink) except -1:
+    cdef int feed(self, ReceiveBuffer buf) except -1:
+        cdef BodyStream sink = self.sink
         cdef Py_ssize_t n = buf.size()
         cdef Py_ssize_t take, consumed
         cdef list out
@@ -108,3 +110,23 @@ cdef BodyWriter body_writer(Outbox out):
     cdef BodyWriter w = BodyWriter.__new__(BodyWriter)
     w._out = out
     return w
+
+
+cdef object start_body(Stream stream, int framing, long long length, long long limit,
+                       Py_ssize_t max_trailer_bytes, Py_ssize_t high, Py_ssize_t low,
+                       object owner, first_read_fn on_first_read):
+    cdef ReceiveBuffer buf = stream.buffer
+    cdef BodyReader reader
+    cdef bytes whole
+    if framing == FRAMING_LENGTH and buf.size() >= length:
+        whole = buf.take(length)
+        buf.consume(length)
+        return whole
+    reader = body_reader(framing, length, limit, max_trailer_bytes)
+    reader.sink = new_body(stream, high, low, owner, on_first_read)
+    if buf.size() and reader.feed(buf):
+        # A chunked body that arrived whole: bytes too, like a Content-Length one.
+        whole = reader.sink.take_all()
+        reader.sink.detach()
+        return whole
+    return reader

@@ -86,6 +86,9 @@ cdef class ResponseWriter:
         cdef bytes head
         if self.state != R_NONE:
             raise RuntimeError("a response was already started for this request")
+        # protocol = protocol-name ["/" protocol-version], both tokens (RFC 9110 §7.8).
+        if not protocol or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~/" for c in protocol):
+            raise ValueError(f"{protocol!r} is not a protocol name (RFC 9110 §7.8)")
         if fields:
             all_fields.extend(fields)
         # RFC 9110 §7.8, §15.2.2: a 101 names the protocol switched to in Upgrade and carries

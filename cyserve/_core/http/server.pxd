@@ -10,7 +10,8 @@ response writer and the stream report facts (``close_after``, EOF, loss) and thi
 them.
 
 The app sees this object as ``conn``: ``respond``, ``start_stream``/``write``/``end_stream``,
-``drain``, ``upgrade`` (101 and hand the stream to the next role), and the connection's facts.
+``drain``, ``upgrade`` (101 and hand the stream to the next role); the connection's own facts
+(peer, transport, disconnects) are its stream's, ``conn.stream``.
 """
 from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.framing cimport BodyReader
@@ -53,7 +54,6 @@ cdef class ServerRole:
     cdef BodyReader _reader           # the body still arriving (S_BODY), else None
     cdef Py_ssize_t _requests
     cdef object _task                 # the handler's Task once it suspended, else None
-    cdef object _disconnect_waiter
 
     cdef int _process(self) except -1
     cdef int _start_request(self, Head head) except -1
@@ -69,8 +69,4 @@ cdef class ServerRole:
     cdef int _conn_mode(self) except -1
     cdef int _shut(self) except -1
     cdef int _check_open(self) except -1
-    cdef int _wake_disconnect(self) except -1
 
-
-# A new server connection: a StreamProtocol driven by a ServerRole (the listener's factory).
-cdef object new_server_connection(ServerState state)

@@ -12,32 +12,40 @@ class ServerRole:
 
     stream: Stream
     def respond(self, status: int, fields: Fields, body: bytes, content_type: str | None = ...) -> None:
-        """Send a whole response (head and small body in one write)."""
+        """Send a whole response: head and body in one write when the body is small.
+
+        ``fields``: ``(name, value)`` pairs (str or bytes) or None; Content-Length,
+        Transfer-Encoding and Connection are decided by the server (a ``Connection: close`` among
+        them is honoured).  ``body``: bytes-like.  ``Disconnected`` once the client is gone.
+        """
     def start_stream(self, status: int, fields: Fields = ..., content_type: str | None = ...,
                      content_length: int = ...) -> None:
-        """Send a streamed response's head: chunked on HTTP/1.1 unless a length is given."""
+        """Send the head of a streamed response; the body follows through ``write``.
+
+        With ``content_length`` >= 0 the body is sent as is and must be exactly that long; else it
+        is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
+        """
     def write(self, data: bytes) -> Awaitable[None]:
-        """Send part of a streamed body; await the result for backpressure."""
+        """Send a piece of a streamed body; await the result for backpressure.  Raises
+        ``Disconnected`` once the client is gone, so a producer stops."""
     def end_stream(self) -> None:
-        """Finish a streamed body."""
+        """Finish a streamed body (the last chunk for chunked framing)."""
     def drain(self) -> Awaitable[None]:
-        """Wait while the transport is above its high water mark (no future unless paused)."""
+        """Wait while the transport is above its high water mark.  Creates no future unless writing
+        is paused; raises ``Disconnected`` when the client left."""
     def upgrade(self, protocol: str, fields: Fields, take_over: Callable[[Stream], None]) -> None:
-        """Write 101 Switching Protocols and hand the stream to the role ``take_over`` attaches."""
+        """Switch this connection to ``protocol`` (RFC 9110 §7.8, §15.2.2).
+
+        Writes ``101 Switching Protocols`` with ``Upgrade: protocol``, ``Connection: Upgrade`` and
+        ``fields``, then calls ``take_over(stream)``, which must attach the next role to the stream
+        (``RuntimeError`` and the connection closes otherwise).  The bytes the client sent after
+        this request's head are that role's first input.  The request must have asked to upgrade
+        (``Connection: upgrade`` and ``Upgrade``) and its body must be complete.
+        """
     @property
     def response_started(self) -> bool: ...
     @property
-    def transport(self) -> asyncio.Transport | None: ...
-    @property
-    def peername(self) -> Any: ...
-    @property
-    def sockname(self) -> Any: ...
-    @property
-    def reading_paused(self) -> bool: ...
-    @property
     def requests_served(self) -> int: ...
-    def is_disconnected(self) -> bool: ...
-    def wait_disconnected(self) -> asyncio.Future[None]: ...
 
 def server_connection(state: ServerState) -> StreamProtocol:
     """A new server connection (the listener's protocol factory)."""

@@ -19,10 +19,10 @@ is written only in this file and never turns back on.
 """
 cimport cython
 
-from cyserve._core.http.body cimport BodyStream, new_body
+from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.eager cimport first_step
-from cyserve._core.http.framing cimport BodyReader, body_reader
-from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, Head
+from cyserve._core.http.framing cimport BodyReader, start_body
+from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, FRAMING_NONE, Head
 from cyserve._core.http.parser cimport parse_request
 from cyserve._core.http.response cimport R_NONE, R_STREAMING, ResponseWriter, response_writer
 from cyserve._core.http.scanner cimport HeadScanner
@@ -64,11 +64,8 @@ cdef int _data(object role) except -1:
 
 
 cdef int _eof(object role) except -1:
-    # The client will send nothing more.  Most clients hang up this way (FIN, not RST), so
-    # handlers watching for a disconnect learn of it now; a response in progress is still written
-    # in case the client only half-closed (RFC 9112 §9.6).
+    # A response in progress is still written: the client may only have half-closed (§9.6).
     cdef ServerRole self = <ServerRole>role
-    self._wake_disconnect()
     if self._phase == S_BODY:
         self._body_failed(ProtocolError("the request body ended before its declared length", 400))
     return 1 if self._handler_running else 0
@@ -78,7 +75,6 @@ cdef int _lost(object role, object exc) except -1:
     cdef ServerRole self = <ServerRole>role
     if self._body is not None:
         self._body.fail(Disconnected("the client closed the connection"))
-    self._wake_disconnect()
     return 0
 
 
@@ -151,7 +147,7 @@ cdef class ServerRole:
     """One HTTP/1.1 server connection's requests and responses (see server.pxd)."""
 
     def __init__(self):
-        raise TypeError("ServerRole is made by the server's connection factory")
+        raise TypeError("ServerRole is made by server_connection()")
 
     # ---------------------------------------------------------------- requests
     @cython.boundscheck(False)
@@ -206,7 +202,6 @@ cdef class ServerRole:
         cdef Stream stream = self.stream
         cdef ReceiveBuffer buf = stream.buffer
         cdef ServerState state = self._state
-        cdef long long length
         cdef object body = b""
         self._requests += 1
         self._head = head
@@ -217,46 +212,33 @@ cdef class ServerRole:
         self._response.reset(self._http10, head.method == "HEAD")
         self._continue_owed = False
         self._phase = S_BUSY
-        if head.framing == FRAMING_LENGTH:
-            length = head.content_length
-            if length > state.max_body_bytes:
+        if head.framing != FRAMING_NONE:
+            if head.framing == FRAMING_LENGTH and head.content_length > state.max_body_bytes:
                 # RFC 9110 §15.5.14: refuse at once, before any of the body is read.
                 self._reject(ProtocolError(
-                    f"request body of {length} bytes exceeds the {state.max_body_bytes}-byte limit", 413))
+                    f"request body of {head.content_length} bytes exceeds the "
+                    f"{state.max_body_bytes}-byte limit", 413))
                 return 0
-            if buf.size() >= length:
-                body = buf.take(length)
-                buf.consume(length)
-            else:
-                self._continue_owed = head.expect_continue and buf.size() == 0
-                self._reader = body_reader(FRAMING_LENGTH, length, -1, 0)
-                self._body = new_body(stream, state.body_high, state.body_low, self, _want_body)
+            owed = head.expect_continue and buf.size() == 0
+            try:
+                body = start_body(stream, head.framing, head.content_length, state.max_body_bytes,
+                                  state.max_trailer_bytes, state.body_high, state.body_low, self,
+                                  _want_body)
+            except ProtocolError as exc:
+                self._reject(exc)   # the buffered chunked body was malformed or too large
+                return 0
+            if type(body) is not bytes:
+                self._reader = <BodyReader>body
+                self._body = self._reader.sink
+                body = self._body
+                self._continue_owed = owed
                 self._phase = S_BODY
-                body = self._body
-        elif head.framing == FRAMING_CHUNKED:
-            self._continue_owed = head.expect_continue and buf.size() == 0
-            self._reader = body_reader(FRAMING_CHUNKED, 0, state.max_body_bytes,
-                                       state.max_trailer_bytes)
-            self._body = new_body(stream, state.body_high, state.body_low, self, _want_body)
-            self._phase = S_BODY
-            if buf.size():
-                self._feed_body()
-            if self._phase == S_DEAD:
-                return 0  # the buffered chunked body was malformed or too large: answered
-            if self._phase == S_BUSY:
-                # The whole chunked body was already here: hand it up as bytes.
-                body = self._body.take_all()
-                self._body.detach()
-                self._body = None
-            else:
-                body = self._body
         if self._phase == S_BODY:
             stream.expect_input(K_BODY, state.body_idle_s, True)
         elif stream.input_kind == K_HEAD:
             stream.expect_input(K_NONE, 0, False)
-        # An idle watch (K_FIRST, K_KEEPALIVE) is left to run: clearing and re-arming it around
-        # every request would cost two clock reads per request; if it fires while a request is in
-        # flight it is ignored, and the request's end arms it afresh.
+        # An idle watch (K_FIRST, K_KEEPALIVE) runs on: one that fires while a request is in
+        # flight is ignored, and the request's end arms it afresh (no clock work per request).
         self._dispatch(head, body)
         return 0
 
@@ -264,7 +246,7 @@ cdef class ServerRole:
         """Move buffered body bytes on (into the body stream, or nowhere while discarding); 1
         when the body completed."""
         try:
-            if not self._reader.feed(self.stream.buffer, self._body):
+            if not self._reader.feed(self.stream.buffer):
                 return 0
         except ProtocolError as exc:
             self._body_failed(exc)
@@ -321,12 +303,10 @@ cdef class ServerRole:
         self.stream.deadline.clear(SLOT_ROLE)
         if task.cancelled():
             self._handler_failed(_CancelledError())
+        elif task.exception() is not None:
+            self._handler_failed(task.exception())
         else:
-            exc = task.exception()
-            if exc is not None:
-                self._handler_failed(exc)
-            else:
-                self._handler_done()
+            self._handler_done()
         if not self.stream.closing:
             self.stream.process()
 
@@ -378,6 +358,7 @@ cdef class ServerRole:
                 self._shut()
                 return 0
             self._discarding = True
+            self._reader.sink = None
             if self._body is not None:
                 self._body.detach()
                 self._body = None
@@ -390,6 +371,8 @@ cdef class ServerRole:
 
     cdef int _next_request(self) except -1:
         cdef Stream stream = self.stream
+        if self._body is not None:
+            self._body.detach()   # an unread rest no longer holds the connection's reading
         self._head = None
         self._body = None
         self._reader = None
@@ -453,59 +436,28 @@ cdef class ServerRole:
         if self.stream.closing:
             raise Disconnected("the connection is closed")
         return 0
-
-    cdef int _wake_disconnect(self) except -1:
-        waiter = self._disconnect_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return 0
-
-    # ---------------------------------------------------------------- the response API (the App's)
+    # ---------------------------------------------------------------- the response API (the App's;
+    # documented in server.pyi)
     def respond(self, int status, fields, body, content_type=None):
-        """Send a whole response: head and body in one write when the body is small.
-
-        ``fields``: an iterable of ``(name, value)`` pairs (str or bytes) or None; Content-Length,
-        Transfer-Encoding and Connection are decided here.  ``body``: bytes-like.
-        """
         if self.stream.closing:
             raise Disconnected("the connection is closed")
         self._response.respond(status, fields, body, content_type, self._conn_mode())
 
     def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
-        """Send the head of a streamed response; the body follows through ``write``.
-
-        With ``content_length`` >= 0 the body is sent as is and must be exactly that long; else
-        it is chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
-        """
         self._check_open()
         self._response.start(status, fields, content_type, content_length, self._conn_mode())
 
     def write(self, data):
-        """Send a piece of a streamed body; returns ``drain()`` for the caller to await.
-
-        Raises ``Disconnected`` once the client is gone, so a producer stops.
-        """
         return self._response.write(data)
 
     def end_stream(self):
-        """Finish a streamed body (the last chunk for chunked framing)."""
         self._response.end()
 
     def drain(self):
-        """Await this to wait while the transport's buffer is above its high water mark.
-
-        Creates no future unless writing is paused; raises ``Disconnected`` when the client left.
-        """
         return self.stream.outbox.drain()
 
     def upgrade(self, str protocol not None, fields, take_over):
-        """Switch this connection to ``protocol`` (RFC 9110 §7.8, §15.2.2).
-
-        Writes ``101 Switching Protocols`` with ``Upgrade: protocol``, ``Connection: Upgrade`` and
-        ``fields``, then calls ``take_over(stream)``, which must attach the next role to the
-        stream.  The bytes the client sent after this request's head are that role's first input.
-        The request must have asked to upgrade and its body must be complete.
-        """
+        # RFC 9110 §7.8: only to a protocol the request offered, and HTTP ends with the 101.
         cdef Stream stream = self.stream
         if self._head is None or not self._head.upgrade:
             raise RuntimeError("upgrade() needs a request that asked for it (Connection: upgrade "
@@ -513,8 +465,6 @@ cdef class ServerRole:
         if self._phase != S_BUSY:
             raise RuntimeError("upgrade() needs the request's body read in full first")
         self._check_open()
-        if not protocol or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~/" for c in protocol):
-            raise ValueError(f"{protocol!r} is not a protocol name (RFC 9110 §7.8)")
         self._response.switching(protocol, fields)
         self._phase = S_SWITCHED
         self._keep_alive = False
@@ -528,42 +478,15 @@ cdef class ServerRole:
     def response_started(self) -> bool:
         return self._response.state != R_NONE
 
-    # ---------------------------------------------------------------- connection facts
-    @property
-    def transport(self):
-        return self.stream.transport
-
-    @property
-    def peername(self):
-        return self.stream.peername
-
-    @property
-    def sockname(self):
-        return self.stream.sockname
-
-    @property
-    def reading_paused(self) -> bool:
-        """True while reading is held back (a body or pipeline water mark)."""
-        return self.stream.gate.paused
-
+    # The connection's own facts (peer, transport, disconnects, reading) are ``conn.stream``'s.
     @property
     def requests_served(self) -> int:
         return self._requests
 
-    def is_disconnected(self) -> bool:
-        """True once the client closed (or half-closed) the connection, or it was closed."""
-        return self.stream.closing or self.stream.peer_eof
 
-    def wait_disconnected(self):
-        """A future resolved when the connection is lost (or the client half-closed)."""
-        if self._disconnect_waiter is None:
-            self._disconnect_waiter = self._state.loop.create_future()
-            if self.stream.lost or self.stream.peer_eof:
-                self._disconnect_waiter.set_result(None)
-        return self._disconnect_waiter
-
-
-cdef object new_server_connection(ServerState state):
+def server_connection(ServerState state not None):
+    """A new server connection for the loop: a ``StreamProtocol`` driven by a ``ServerRole``
+    (the listener's protocol factory)."""
     cdef Stream stream = new_stream(state.loop, state.recv_initial, state.recv_max,
                                     MIN_READ_BYTES, state.write_high, state.write_low, state)
     cdef ServerRole role = ServerRole.__new__(ServerRole)
@@ -575,9 +498,3 @@ cdef object new_server_connection(ServerState state):
     role._keep_alive = True
     stream.attach(role, &_HOOKS)
     return stream
-
-
-def server_connection(ServerState state):
-    """A new server connection for the loop: a ``StreamProtocol`` driven by a ``ServerRole``
-    (the listener's protocol factory)."""
-    return new_server_connection(state)

@@ -63,6 +63,8 @@ cdef class Stream:
     cdef readonly object sockname
     cdef readonly object role
     cdef const RoleHooks* _hooks
+    cdef object _loop
+    cdef object _disconnect_waiter    # wait_disconnected()'s future, made on first ask
     cdef object _registry             # .join(stream) / .leave(stream) (the server's), or None
     cdef Py_ssize_t _read_chunk       # free bytes reserved before each read
     cdef Py_ssize_t _write_high, _write_low
@@ -105,6 +107,7 @@ cdef class Stream:
     cdef int abort(self) except -1
     @cython.final
     cdef int _end_linger(self) except -1
+    cdef int _wake_disconnect(self) except -1
     @cython.final
     cdef int _discard(self) except -1
 

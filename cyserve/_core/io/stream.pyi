@@ -39,6 +39,10 @@ class Stream:
         """The role finishes what it is doing, then closes."""
     def abort_now(self) -> None:
         """The role gives up and the connection drops."""
+    def is_disconnected(self) -> bool:
+        """True once the peer closed (or half-closed) the connection, or it is closing."""
+    def wait_disconnected(self) -> asyncio.Future[None]:
+        """Resolved when the peer closes (or half-closes) the connection, or it is lost."""
     def set_transport(self, transport: asyncio.BaseTransport) -> None:
         """A new transport over the same socket (TLS started inside a proxy tunnel)."""
     @property

@@ -182,6 +182,12 @@ cdef class Stream:
             self._end_linger()
         return 0
 
+    cdef int _wake_disconnect(self) except -1:
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return 0
+
     cdef int _end_linger(self) except -1:
         if self.lingering:
             self.lingering = False
@@ -221,7 +227,10 @@ cdef class Stream:
             self.process()
 
     def eof_received(self):
+        # Most peers hang up this way (FIN, not RST): whoever watches for a disconnect learns of
+        # it now, though a role may still finish writing to a peer that only half-closed.
         self.peer_eof = True
+        self._wake_disconnect()
         if self.lingering:
             self._end_linger()
             return False
@@ -246,6 +255,7 @@ cdef class Stream:
         self.role = None
         if hooks != NULL:
             hooks.lost(role, exc)
+        self._wake_disconnect()
 
     def pause_writing(self):
         self.outbox.pause()
@@ -268,6 +278,19 @@ cdef class Stream:
         if self._hooks != NULL:
             self._hooks.shutdown(self.role, SHUTDOWN_ABORT)
         self.abort()
+
+    # ---------------------------------------------------------------- connection facts
+    def is_disconnected(self) -> bool:
+        """True once the peer closed (or half-closed) the connection, or it is closing."""
+        return self.closing or self.peer_eof
+
+    def wait_disconnected(self):
+        """A future resolved when the peer closes (or half-closes) the connection, or it is lost."""
+        if self._disconnect_waiter is None:
+            self._disconnect_waiter = self._loop.create_future()
+            if self.lost or self.peer_eof:
+                self._disconnect_waiter.set_result(None)
+        return self._disconnect_waiter
 
     # ---------------------------------------------------------------- Python face
     def set_transport(self, transport):
@@ -295,6 +318,7 @@ cdef object new_stream(object loop, Py_ssize_t recv_initial, Py_ssize_t recv_max
                        Py_ssize_t read_chunk, Py_ssize_t write_high, Py_ssize_t write_low,
                        object registry):
     cdef Stream s = StreamProtocol()
+    s._loop = loop
     s.buffer = ReceiveBuffer(recv_initial, recv_max)
     s.outbox = Outbox(loop)
     s.gate = ReadGate()
