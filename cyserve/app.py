@@ -7,23 +7,22 @@ One path per request, whatever middleware there is::
       global chain      ``app.use`` middleware, outermost first, composed once around ``_routed``
         _routed         hands over to the chain the request was routed to
           route chain   enclosing routers' middleware, then the route's own
-            guard       the endpoint's errors mapped (``_handled``), its result made a response
+            guard       the endpoint's errors mapped (``failures.handled``), its result made a response
               endpoint
 
 Routing comes before the global middleware so that it happens in one place, yet every request,
 unmatched ones included, passes the global middleware.  Middleware only ever sees responses:
 the guard sits right inside the innermost one.  The fast path is an App without middleware:
 there the route chain is the endpoint itself (``handle`` maps its errors with the same
-``_handled`` and writes its raw result) and ``handle`` calls it without the ``_routed`` hop.
+``failures.handled`` and writes its raw result) and ``handle`` calls it without the ``_routed`` hop.
 ``Response``, ``dict``/``list`` and ``str`` results are written with no ``Response`` object
 made.  What each of these saves per request is measured in the commit that made this path.
 Nothing is looked up by name per request.
 
-Errors become responses in one place, ``_handled``: handlers registered with
-``@app.exception_handler(ExcClass or status)`` first, then ``HTTPError`` (and the named ones) as
-their status with ``detail`` (JSON ``{"detail": ..., "status": ...}`` when the request's
-``Accept`` mentions json, text otherwise).  What it leaves is logged by ``handle`` and answered
-500, with a traceback page only when ``debug=True``.
+Errors become responses in one place, ``cyserve.failures.Failures`` (``app.failures``): handlers
+registered with ``@app.exception_handler(ExcClass or status)`` first, then ``HTTPError`` (and the
+named ones) as their status and ``detail``; what they leave is logged and answered 500, with a
+traceback page only when ``debug=True``.
 
 Background calls a handler queued with ``request.background(fn, *args, **kwargs)`` run after the
 response was written (a stream: after its end), in a tracked task, in order; sync ones in the
@@ -37,15 +36,13 @@ them returned, so a background call may be handed an upload and read it.
 """
 from __future__ import annotations
 
-import html
 import logging
-import traceback
-from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from cyserve._json import dumps
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.errors import Disconnected, HTTPError, ProtocolError
+from cyserve.failures import ExceptionHandler, Failures
 from cyserve.lifecycle import Job, Lifecycle
 from cyserve.middleware import Handler, Middleware, after, before, compose
 from cyserve.request import Request
@@ -58,12 +55,10 @@ __all__ = ["App"]
 _log = logging.getLogger("cyserve.app")
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
-_HTML = "text/html; charset=utf-8"
 _ALL_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 _WHOLE_SEND = Response.send
 # Responses whose body comes from a producer: HEAD closes the producer instead of running it.
 _PRODUCED = (StreamResponse, SSEResponse)
-ExceptionHandler = Callable[[Request, Exception], Any]
 
 
 class App(MethodShortcuts):
@@ -93,7 +88,7 @@ class App(MethodShortcuts):
             water_marks=water_marks or WaterMarks(),
             server_header=server_header,
         )
-        self.debug = debug
+        self.failures = Failures(debug)
         self.docs = debug if docs is None else docs
         self.title = title
         self.version = version
@@ -102,7 +97,6 @@ class App(MethodShortcuts):
         self.state: dict[str, Any] = {}
         self.lifecycle = Lifecycle()
         self.middlewares: list[Middleware] = []
-        self._exception_handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
         self._fallback: Route | None = None
         # Until the App is frozen (startup, or the first request) resolving freezes it first;
         # _freeze swaps in the table's own resolve, so a request pays nothing for this.
@@ -184,13 +178,16 @@ class App(MethodShortcuts):
         """``@app.exception_handler(ValueError)`` or ``(404)``: ``handler(request, exc)`` returns
         the response.  For an ``HTTPError`` a handler for its status wins, then the nearest class
         up to ``HTTPError``; for other exceptions the nearest class in the MRO."""
-        if not (isinstance(key, int) or isinstance(key, type) and issubclass(key, BaseException)):
-            raise TypeError(f"exception_handler() takes an exception class or a status, not {key!r}")
+        return self.failures.handler(key)
 
-        def register(handler: ExceptionHandler) -> ExceptionHandler:
-            self._exception_handlers[key] = handler
-            return handler
-        return register
+    @property
+    def debug(self) -> bool:
+        """Tracebacks in 500 pages (never in production)."""
+        return self.failures.debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.failures.debug = value
 
     # -------------------------------------------------------------- lifecycle
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -293,13 +290,13 @@ class App(MethodShortcuts):
 
     def _guard(self, endpoint: Handler) -> Handler:
         """The layer right around an endpoint that has middleware outside it: the endpoint's
-        errors mapped to responses (``_handled``; unmapped ones propagate) and its result turned
+        errors mapped to responses (``failures.handled``; unmapped ones propagate) and its result turned
         into a response, so every middleware sees a response."""
         async def guarded(request: Request) -> BaseResponse:
             try:
                 result = await endpoint(request)
             except Exception as exc:
-                response = await self._handled(request, exc)
+                response = await self.failures.handled(request, exc)
                 if response is None:
                     raise
                 request._background = None  # the handler raised: what it queued does not run
@@ -347,7 +344,7 @@ class App(MethodShortcuts):
         except Exception as exc:
             if conn.response_started:
                 raise  # the core closes: framing of a half-sent response can't be trusted
-            pending = _write(await self._on_error(request, exc), conn, head.method)
+            pending = _write(await self.failures.response_for(request, exc), conn, head.method)
             if pending is not None:
                 await pending
         else:
@@ -384,7 +381,7 @@ class App(MethodShortcuts):
                 chain = self._fallback.chain
                 assert chain is not None, "the App is frozen before any request"
                 return await chain(request)
-        response = await self._handled(request, exc)
+        response = await self.failures.handled(request, exc)
         assert response is not None  # an HTTPError always gets at least the default page
         return response
 
@@ -404,76 +401,6 @@ class App(MethodShortcuts):
         query = request.query_string
         return target + "?" + query if query else target
 
-    # -------------------------------------------------------------- errors
-    async def _handled(self, request: Request, exc: Exception) -> BaseResponse | None:
-        """The response for ``exc`` from a registered handler or the HTTPError page; ``None`` when
-        nothing handles it."""
-        if isinstance(exc, (ProtocolError, Disconnected)):
-            return None
-        handler = self._handler_for(exc)
-        if handler is not None:
-            result = handler(request, exc)
-            if hasattr(result, "__await__"):
-                result = await result
-            return to_response(result)
-        if isinstance(exc, HTTPError):
-            return self._error_page(request, exc)
-        return None
-
-    def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
-        handlers = self._exception_handlers
-        if not handlers:
-            return None
-        is_http = isinstance(exc, HTTPError)
-        if is_http:
-            handler = handlers.get(exc.status)  # type: ignore[attr-defined]
-            if handler is not None:
-                return handler
-        for cls in type(exc).__mro__:
-            handler = handlers.get(cls)
-            if handler is not None:
-                return handler
-            if is_http and cls is HTTPError:
-                break  # an Exception handler is for crashes, not for 404s
-        return None
-
-    async def _on_error(self, request: Request, exc: Exception) -> BaseResponse:
-        try:
-            response = await self._handled(request, exc)
-        except Exception as inner:  # noqa: BLE001 - the handler itself failed: logged, 500
-            _log.exception("exception handler for %r failed", exc)
-            return self._crash_page(request, inner)
-        if response is None:
-            _log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
-            response = self._crash_page(request, exc)
-        return response
-
-    def _error_page(self, request: Request, exc: HTTPError) -> Response:
-        detail = exc.detail or _phrase(exc.status)
-        if _wants_json(request):
-            return Response(dumps({"detail": detail, "status": exc.status}), exc.status, exc.headers, _JSON)
-        return Response(detail + "\n", exc.status, exc.headers)
-
-    def _crash_page(self, request: Request, exc: BaseException) -> Response:
-        """500.  In production it says nothing about the error; with ``debug`` the traceback."""
-        wants_json = _wants_json(request)
-        if not self.debug:
-            if wants_json:
-                return Response(b'{"detail":"Internal Server Error","status":500}', 500, None, _JSON)
-            return Response(b"Internal Server Error\n", 500, None, _TEXT)
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        if wants_json:
-            return Response(dumps({"detail": "Internal Server Error", "status": 500,
-                                   "traceback": text.splitlines()}), 500, None, _JSON)
-        title = html.escape(f"{type(exc).__name__}: {exc}")
-        page = (f"<!doctype html><html><head><meta charset=utf-8><title>500 {title}</title>"
-                "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em;"
-                "overflow:auto}</style></head><body><h1>500 Internal Server Error</h1>"
-                f"<h2>{title}</h2><p>{html.escape(request.method)} {html.escape(request.raw_path)}"
-                f"</p><pre>{html.escape(text)}</pre><p>debug mode: never run this in production."
-                "</p></body></html>")
-        return Response(page.encode("utf-8"), 500, None, _HTML)
-
     # -------------------------------------------------------------- running
     def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
         """Serve on uvloop (stdlib asyncio when uvloop is missing) until SIGINT/SIGTERM.
@@ -486,18 +413,6 @@ class App(MethodShortcuts):
         except Exception as exc:  # noqa: BLE001 - logged, then a non-zero exit
             _log.critical("cyserve could not serve: %r; exiting with status 1", exc)
             raise SystemExit(1) from exc
-
-
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept")
-    return accept is not None and "json" in accept
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 def _adapt_after(hook: Callable[..., Any]) -> Callable[..., Any]:
