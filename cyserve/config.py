@@ -147,11 +147,14 @@ TimeoutArg = Union[ClientTimeouts, float, int, None]
 
 
 def to_timeouts(value: TimeoutArg | object) -> ClientTimeouts:
-    """``timeout=5`` means 5 s for connect, read, write and pool; ``None`` disables them all."""
+    """``timeout=5`` means 5 s for connect, read, write and pool, with the default ``total_s``
+    kept: each phase's timeout alone never ends a response dripping a byte every few seconds,
+    so a number must not switch the total off.  ``None`` disables them all, the total too."""
     if isinstance(value, ClientTimeouts):
         return value
     if value is None:
         return ClientTimeouts(None, None, None, None, None)
     if isinstance(value, (int, float)):
-        return ClientTimeouts(float(value), float(value), float(value), float(value), None)
+        seconds = float(value)
+        return ClientTimeouts(connect_s=seconds, read_s=seconds, write_s=seconds, pool_s=seconds)
     raise TypeError(f"timeout must be a number, None or ClientTimeouts, not {type(value).__name__}")

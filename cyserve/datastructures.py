@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import parse_qsl
 
+from cyserve.errors import BadRequest
+
 __all__ = ["Headers", "QueryParams", "FormData", "URL", "field_value"]
 
 
@@ -163,12 +165,35 @@ class URL(NamedTuple):
 
     @classmethod
     def build(cls, scheme: str, authority: str, path: str, query: str) -> "URL":
-        """From ``authority`` = uri-host [":" port] (already validated by the core's parser)."""
+        """From ``authority`` = uri-host [":" port] (its syntax already validated by the core's
+        parser); ``BadRequest`` (400) when the port is not one a TCP connection can have."""
         host, port = authority.lower(), _DEFAULT_PORTS.get(scheme, 0)
         colon = host.rfind(":")
         if colon >= 0 and "]" not in host[colon:]:
             digits = host[colon + 1:]
             host = host[:colon]
-            if digits.isdigit():
-                port = int(digits)
+            if digits:  # an empty port means the default (RFC 3986 §3.2.3)
+                port = _port(digits)
         return cls(scheme, host, port, path, query)
+
+
+_MAX_PORT = 65535
+
+
+def _port(digits: str) -> int:
+    """The port of a request's Host (or absolute-form authority) as an int.
+
+    RFC 3986 §3.2.3 lets a port be any number of digits, so the core's parser passes
+    ``Host: x:99999`` and ``x:<5000 digits>`` (the latter would be a ValueError from int(), past
+    the interpreter's 4300-digit limit: a 500).  Neither names a TCP port, so the target URI
+    can't be rebuilt (RFC 9112 §3.3) and the Host is invalid: 400, as RFC 9112 §3.2 asks for an
+    invalid Host.  Not a fallback to the connection's address: a URL naming an authority the
+    client did not send (in a redirect, an absolute link) is worse than an answer saying why.
+    The check runs when ``request.url`` is first read, so only a handler that needs the URL
+    answers 400; the digit count is bounded before int() sees it.
+    """
+    significant = digits.lstrip("0")
+    if (not digits.isascii() or not digits.isdigit() or len(significant) > 5
+            or int(significant or "0") > _MAX_PORT):
+        raise BadRequest("invalid Host: its port is not a TCP port, 0 to 65535 (RFC 9112 §3.2)")
+    return int(significant or "0")

@@ -113,7 +113,10 @@ class UploadFile:
         return await asyncio.get_running_loop().run_in_executor(None, copy)
 
     def close(self) -> None:
-        """Close and delete the temporary file (also done when the UploadFile is collected)."""
+        """Close and delete the temporary file.  The App does it for a request's files once its
+        response is done; a file dropped before that closes as its last reference goes
+        (``__del__``, by reference counting: the form parser keeps it in no reference cycle, so
+        it does not wait for the cyclic GC)."""
         self.file.close()
 
     def __del__(self) -> None:
@@ -209,7 +212,7 @@ class _MultipartReader:
                           "max_header_size": limits.max_part_header_bytes}
                          if _PARSER_TAKES_LIMITS else {})
         try:
-            self.parser = MultipartParser(boundary, {
+            self.parser: MultipartParser | None = MultipartParser(boundary, {
                 "on_part_begin": self._on_part_begin,
                 "on_header_field": self._on_header_field,
                 "on_header_value": self._on_header_value,
@@ -265,6 +268,9 @@ class _MultipartReader:
 
     # ------------------------------------------------------------ async side
     async def read(self, chunks: AsyncIterator[bytes]) -> FormData:
+        parser = self.parser
+        if parser is None:
+            raise RuntimeError("a _MultipartReader reads one body")
         limits, total = self.limits, 0
         field: bytearray | None = None
         upload: UploadFile | None = None
@@ -276,7 +282,7 @@ class _MultipartReader:
                     raise _too_large("the form body (FormLimits.max_total_bytes)",
                                      limits.max_total_bytes)
                 try:
-                    self.parser.write(bytes(chunk))
+                    parser.write(bytes(chunk))
                 except FormParserError as exc:
                     raise self._parser_error(exc) from None
                 for kind, payload in self.events:
@@ -302,7 +308,7 @@ class _MultipartReader:
                             self.items.append((name, _text(bytes(field))))
                         field = upload = None
                 self.events.clear()
-            self.parser.finalize()
+            parser.finalize()
             if not self.ended:
                 raise HTTPError(400, "the multipart body ended before its closing boundary "
                                      "(RFC 2046 §5.1.1)")
@@ -310,6 +316,14 @@ class _MultipartReader:
             for file in self.files:
                 file.close()
             raise
+        finally:
+            # The parser holds this reader's bound methods as its callbacks and the reader holds
+            # the parser: a reference cycle, which would keep the reader, and through ``files``
+            # every upload with its temporary file, until the cyclic GC ran.  Both ends are
+            # dropped once reading is over, however it ended, so reference counting frees them.
+            self.parser = None
+            self.files = []
+            self.events.clear()
         return FormData(self.items)
 
     def _parser_error(self, exc: FormParserError) -> HTTPError:

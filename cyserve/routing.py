@@ -37,12 +37,11 @@ class Route:
     """One template and method set bound to a handler.
 
     ``endpoint`` calls the handler (with path parameters as keyword arguments when its signature
-    declares them); ``chain`` is the endpoint wrapped in its middleware, set when the App starts;
-    ``fast`` means no middleware, so the App may call ``endpoint`` directly.
+    declares them); ``chain`` is the endpoint wrapped in its middleware, set when the App starts.
     """
 
     __slots__ = ("path", "handler", "methods", "name", "params", "scopes", "middlewares",
-                 "include_in_schema", "endpoint", "chain", "fast", "tags")
+                 "include_in_schema", "endpoint", "chain", "tags")
 
     def __init__(self, path: str, handler: Handler, methods: Iterable[str], name: str | None = None,
                  middlewares: Sequence[Middleware] = (), scopes: tuple[Router, ...] = (),
@@ -62,7 +61,6 @@ class Route:
         self.tags = tuple(tags)
         self.endpoint = _endpoint(handler, self.params, path)
         self.chain: Handler | None = None
-        self.fast = False
 
     def moved(self, prefix: str, scope: Router) -> Route:
         """This route as seen by a router that includes its router under ``prefix``."""

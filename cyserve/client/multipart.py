@@ -4,6 +4,7 @@ sent, never loaded whole.  The total length is computed up front when every part
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Mapping
@@ -19,12 +20,32 @@ def _quote(value: str) -> str:
     return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
+# RFC 9110 §5.1, §5.5 (which part headers follow, RFC 7578 §4.8): a name is a token; a value
+# carries no control but HTAB, and no DEL.  CR, LF and NUL would also inject lines into the head.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _field(name: str, value: str) -> str:
-    """One part-header line; CR, LF or NUL would inject lines into the part head."""
-    for text in (name, value):
-        if "\r" in text or "\n" in text or "\0" in text:
-            raise ValueError(f"multipart part header {name!r} holds CR, LF or NUL")
+    """One part-header line; ValueError for a name that is not a token or a control in the
+    value (naming the header and the byte)."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"multipart part header name {name!r} is not a token (RFC 9110 §5.1)")
+    bad = _VALUE_CONTROL.search(value)
+    if bad is not None:
+        raise ValueError(f"value of multipart part header {name!r} contains the control byte "
+                         f"0x{ord(bad.group()):02x} (RFC 9110 §5.5: only VCHAR, SP, HTAB and "
+                         "obs-text)")
     return f"{name}: {value}\r\n"
+
+
+def _disposition(name: str, filename: str | None = None) -> str:
+    """The Content-Disposition line of a part (RFC 7578 §4.2): quoted as browsers do, and
+    checked as every other part header (a control in a name or file name is refused)."""
+    value = f'form-data; name="{_quote(name)}"'
+    if filename is not None:
+        value += f'; filename="{_quote(filename)}"'
+    return _field("Content-Disposition", value)
 
 
 def _items(obj: Any) -> list[tuple[str, Any]]:
@@ -73,8 +94,8 @@ def _file_part(boundary: str, name: str, value: Any) -> _Part:
     if content_type is None:
         import mimetypes
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{_quote(name)}\"; "
-            f"filename=\"{_quote(filename)}\"\r\n" + _field("Content-Type", content_type))
+    head = (f"--{boundary}\r\n" + _disposition(name, filename)
+            + _field("Content-Type", content_type))
     for key, val in extra.items():
         head += _field(key, val)
     head_bytes = (head + "\r\n").encode("utf-8")
@@ -98,8 +119,7 @@ def encode_multipart(data: Any, files: Any, boundary: str | None = None) -> Requ
     parts: list[_Part] = []
     for name, value in _items(data):
         text = value if isinstance(value, (bytes, bytearray)) else str(value).encode("utf-8")
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{_quote(name)}\"\r\n\r\n"
-                ).encode("utf-8")
+        head = f"--{boundary}\r\n{_disposition(name)}\r\n".encode("utf-8")
         parts.append(_Part(head, bytes(text), None, len(text), True))
     for name, value in _items(files):
         parts.append(_file_part(boundary, name, value))

@@ -2,8 +2,8 @@
 
 Lines end with CRLF, LF or CR; ``:`` starts a comment; ``data`` lines join with LF; an empty
 line dispatches the event (nothing is dispatched while the data buffer is empty); ``id`` sticks
-to later events; ``retry`` takes digits only.  Input may be split anywhere, even inside a UTF-8
-sequence or between CR and LF.
+to later events; ``retry`` takes ASCII digits only (at most ten significant ones).  Input may be
+split anywhere, even inside a UTF-8 sequence or between CR and LF.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 __all__ = ["ServerSentEvent", "SSEDecoder"]
 
 _EOL = re.compile(r"\r\n|\r|\n")
+_MAX_RETRY_DIGITS = 10  # see SSEDecoder._line
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ class SSEDecoder:
             if "\0" not in value:
                 self._id = value
         elif name == "retry":
-            if value.isdigit():
-                self._retry = int(value)
+            # WHATWG HTML §9.2.6: a value that is not ASCII digits only is ignored
+            # (str.isdigit() alone also takes "²" and other Unicode digits, which int() refuses).
+            # Ten significant digits hold any delay worth waiting (about 115 days in ms); a
+            # longer number is ignored too, so a hostile server can't make int() do quadratic
+            # work or hit the interpreter's 4300-digit limit (a ValueError out of iter_events).
+            digits = value.lstrip("0")
+            if value.isascii() and value.isdigit() and len(digits) <= _MAX_RETRY_DIGITS:
+                self._retry = int(digits or "0")
         return None

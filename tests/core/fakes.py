@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import h11
 
-__all__ = ["FakeTransport", "feed", "eof", "lose", "Reply", "Parsed", "responses", "wait_until",
-           "settle"]
+__all__ = ["FakeTransport", "feed", "eof", "lose", "Reply", "Parsed", "responses", "settle"]
 
 
 class FakeTransport(asyncio.Transport):
@@ -36,9 +35,12 @@ class FakeTransport(asyncio.Transport):
         self.chunks: list[bytes] = []         # each write()/writelines() call's bytes
         self.late_writes: list[bytes] = []    # bytes written after close/abort/write_eof
         self.closed = False                   # close() was called (by the stream or by eof())
+        self.closed_itself = False            # the transport closed after an EOF (asyncio's rule)
         self.aborted = False
         self.eof_written = False
         self.reading = True
+        self.held = bytearray()               # bytes sent while reading was paused
+        self.protocol: Any = None             # who gets them on resume_reading()
         self.buffered = 0
         self.limits: tuple[int | None, int | None] | None = None
         self._can_write_eof = can_write_eof
@@ -49,7 +51,10 @@ class FakeTransport(asyncio.Transport):
         if self.eof_written and not (self.closed or self.aborted):
             # asyncio raises here too: nothing may follow a half-close.
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self.closed or self.aborted or self.eof_written:
+        if self.aborted or self.eof_written or (self.closed and not self.closed_itself):
+            # The stream closed, aborted or half-closed, then wrote.  (After the transport
+            # closed itself on an EOF the stream can't know until connection_lost: asyncio
+            # drops such writes, so they are no fault of the stream's.)
             self.late_writes.append(data)
         self.chunks.append(data)
 
@@ -86,6 +91,10 @@ class FakeTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         self.calls.append("resume_reading")
         self.reading = True
+        # What the kernel held while reading was paused is read now, as a loop would.
+        held, self.held = bytes(self.held), bytearray()
+        if held and self.protocol is not None:
+            feed(self.protocol, held)
 
     def is_reading(self) -> bool:
         return self.reading
@@ -124,14 +133,22 @@ class FakeTransport(asyncio.Transport):
 
 def feed(stream: Any, data: bytes) -> None:
     """Deliver ``data`` like a BufferedProtocol read loop: into ``get_buffer``, then
-    ``buffer_updated`` (several reads when the buffer offers less than ``data``)."""
+    ``buffer_updated`` (several reads when the buffer offers less than ``data``).  While the
+    transport is paused for reading, the rest waits "in the kernel" (``transport.held``) until it
+    resumes, as a real loop never reads a paused transport."""
+    transport = stream.transport
     view = memoryview(data)
     while view:
+        if transport is not None and not transport.reading:
+            transport.protocol = stream
+            transport.held += view
+            return
         buf = memoryview(stream.get_buffer(-1))
         try:
             n = min(len(buf), len(view))
             if n == 0:
-                raise AssertionError("the stream offered an empty buffer")
+                # What asyncio's and uvloop's read loops raise (a fatal error for the connection).
+                raise RuntimeError("get_buffer() returned an empty buffer")
             buf[:n] = view[:n]
         finally:
             buf.release()
@@ -144,6 +161,7 @@ def eof(stream: Any, transport: FakeTransport) -> bool:
     transports do.  Returns what the protocol answered."""
     keep = bool(stream.eof_received())
     if not keep and not transport.is_closing():
+        transport.closed_itself = True
         transport.close()
     return keep
 
@@ -237,16 +255,6 @@ def responses(data: bytes, requests: Sequence[tuple[str, bool]] = ()) -> Parsed:
 
 
 # ---------------------------------------------------------------- loop helpers
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
-    """Let the loop run until ``condition()`` holds (bounded)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
-
-
 async def settle(rounds: int = 5) -> None:
     """A few loop iterations: callbacks and woken tasks run."""
     for _ in range(rounds):

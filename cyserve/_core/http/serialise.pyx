@@ -102,6 +102,9 @@ cdef class HeadWriter:
     """Per-connection head serialiser; see serialise.pxd."""
 
     def __cinit__(self, server_name=None):
+        cdef bytes encoded
+        cdef const unsigned char* v
+        cdef Py_ssize_t i, n
         self._cap = 1024
         self._buf = <unsigned char*>malloc(self._cap)
         if self._buf == NULL:
@@ -112,8 +115,16 @@ cdef class HeadWriter:
             self._server_line = b""
         else:
             encoded = str(server_name).encode("latin-1")
-            if b"\r" in encoded or b"\n" in encoded or b"\0" in encoded:
-                raise ValueError("server name contains CR, LF or NUL")
+            v = <const unsigned char*>PyBytes_AS_STRING(encoded)
+            n = PyBytes_GET_SIZE(encoded)
+            # The same field-value check as _put_field's (RFC 9110 §5.5): no control but HTAB,
+            # and no DEL, in the Server value written into every response head.
+            i = 0
+            while i < n and CLASS[v[i]] & C_VALUE:
+                i += 1
+            if i < n:
+                raise ValueError(f"value of header 'Server' contains the control byte "
+                                 f"0x{v[i]:02x} (RFC 9110 §5.5: only VCHAR, SP, HTAB and obs-text)")
             self._server_line = b"Server: " + encoded + b"\r\n"
 
     def __dealloc__(self):

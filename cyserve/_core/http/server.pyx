@@ -168,6 +168,10 @@ cdef class ServerRole:
                     stream.hold_reading(PAUSE_QUEUE)
                 break
             if self._phase != S_IDLE:
+                if self._phase == S_DEAD:
+                    # Nothing more is read as HTTP; the lingering close drops it once the handler
+                    # is done.  Until then the client is held back, not the buffer filled.
+                    stream.hold_reading(PAUSE_QUEUE)
                 break
             n = buf.size()
             if n == 0:
@@ -183,6 +187,9 @@ cdef class ServerRole:
             try:
                 end = self._scanner.find_end(data, n)
                 if end < 0:
+                    if stream.peer_eof:
+                        stream.close()   # the client sent FIN: this head will never be whole
+                        break
                     # Incomplete: the head deadline runs from this first pass that saw its bytes
                     # (slowloris); a head that arrives whole never touches the clock.
                     if stream.input_kind != K_HEAD:
@@ -207,8 +214,8 @@ cdef class ServerRole:
         self._head = head
         self._http10 = head.version == 10
         self._keep_alive = (self._keep_alive and head.keep_alive and not state.shutting_down
-                            and not stream.peer_eof and (state.max_keepalive_requests <= 0
-                                                         or self._requests < state.max_keepalive_requests))
+                            and (state.max_keepalive_requests <= 0
+                                 or self._requests < state.max_keepalive_requests))
         self._response.reset(self._http10, head.method == "HEAD")
         self._continue_owed = False
         self._phase = S_BUSY
@@ -294,13 +301,14 @@ cdef class ServerRole:
         task = self._state.loop.create_task(rest, context=ctx)
         self._task = task
         task.add_done_callback(self._on_task_done)
-        if self._state.handler_s > 0:
+        if self._state.handler_s > 0 and self._phase != S_SWITCHED:
             self.stream.deadline.set(SLOT_ROLE, self._state.handler_s)
         return 0
 
     def _on_task_done(self, task):
         self._task = None
-        self.stream.deadline.clear(SLOT_ROLE)
+        if self._phase != S_SWITCHED:
+            self.stream.deadline.clear(SLOT_ROLE)
         if task.cancelled():
             self._handler_failed(_CancelledError())
         elif task.exception() is not None:
@@ -376,9 +384,12 @@ cdef class ServerRole:
         self._head = None
         self._body = None
         self._reader = None
-        if not self._keep_alive or stream.peer_eof or self._state.shutting_down:
+        # Requests a half-closed client pipelined before its FIN are still answered, in order.
+        if (not self._keep_alive or self._state.shutting_down
+                or (stream.peer_eof and stream.buffer.size() == 0)):
             self._shut()
             return 0
+        self._response.reset(False, False)   # a refused next head is answered too
         self._phase = S_IDLE
         if stream.gate.reasons & PAUSE_QUEUE:
             stream.release_reading(PAUSE_QUEUE)
@@ -424,7 +435,9 @@ cdef class ServerRole:
         if self._phase == S_BODY and (self._continue_owed or self._reader.framing == FRAMING_CHUNKED
                                       or self._reader.remaining > self._state.body_high):
             self._keep_alive = False
-        if self._phase == S_DEAD or self._state.shutting_down:
+        if (self._phase == S_DEAD or self._state.shutting_down
+                or (self.stream.peer_eof and self.stream.buffer.size() == 0)):
+            # The last answer to a half-closed client says the connection ends with it.
             self._keep_alive = False
         if not self._keep_alive:
             return CONN_CLOSE

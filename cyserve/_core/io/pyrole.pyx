@@ -3,7 +3,7 @@
 cimport cython
 
 from cyserve._core.io.deadline cimport SLOT_INPUT
-from cyserve._core.io.readgate cimport PAUSE_APP
+from cyserve._core.io.readgate cimport PAUSE_APP, PAUSE_BACKLOG
 from cyserve._core.io.stream cimport RoleHooks, SHUTDOWN_ABORT, Stream
 
 
@@ -15,9 +15,16 @@ cdef int _made(object adapter) except -1:
     return 0
 
 
+# Unread bytes past which reading is held until the role reads: a role that leaves input in the
+# buffer must not fill it (the loop cannot read into a full one).
+cdef Py_ssize_t _BACKLOG_BYTES = 65536
+
+
 cdef int _data(object adapter) except -1:
     cdef PythonRole self = <PythonRole>adapter
     self.role.data_received(self)
+    if self.stream.buffer.size() >= _BACKLOG_BYTES:
+        self.stream.hold_reading(PAUSE_BACKLOG)
     return 0
 
 
@@ -83,6 +90,8 @@ cdef class PythonRole:
             n = size
         data = self.stream.buffer.take(n)
         self.stream.buffer.consume(n)
+        if self.stream.buffer.size() < _BACKLOG_BYTES:
+            self.stream.release_reading(PAUSE_BACKLOG)
         return data
 
     def write(self, data) -> None:

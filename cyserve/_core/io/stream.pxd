@@ -23,6 +23,9 @@ What the stream owns itself, for every role:
   within a byte and time bound, then close — so an answer sent while the peer is still sending
   is not wiped by the peer's kernel resetting the connection.
 
+A role consumes what ``data`` brings or holds reading (``hold_reading``) before the buffer is full:
+the buffer grows only to its maximum, and the loop cannot read into a buffer with no room.
+
 States: open -> closing (``close``, ``close_lingering`` or ``abort`` called: nothing more is
 written) -> lost (``connection_lost`` ran: the role was told, the stream lets go of it).
 """

@@ -246,7 +246,6 @@ cdef class Stream:
         self.lingering = False
         self.deadline.cancel()
         self.gate.close()
-        self.outbox.lost(Disconnected("the connection is closed"))
         if self._registry is not None:
             self._registry.leave(self)
         # Let go of the role (it keeps the stream: a handler still running sees Disconnected on
@@ -255,6 +254,9 @@ cdef class Stream:
         self.role = None
         if hooks != NULL:
             hooks.lost(role, exc)
+        # After the role: one that failed the outbox with its own error (a client's ReadError)
+        # keeps it for whoever waits on drain().
+        self.outbox.lost(Disconnected("the connection is closed"))
         self._wake_disconnect()
 
     def pause_writing(self):
