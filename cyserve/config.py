@@ -89,6 +89,17 @@ class ServerConfig:
     receive_buffer_bytes: int = 64 * 1024  # initial receive buffer per connection
     backlog: int = 1024
 
+    def __post_init__(self) -> None:
+        # Checked here, when the App is made, not when the first connection opens: a field value
+        # carries no control byte but HTAB (RFC 9110 §5.5), and only latin-1 goes on the wire.
+        name = self.server_header
+        if name is not None:
+            bad = next((c for c in name if (ord(c) < 32 and c != "\t") or ord(c) == 127
+                        or ord(c) > 255), None)
+            if bad is not None:
+                raise ValueError(f"server_header {name!r} holds {bad!r}, which a field value "
+                                 "cannot carry (RFC 9110 §5.5)")
+
 
 # ---------------------------------------------------------------------- the client's
 @dataclass(frozen=True)

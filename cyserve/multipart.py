@@ -319,10 +319,11 @@ class _MultipartReader:
         finally:
             # The parser holds this reader's bound methods as its callbacks and the reader holds
             # the parser: a reference cycle, which would keep the reader, and through ``files``
-            # every upload with its temporary file, until the cyclic GC ran.  Both ends are
-            # dropped once reading is over, however it ended, so reference counting frees them.
+            # every upload with its temporary file, until the cyclic GC ran.  The reader's edge
+            # is dropped once reading is over, however it ended, so reference counting frees
+            # both as soon as the caller lets go of the reader.  (``files`` stays: it is only a
+            # list of the uploads, closed on failure, and in the form on success.)
             self.parser = None
-            self.files = []
             self.events.clear()
         return FormData(self.items)
 
