@@ -23,28 +23,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from cyserve.config import ClientLimits, ClientTimeouts, to_timeouts
-from cyserve.client.connect import make_ssl_context, open_connection, Proxy
+from cyserve._core.http.state import ClientState
+from cyserve.client.connect import Proxy, make_ssl_context, open_connection
 from cyserve.client.content import RequestContent, encode_request
 from cyserve.client.cookies import CookieJar
 from cyserve.client.decompress import ACCEPT_ENCODING
-from cyserve.errors import (
-    ClientError, ClientTimeout, ConnectError, ConnectTimeout, DecodingError, HTTPStatusError,
-    NetworkError, PoolTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
-    ResponseTooLarge, TooManyRedirects, TotalTimeout, TransportError, WriteError, WriteTimeout,
-)
 from cyserve.client.pool import Pool
 from cyserve.client.redirects import Hop, next_hop
 from cyserve.client.response import RequestInfo, Response
-from cyserve.client.sse import ServerSentEvent
-from cyserve.client.upload import StreamRequest, upload
+from cyserve.client.upload import StreamRequest, UploadStart, upload
 from cyserve.client.urls import Origin, Target, merge_url, split_url
 from cyserve.client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
-    remaining, seconds, target_of, watch_total,
+    remaining, seconds, target_of, total_deadline, watch_total,
 )
-from cyserve._core.http.state import ClientState
-from cyserve._core.io.deadline import py_monotonic as monotonic
+from cyserve.config import ClientLimits, ClientTimeouts, to_timeouts
+from cyserve.errors import (
+    ClientError, ClientTimeout, ConnectTimeout, PoolTimeout, TooManyRedirects, TotalTimeout,
+    TransportError,
+)
 
 __all__ = ["Client", "request", "get", "post", "put", "patch", "delete", "head", "options"]
 
@@ -175,14 +172,42 @@ class Client:
         """``async with client.stream_request("PUT", url) as req:`` then ``await req.write(chunk)``
         as data arrives and ``resp = await req.finish()``.  Chunked unless ``headers`` carry a
         Content-Length.  No redirects or retries (the body is sent once)."""
-        return StreamRequest(self, method, url, headers, params, timeout)
+        return StreamRequest(lambda: self._start_upload(method.upper(), url, headers, params, timeout),
+                             method.upper(), self.limits, self.decode)
 
     # ------------------------------------------------------------------ the engine
     def _timeouts(self, timeout: Any) -> ClientTimeouts:
         return self.timeouts if timeout is _UNSET else to_timeouts(timeout)
 
     def _deadline(self, timeouts: ClientTimeouts) -> float | None:
-        return monotonic() + timeouts.total_s if timeouts.total_s and timeouts.total_s > 0 else None
+        return total_deadline(timeouts)
+
+    async def _start_upload(self, method: str, url: str, headers: HeadersArg, params: Any,
+                            timeout: Any) -> UploadStart:
+        """Open the exchange of a ``StreamRequest``: a connection (within the total) and the
+        request head, its body to follow piece by piece."""
+        timeouts = self._timeouts(timeout)
+        full = merge_url(self.base_url, url, merge_params(self.params, params))
+        target = target_of(full)
+        fields = list(merge_headers(self.headers, header_list(headers)))
+        auth = self.auth or target.userinfo
+        if auth is not None and find_header(fields, "authorization") is None:
+            fields.append(("Authorization", basic_auth(*auth)))
+        route, request_target, fields = self._address(target, fields)
+        declared = find_header(fields, "content-length")
+        length = int(declared) if declared is not None else -1
+        conn, _ = await self._acquire(route, target.origin, timeouts, total_deadline(timeouts),
+                                      False)
+        try:
+            # No total for the core (0): its deadline would run until the response body's last
+            # byte, across the caller's writes; StreamRequest.finish() bounds the head instead.
+            waiter = conn.start(method, request_target, fields, length, length < 0, None, False,
+                                method == "HEAD", seconds(timeouts.read_s),
+                                seconds(timeouts.write_s), 0.0)
+        except BaseException:
+            conn.abort()
+            raise
+        return UploadStart(conn, waiter, RequestInfo(method, target.url, fields), timeouts)
 
     async def _request(self, method: str, url: str, params: Any, headers: HeadersArg,
                        content: Any, data: Any, files: Any, json: Any, timeout: Any,
@@ -348,8 +373,9 @@ async def _discard(resp: Response, deadline: float | None) -> None:
     ``deadline``: the total, for a ``stream()`` hop, whose body the core's total does not
     bound (see ``Client._exchange``)."""
     try:
-        if resp.is_complete or 0 <= resp._head.content_length <= 65536:
-            watch = None if resp.is_complete else watch_total(resp._conn, deadline)
+        length = resp.content_length
+        if resp.is_complete or (length is not None and length <= 65536):
+            watch = None if resp.is_complete else watch_total(resp, deadline)
             try:
                 async for _ in resp.iter_raw():
                     pass

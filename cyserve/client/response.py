@@ -98,6 +98,17 @@ class Response:
         return self._content
 
     @property
+    def content_length(self) -> int | None:
+        """The body's declared Content-Length, or None (chunked, until close, no body)."""
+        length = self._head.content_length
+        return None if length < 0 else length
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Drop the connection now; a body still being read fails with ``exc``."""
+        self._closed = True
+        self._conn.abort(exc)
+
+    @property
     def is_complete(self) -> bool:
         """The whole body has arrived (it may still wait in the stream for the reader)."""
         body = self._body

@@ -72,9 +72,16 @@ def bound(limit: float | None, deadline: float | None) -> tuple[float | None, bo
     return limit, False
 
 
+def total_deadline(timeouts: Any) -> float | None:
+    """The monotonic time a request started now must end by (``total_s``), or None."""
+    total = timeouts.total_s
+    return monotonic() + total if total and total > 0 else None
+
+
 def watch_total(conn: Any, deadline: float | None) -> asyncio.TimerHandle | None:
-    """A loop timer that aborts ``conn`` with ``TotalTimeout`` at ``deadline``; None without a
-    deadline.  Cancel it once the phase it bounds is over.
+    """A loop timer that aborts ``conn`` (a connection, or a ``Response``: anything with
+    ``abort(exc)``) with ``TotalTimeout`` at ``deadline``; None without a deadline.  Cancel it
+    once the phase it bounds is over.
 
     For exchanges whose body the caller paces (``stream()``): the core's own total deadline
     runs until the body's last byte, so such an exchange passes the core none and is bounded by
