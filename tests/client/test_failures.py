@@ -100,6 +100,27 @@ def test_interim_1xx_responses_are_skipped(run):
     run(main)
 
 
+def test_a_server_dripping_interim_responses_is_cut_off(run):
+    """A server that answers ``100 Continue`` without end never holds a request: past
+    ``ClientLimits.max_interim_responses`` the exchange fails (RFC 9110 §15.2), well before the
+    total timeout, and the connection is not reused."""
+    async def drip(peer: Peer) -> None:
+        if await peer.request() is None:
+            return
+        for _ in range(1000):
+            await peer.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await asyncio.sleep(0.001)
+
+    async def main():
+        async with raw_server(drip) as server:
+            async with Client(base_url=f"http://127.0.0.1:{server.port}",
+                              limits=ClientLimits(max_interim_responses=4)) as client:
+                with pytest.raises(RemoteProtocolError, match="interim"):
+                    await asyncio.wait_for(client.get("/"), 5)
+                assert client.pool.total == 0
+    run(main)
+
+
 def test_close_delimited_http10_body_reads_to_eof(run):
     async def handler(peer: Peer) -> None:
         await peer.request()
