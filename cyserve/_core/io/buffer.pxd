@@ -40,5 +40,8 @@ cdef class ReceiveBuffer:
             raise ValueError(f"commit of {n} bytes does not fit the {self.capacity - self.end} free")
         self.end += n
         return 0
+    # The connection is gone: free the block now (a handler still running may hold the
+    # connection for a while); size() is 0 afterwards, and reserve() would allocate afresh.
+    cdef int release(self) except -1
     # A bytes copy of data[start:start+n] (n <= size()).
     cdef bytes take(self, Py_ssize_t n)

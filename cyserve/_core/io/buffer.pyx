@@ -48,7 +48,7 @@ cdef class ReceiveBuffer:
             self.start = 0
             self.end = used
         if self.capacity - self.end < min_free and self.capacity < self.max_capacity:
-            new_capacity = self.capacity
+            new_capacity = self.capacity if self.capacity else min_free   # 0 after release()
             while new_capacity - used < min_free and new_capacity < self.max_capacity:
                 new_capacity *= 2
             if new_capacity > self.max_capacity:
@@ -59,6 +59,16 @@ cdef class ReceiveBuffer:
             self.data = grown
             self.capacity = new_capacity
         return self.capacity - self.end
+
+    cdef int release(self) except -1:
+        if self._exports or self.data == NULL:
+            return 0
+        free(self.data)
+        self.data = NULL
+        self.capacity = 0
+        self.start = 0
+        self.end = 0
+        return 0
 
     cdef bytes take(self, Py_ssize_t n):
         return PyBytes_FromStringAndSize(<char*>self.data + self.start, n)

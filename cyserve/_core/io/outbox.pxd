@@ -10,6 +10,9 @@
 - ``buffered()``: bytes written and not yet on the wire (queued here plus the transport's
   buffer), a number other pieces read (the stream's stall watch, a WebSocket's send queue).
 
+``drain()`` also notices a transport that failed a send (a reset peer) before the loop reports
+the connection lost, so a producer that never suspends still stops.
+
 States: open -> closed.  Once closed (the connection is closing or gone) nothing more is written:
 ``send`` and ``drain`` raise a copy of ``error`` (Disconnected unless the owner set another;
 a copy, see ``cyserve.errors.again``).

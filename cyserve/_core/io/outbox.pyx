@@ -119,6 +119,11 @@ cdef class Outbox:
     cdef object drain(self):
         if self.closed:
             raise again(self.error)
+        if self.transport is not None and self.transport.is_closing():
+            # The transport failed a send (the peer reset): connection_lost comes on a later
+            # loop turn, but a producer that writes without ever suspending would not see it.
+            self.lost(Disconnected("the connection was reset"))
+            raise again(self.error)
         if not self.paused:
             return READY
         if self._waiter is None:

@@ -257,6 +257,7 @@ cdef class Stream:
         # After the role: one that failed the outbox with its own error (a client's ReadError)
         # keeps it for whoever waits on drain().
         self.outbox.lost(Disconnected("the connection is closed"))
+        self.buffer.release()
         self._wake_disconnect()
 
     def pause_writing(self):

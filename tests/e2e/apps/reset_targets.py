@@ -12,15 +12,18 @@ garbage collection: memory is measured as an outside observer sees it.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from typing import Any, AsyncIterator
 
 from cyserve import App, Response, StreamResponse, serve
 
 LIFETIME_S = 120.0
-# A response much larger than what the loopback socket buffers take from a client that reads
-# nothing (its SO_RCVBUF is 4 KiB), so most of it waits in the transport when the client resets.
-BIG = b"x" * (1 << 20)
+# The listening socket's send buffer, inherited by every connection: fixed and small (the kernel
+# would grow it to a few MiB), so that a response the client does not read stays mostly in the
+# server's transport, where a reset must free it.
+SEND_BUFFER_BYTES = 32 * 1024
+BIG = b"x" * (256 * 1024)
 CHUNK = b"y" * (64 * 1024)
 
 counts = {"slow": 0, "upload": 0, "big": 0, "stream": 0, "stream_closed": 0, "running": 0}
@@ -64,6 +67,10 @@ async def stream(request: Any) -> StreamResponse:
         counts["running"] += 1
         try:
             for _ in range(256):  # 16 MiB: the client never gets near the end
+                # A producer that awaits between chunks, as one reading a file or a database
+                # does.  (One that never awaits keeps writing into a reset connection until
+                # connection_lost runs: test_producer_stops_at_its_first_write_after_the_client_reset.)
+                await asyncio.sleep(0)
                 yield CHUNK
         finally:
             counts["running"] -= 1
@@ -80,7 +87,10 @@ async def report(request: Any) -> dict[str, int]:
 async def main() -> None:
     global server
     loop = asyncio.get_running_loop()
-    server = await serve(app, "127.0.0.1", 0)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    listener.bind(("127.0.0.1", 0))
+    server = await serve(app, sock=listener)
     stdin_closed = loop.create_future()
     loop.add_reader(sys.stdin.fileno(), lambda: stdin_closed.done() or stdin_closed.set_result(None))
     print("port", server.port, flush=True)
