@@ -82,10 +82,11 @@ def rss_bytes(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
-def _child_env() -> dict[str, str]:
-    # The repo root goes last, so a PYTHONPATH the caller set (e.g. an installed build) wins.
+def _child_env(first: str | None = None) -> dict[str, str]:
+    # The repo root goes last, so a PYTHONPATH the caller set (e.g. an installed build) wins;
+    # ``first`` (another checkout, built in place) goes before everything.
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO_DIR)) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (first, env.get("PYTHONPATH"), str(REPO_DIR)) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -104,8 +105,13 @@ def child_python(code: str) -> str:
 class Server:
     """One server process; a context manager, so it is stopped however the harness ends."""
 
-    def __init__(self, name: str, core: int | None, stop_grace_s: float = 10.0) -> None:
+    def __init__(self, name: str, core: int | None, stop_grace_s: float = 10.0,
+                 app: str | None = None, tree: str | None = None) -> None:
+        """``app``: which of APPS to run (default: ``name``); ``tree``: a checkout whose cyserve
+        (built in place) the server imports instead of this one's."""
         self.name = name
+        self.app = app or name
+        self.tree = tree
         self.core = core
         self.stop_grace_s = stop_grace_s
         self.port = free_port()
@@ -122,10 +128,10 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def __enter__(self) -> Server:
-        cmd = pinned([sys.executable, str(APPS[self.name]), "--host", HOST, "--port", str(self.port)], self.core)
+        cmd = pinned([sys.executable, str(APPS[self.app]), "--host", HOST, "--port", str(self.port)], self.core)
         # Own session: a Ctrl-C at the terminal reaches only the harness, which then stops us in order.
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=_child_env(),
-                                      start_new_session=True)
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                      env=_child_env(self.tree), start_new_session=True)
         try:
             self._wait_ready(timeout_s=20.0)
         except BaseException:

@@ -1,7 +1,11 @@
 """End-to-end benchmark: wrk against cyserve and uvicorn in the same run. See README.md.
 
 python bench/e2e/run.py [--duration 10] [--connections 64] [--rounds 3] [--only cyserve|uvicorn]
-                        [--scenarios plaintext,json,...] [--json out.json]
+                        [--scenarios plaintext,json,...] [--json out.json] [--against TREE]
+
+``--against TREE`` also runs the cyserve of another checkout (built in place, e.g. the commit
+before a change) as a third server, interleaved in every round, and prints this cyserve over
+that one: a before/after comparison measured in one run.
 """
 from __future__ import annotations
 
@@ -123,7 +127,14 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
             rounds = " ".join(f"{s.rps:,.0f}" for s in samples)
             print(f"{scenario:<18}{name:<9}{med.rps:>10,.0f}{_ms(med.p99_ms):>9}"
                   f"{med.cpu_us_per_response:>13.1f}{med.server_cpu_pct:>10.0f}   {rounds}")
-    if all(len(by_server) == 2 for by_server in results.values()):
+    if all("before" in by_server and "cyserve" in by_server for by_server in results.values()):
+        print("\ncyserve/before     req/s ratio (>1: faster now)       CPU-per-response ratio (<1: cheaper now)")
+        for scenario in results:
+            cy, old = medians[scenario, "cyserve"], medians[scenario, "before"]
+            ratios = {"rps": cy.rps / old.rps, "cpu_per_response": cy.cpu_us_per_response / old.cpu_us_per_response}
+            out[scenario]["ratio_cyserve_over_before"] = ratios
+            print(f"{scenario:<18}{ratios['rps']:>10.2f}x{ratios['cpu_per_response']:>42.2f}x")
+    if all("cyserve" in by_server and "uvicorn" in by_server for by_server in results.values()):
         print("\ncyserve/uvicorn    req/s ratio (>1: cyserve faster)   CPU-per-response ratio (<1: cheaper)")
         for scenario in results:
             cy, uv = medians[scenario, "cyserve"], medians[scenario, "uvicorn"]
@@ -150,8 +161,12 @@ def main() -> int:
     parser.add_argument("--only", choices=SERVERS, help="benchmark one server")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--against", metavar="TREE",
+                        help="also run the cyserve of this checkout (built in place) as 'before'")
     args = parser.parse_args()
     servers = [args.only] if args.only else list(SERVERS)
+    if args.against:
+        servers.append("before")
     unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -171,9 +186,12 @@ def main() -> int:
 
     results: dict[str, dict[str, list[Sample]]] = {s.name: {n: [] for n in servers} for s in scenarios}
     with ExitStack() as stack:
-        running = {name: stack.enter_context(Server(name, server_core)) for name in servers}
+        running = {name: stack.enter_context(
+                       Server(name, server_core, app="cyserve", tree=args.against) if name == "before"
+                       else Server(name, server_core))
+                   for name in servers}
         for server in running.values():
-            verify.check_server(server.name, server.port)
+            verify.check_server(server.app, server.port)
         for scenario in scenarios:
             for server in running.values():
                 measure(server, scenario, args, wrk_core, args.warmup)
