@@ -61,6 +61,9 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
     A startup failure propagates (nothing listens); if listening fails, the app is shut down."""
     if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
         raise TypeError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
+    if sock is None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        # The OS would take the port modulo 65536 (80000 -> 14464) and bind it without a word.
+        raise ValueError(f"port must be an int in 0..65535 (0: any free port), got {port!r}")
     loop = asyncio.get_running_loop()
     await app.startup()
     state = ServerState(app.handle, app.config, loop)
@@ -101,8 +104,11 @@ def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _log.info("cyserve listening on %s://%s:%d", scheme, host, server.port)
-        print(f"cyserve listening on {scheme}://{host}:{server.port}", flush=True)
+        line = f"cyserve listening on {scheme}://{host}:{server.port}"
+        if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
+            _log.info("%s", line)        # logging is configured to show it: one line, in the log
+        else:
+            print(line, flush=True)      # else it must still be seen, once
         try:
             await stop.wait()
         finally:
