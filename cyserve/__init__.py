@@ -27,6 +27,7 @@ from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.context import current_request, g
+from cyserve.csrf import CSRF, csrf_token
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
 from cyserve.errors import (
     Abort,
@@ -59,6 +60,7 @@ from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
 from cyserve.routing import Router, route
 from cyserve.server import Server, run, serve, tls_context
+from cyserve.sessions import Session, Sessions
 from cyserve.compat import (
     Deliver,
     create_html_response,
@@ -79,6 +81,7 @@ __all__ = [
     "BadRequest",
     "BaseMiddleware",
     "CORS",
+    "CSRF",
     "Client",
     "ClientError",
     "ClientLimits",
@@ -133,6 +136,8 @@ __all__ = [
     "ServerConfig",
     "ServerSentEvent",
     "ServiceUnavailable",
+    "Session",
+    "Sessions",
     "StaticFiles",
     "StreamResponse",
     "Templates",
@@ -155,6 +160,7 @@ __all__ = [
     "create_redirect_response",
     "create_text_response",
     "create_xml_response",
+    "csrf_token",
     "current_request",
     "g",
     "route",

@@ -10,6 +10,7 @@ HTTP errors, lifecycle hooks, a scheduled job and dev-mode docs.
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from cyserve import (CORS, App, BadRequest, NotFound, Request, RequestID, Router
                      SecurityHeaders, Unauthorized)
 
 TOKEN = os.environ.get("API_TOKEN", "demo-token")
+EXPECTED_AUTHORIZATION = f"Bearer {TOKEN}".encode("utf-8")
 log = logging.getLogger("areion_api")
 
 app = App(docs=True, title="Areion-style API", version="1.0")
@@ -43,7 +45,9 @@ def timing(handler):
 def require_token(handler):
     """Middleware: a bearer token for the admin group."""
     async def call(request: Request):
-        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+        sent = request.headers.get("authorization", "").encode("utf-8", "surrogatepass")
+        # Constant time: a byte-by-byte == would tell an attacker how much of a guess was right.
+        if not hmac.compare_digest(sent, EXPECTED_AUTHORIZATION):
             raise Unauthorized("bearer token required", headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
     return call
