@@ -1,26 +1,34 @@
 """TestClient: exercise a cyserve App through a real socket with the client's API.
 
-    async with TestClient(app) as client:          # inside a running loop (pytest, asyncio)
-        resp = await client.get("/")
-        assert resp.status == 200 and await resp.text() == "hello"
+    client = TestClient(app)                       # plain synchronous tests
+    resp = client.get("/")                         # the first request starts it (lifespan too)
+    assert resp.status_code == 200 and resp.json() == {"hello": "world"}
 
-    with TestClient(app) as client:                # plain synchronous tests
-        resp = client.get("/")
-        assert resp.status == 200 and resp.text() == "hello"
+    with TestClient(app) as client:                # started now, closed when the block ends
         with client.stream("GET", "/events") as resp:
             for event in resp.iter_events():       # text/event-stream, parsed
                 ...
+
+    async with TestClient(app) as client:          # inside a running loop (pytest, asyncio)
+        resp = await client.get("/")
+        assert resp.status == 200 and await resp.text() == "hello"
 
 The app is served by ``cyserve.server.serve`` on 127.0.0.1 (a free port), so what a test sees is
 what production sees: the core's parser, framing, keep-alive and the app's lifespan (run by
 ``serve()``/``Server.shutdown()``).  The synchronous form runs the loop (uvloop when installed) in
 a background thread; its responses are read in full, so ``text()``/``json()`` are plain calls.
 Nothing here needs httpx.
+
+The synchronous form starts on first use (a request, ``stream()``, ``base_url``, ``server`` or
+``client``) and stops at ``close()``, at the end of a ``with`` block, when the TestClient is
+garbage collected, or at interpreter exit, whichever comes first; a TestClient never used starts
+nothing.  Stopping runs the lifespan's exit, closes the port and ends the thread.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import Any, Iterator
 
 from cyserve.client.sse import ServerSentEvent
@@ -28,74 +36,37 @@ from cyserve.client import Client, Response
 
 __all__ = ["TestClient", "SyncResponse"]
 
-_METHODS = ("get", "head", "options", "delete", "post", "put", "patch")
 
+class _Served:
+    """One run of the app: its ``Server``, the ``Client`` bound to it and, in the synchronous form,
+    the loop thread both run on.  It holds no reference to its TestClient, so a TestClient dropped
+    without ``close()`` can be finalized, and its ``weakref.finalize`` stops this."""
 
-class TestClient:
-    """A client bound to one app served on 127.0.0.1 for the duration of a ``with`` block."""
+    __slots__ = ("server", "client", "loop", "thread")
 
-    __test__ = False  # not a pytest test class
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.client: Client | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
 
-    def __init__(self, app: Any, *, shutdown_timeout_s: float = 5.0, **client_options: Any) -> None:
-        self.app = app
-        self.shutdown_timeout_s = shutdown_timeout_s
-        self._options = client_options
-        self._mode: str | None = None
-        self._server: Any = None
-        self._client: Client | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("TestClient is not started: use it as `with` or `async with`")
-        return f"http://127.0.0.1:{self._server.port}"
-
-    @property
-    def server(self) -> Any:
-        """The running ``cyserve.server.Server`` (its ``state.connections`` etc.)."""
-        return self._server
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            raise RuntimeError("TestClient is not started: use it as `with` or `async with`")
-        return self._client
-
-    async def _start(self) -> None:
+    async def start(self, app: Any, client_options: dict[str, Any]) -> None:
         from cyserve.server import serve
-        self._server = await serve(self.app, "127.0.0.1", 0)
-        self._client = Client(base_url=self.base_url, **self._options)
+        self.server = await serve(app, "127.0.0.1", 0)
+        self.client = Client(base_url=f"http://127.0.0.1:{self.server.port}", **client_options)
 
-    async def _stop(self) -> None:
+    async def stop(self, shutdown_timeout_s: float) -> None:
         try:
-            if self._client is not None:
-                await self._client.aclose()
+            if self.client is not None:
+                await self.client.aclose()
         finally:
-            if self._server is not None:
-                await self._server.shutdown(timeout_s=self.shutdown_timeout_s)
+            if self.server is not None:
+                await self.server.shutdown(timeout_s=shutdown_timeout_s)
 
-    # ------------------------------------------------------------------ async form
-    async def __aenter__(self) -> "TestClient":
-        self._enter("async")
-        try:
-            await self._start()
-        except BaseException:
-            self._mode = None
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        try:
-            await self._stop()
-        finally:
-            self._mode = None
-
-    # ------------------------------------------------------------------ sync form
-    def __enter__(self) -> "TestClient":
+    # ------------------------------------------------------------------ the synchronous form
+    def start_in_thread(self, app: Any, client_options: dict[str, Any],
+                        shutdown_timeout_s: float) -> None:
         from cyserve.server import new_event_loop
-        self._enter("sync")
         loop = new_event_loop()
         ready = threading.Event()
 
@@ -104,25 +75,40 @@ class TestClient:
             loop.call_soon(ready.set)
             loop.run_forever()
 
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="cyserve-testclient", daemon=True)
-        self._thread.start()
+        self.loop = loop
+        self.thread = threading.Thread(target=run, name="cyserve-testclient", daemon=True)
+        self.thread.start()
         ready.wait()
         try:
-            self._call(self._start())
+            self.call(self.start(app, client_options))
         except BaseException:
-            self._shutdown_thread()
+            self.close(shutdown_timeout_s)
             raise
-        return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def call(self, coro: Any) -> Any:
+        loop = self.loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("the TestClient was closed")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def close(self, shutdown_timeout_s: float) -> None:
+        """Stop the client and the server (lifespan exit), then the loop and its thread."""
+        thread = self.thread
+        if thread is None:
+            return
+        if threading.current_thread() is thread:
+            # The GC ran the finalizer on the loop's own thread, which cannot wait for itself.
+            threading.Thread(target=self.close, args=(shutdown_timeout_s,),
+                             name="cyserve-testclient-close").start()
+            return
         try:
-            self._call(self._stop())
+            self.call(self.stop(shutdown_timeout_s))
         finally:
-            self._shutdown_thread()
+            self._stop_loop()
 
-    def _shutdown_thread(self) -> None:
-        loop, thread = self._loop, self._thread
+    def _stop_loop(self) -> None:
+        loop, thread = self.loop, self.thread
         assert loop is not None and thread is not None
 
         async def drain() -> None:
@@ -139,26 +125,115 @@ class TestClient:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
-            self._loop = self._thread = None
-            self._mode = None
+            self.loop = self.thread = None
 
-    def _enter(self, mode: str) -> None:
-        if self._mode is not None:
-            raise RuntimeError("this TestClient is already running")
-        self._mode = mode
+
+class TestClient:
+    """A client bound to one app served on 127.0.0.1: synchronous from its first use until
+    ``close()`` (or the end of a ``with`` block), or for the duration of an ``async with`` block."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: Any, *, shutdown_timeout_s: float = 5.0, **client_options: Any) -> None:
+        self.app = app
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._options = client_options
+        self._mode: str | None = None          # None, "sync" or "async"
+        self._served: _Served | None = None
+        self._closer: weakref.finalize | None = None
+        self._lock = threading.Lock()          # one start even when threads race to the first use
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._running().server.port}"
+
+    @property
+    def server(self) -> Any:
+        """The running ``cyserve.server.Server`` (its ``state.connections`` etc.)."""
+        return self._running().server
+
+    @property
+    def client(self) -> Client:
+        """The ``cyserve.Client`` bound to the server (and, in the synchronous form, to the
+        background loop: call it through the TestClient there)."""
+        client = self._running().client
+        assert client is not None
+        return client
+
+    def _running(self) -> _Served:
+        """What serves the app; the first use outside ``async with`` starts the synchronous form."""
+        served = self._served
+        if served is not None:
+            return served
+        with self._lock:
+            if self._mode == "async":
+                raise RuntimeError("the TestClient is still starting: await its `async with` first")
+            if self._served is None:
+                served = _Served()
+                served.start_in_thread(self.app, self._options, self.shutdown_timeout_s)
+                self._closer = weakref.finalize(self, served.close, self.shutdown_timeout_s)
+                self._served, self._mode = served, "sync"
+            return self._served
+
+    def close(self) -> None:
+        """Stop the synchronous form now: the app's lifespan exit, the port, the loop thread.
+        A later request starts it again.  Without it, the GC or interpreter exit stops it."""
+        with self._lock:
+            if self._mode == "async":
+                raise RuntimeError("an `async with` TestClient stops when its block ends")
+            closer = self._closer
+            self._closer = self._served = self._mode = None
+        if closer is not None:
+            closer()
 
     def _call(self, coro: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        served = self._served
+        if served is None or self._mode != "sync":
+            coro.close()
+            raise RuntimeError("the TestClient was closed")
+        return served.call(coro)
+
+    # ------------------------------------------------------------------ async form
+    async def __aenter__(self) -> "TestClient":
+        with self._lock:
+            if self._mode is not None:
+                raise RuntimeError("this TestClient is already running")
+            self._mode = "async"
+        served = _Served()
+        try:
+            await served.start(self.app, self._options)
+        except BaseException:
+            self._mode = None
+            await served.stop(self.shutdown_timeout_s)
+            raise
+        self._served = served
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        served = self._served
+        self._served = self._mode = None
+        if served is not None:
+            await served.stop(self.shutdown_timeout_s)
+
+    # ------------------------------------------------------------------ sync form
+    def __enter__(self) -> "TestClient":
+        if self._mode == "async":
+            raise RuntimeError("this TestClient is already running (`async with`)")
+        self._running()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ requests
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        """``await`` it in the async form; in the sync form it returns a ``SyncResponse``."""
+        """``await`` it in the async form; else it returns a ``SyncResponse`` (and the first
+        call starts the synchronous form)."""
         if self._mode == "async":
             return self.client.request(method, url, **kwargs)
-        if self._mode == "sync":
-            return SyncResponse(self._call(self.client.request(method, url, **kwargs)), self)
-        raise RuntimeError("TestClient is not started: use it as `with` or `async with`")
+        served = self._running()
+        assert served.client is not None
+        return SyncResponse(served.call(served.client.request(method, url, **kwargs)), self)
 
     def get(self, url: str, **kwargs: Any) -> Any:
         return self.request("GET", url, **kwargs)
@@ -186,9 +261,7 @@ class TestClient:
         as it arrives: ``iter_bytes()``, ``iter_lines()``, ``iter_events()``."""
         if self._mode == "async":
             return self.client.stream(method, url, **kwargs)
-        if self._mode == "sync":
-            return _SyncStream(self, self.client.stream(method, url, **kwargs))
-        raise RuntimeError("TestClient is not started: use it as `with` or `async with`")
+        return _SyncStream(self, self.client.stream(method, url, **kwargs))
 
 
 class SyncResponse:
@@ -202,6 +275,11 @@ class SyncResponse:
 
     @property
     def status(self) -> int:
+        return self._resp.status
+
+    @property
+    def status_code(self) -> int:
+        """The same as ``status`` (the name httpx and requests use)."""
         return self._resp.status
 
     @property

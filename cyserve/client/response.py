@@ -68,6 +68,11 @@ class Response:
         return self._headers
 
     @property
+    def status_code(self) -> int:
+        """The same as ``status`` (the name httpx and requests use)."""
+        return self.status
+
+    @property
     def reason(self) -> str:
         return self._head.reason
 

@@ -74,9 +74,3 @@ def test_async_test_client(run):
             assert data == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
         assert log == ["startup", "shutdown"]
     run(main)
-
-
-def test_test_client_must_be_started():
-    client = TestClient(App())
-    with pytest.raises(RuntimeError, match="not started"):
-        client.get("/")
