@@ -4,20 +4,39 @@ One path per request, whatever middleware there is::
 
     handle              resolve the route (404/405: a chain that answers them, ``_unmatched``);
                         run the chain; write the result; any error left becomes a response
-      global chain      ``app.use`` middleware, outermost first, composed once around ``_routed``
-        _routed         hands over to the chain the request was routed to
-          route chain   enclosing routers' middleware, then the route's own
-            guard       the endpoint's errors mapped (``failures.handled``), its result made a response
-              endpoint
+      after hooks       ``app.after``, the first registered innermost: it runs first
+        app.use         global middleware, registration order, the first registered outermost
+          before hooks  ``app.before``, registration order: the first registered runs first
+            _routed     hands over to the chain the request was routed to
+              route chain   enclosing routers' middleware, then the route's own
+                guard       the endpoint's errors and result made a response
+                  endpoint
+
+The order is by kind, not by registration: ``before`` hooks run last on the way in (every
+``app.use`` middleware has taken the request: hosts checked, request id set, body decoded) and
+``after`` hooks last on the way out (every middleware has finished the response: hooks see the
+status and headers the client gets).  So a ``before`` that returns a response or raises (a
+Blazeio ``before_middleware`` raising ``Abort(401)``) is still answered through every ``app.use``
+middleware (CORS, security headers) and every ``after`` hook (audit, metrics, cleanup).
+
+Every response, errors included, passes back out through every layer the request went
+through.  What a layer raises is turned into a response where it happened (``_catch`` around
+every middleware and hook but the outermost, ``_guard`` around the endpoint, both through
+``failures.response_for``); what the outermost raises, ``handle`` maps the same way.  So an
+``after`` hook sees early returns, 404, 405, the errors of hooks, middleware and endpoints, and
+500s, always as a response.  It is passed ``None`` only when no response can be made, and the
+error goes on after the hooks: ``ProtocolError`` (the core answers it with its status and
+closes), ``Disconnected``, or the request's task cancelled.
 
 Routing comes before the global middleware so that it happens in one place, yet every request,
-unmatched ones included, passes the global middleware.  Middleware only ever sees responses:
-the guard sits right inside the innermost one.  The fast path is an App without middleware:
-there the route chain is the endpoint itself (``handle`` maps its errors with the same
-``failures.handled`` and writes its raw result) and ``handle`` calls it without the ``_routed`` hop.
-``Response``, ``dict``/``list`` and ``str`` results are written with no ``Response`` object
-made.  What each of these saves per request is measured in the commit that made this path.
-Nothing is looked up by name per request.
+unmatched ones included, passes the global middleware.  The fast path is an App without
+middleware: there the route chain is the endpoint itself (``handle`` maps its errors with the
+same ``failures.response_for`` and writes its raw result) and ``handle`` calls it without the
+``_routed`` hop.  With global middleware, a route without its own costs the guard only, and a
+request that passes a single middleware or hook in all costs no ``_catch``.  ``Response``,
+``dict``/``list`` and ``str`` results are written with no ``Response`` object made.  What each
+of these saves per request is measured in the commit that made this path.  Nothing is looked
+up by name per request.
 
 Errors become responses in one place, ``cyserve.failures.Failures`` (``app.failures``): handlers
 registered with ``@app.exception_handler(ExcClass or status)`` first, then ``HTTPError`` (and the
@@ -59,6 +78,9 @@ _ALL_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 _WHOLE_SEND = Response.send
 # Responses whose body comes from a producer: HEAD closes the producer instead of running it.
 _PRODUCED = (StreamResponse, SSEResponse)
+# Errors no response can answer: the core answers a ProtocolError with its status and closes;
+# after Disconnected nobody is left.  They pass every layer (failures never maps them either).
+_UNANSWERABLE = (ProtocolError, Disconnected)
 
 
 class App(MethodShortcuts):
@@ -97,11 +119,15 @@ class App(MethodShortcuts):
         self.state: dict[str, Any] = {}
         self.lifecycle = Lifecycle()
         self.middlewares: list[Middleware] = []
+        # app.before and app.after hooks, as middleware, in registration order; _freeze puts
+        # them inside and outside the app.use middleware (the module docstring).
+        self._before_hooks: list[Middleware] = []
+        self._after_hooks: list[Middleware] = []
         self._fallback: Route | None = None
         # Until the App is frozen (startup, or the first request) resolving freezes it first;
         # _freeze swaps in the table's own resolve, so a request pays nothing for this.
         self._resolve: Callable[[str, str], tuple[Route, dict[str, Any]]] = self._resolve_first
-        # The global middleware around _routed, composed by _freeze; None without any.
+        # The global chain (hooks and app.use) around _routed, composed by _freeze; None without any.
         self._outer: Handler | None = None
         self._frozen = False
         if lifespan is not None:
@@ -150,21 +176,37 @@ class App(MethodShortcuts):
 
     # -------------------------------------------------------------- middleware and errors
     def use(self, middleware: Middleware) -> Middleware:
-        """Add a global middleware: it wraps every request, unmatched ones (404, 405) included."""
-        if self._frozen:
-            raise RuntimeError("middleware must be added before the app starts")
+        """Add a global middleware: it wraps every request, unmatched ones (404, 405) included.
+        Middleware run in the order added, inside the ``after`` hooks and outside the ``before``
+        hooks, whenever those were registered."""
+        self._check_open("middleware")
         self.middlewares.append(middleware)
         return middleware
 
     def before(self, fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        """``@app.before``: ``fn(request)`` runs first; a returned response short-circuits."""
-        self.use(before(fn))
+        """``@app.before``: ``fn(request)`` runs after every ``app.use`` middleware took the
+        request, right before the route's chain, in registration order.  A returned response
+        short-circuits; it, or what ``fn`` raised, still goes out through every middleware and
+        ``after`` hook."""
+        self._check_open("before hooks")
+        self._before_hooks.append(before(fn))
         return fn
 
     def after(self, fn: Callable[[Request, BaseResponse | None], Any]) -> Callable[..., Any]:
-        """``@app.after``: ``fn(request, response)`` runs after every request, even on errors."""
-        self.use(after(fn))
+        """``@app.after``: ``fn(request, response)`` runs for every request once every middleware
+        finished the response, in registration order; what it returns replaces the response.
+
+        ``response`` is the one the client gets: early returns of ``before`` hooks, 404, 405 and
+        every error (500 included) arrive as responses.  It is ``None`` only when no response can
+        be made (``ProtocolError``, ``Disconnected``, cancellation): the error goes on after the
+        hooks.  What ``fn`` raises becomes the response the later hooks see."""
+        self._check_open("after hooks")
+        self._after_hooks.append(after(fn))
         return fn
+
+    def _check_open(self, what: str) -> None:
+        if self._frozen:
+            raise RuntimeError(f"{what} must be added before the app starts")
 
     def fallback(self, handler: Handler) -> Handler:
         """Answer unmatched paths with ``handler`` instead of 404."""
@@ -260,12 +302,16 @@ class App(MethodShortcuts):
         if self.docs:
             from cyserve.docs import mount_docs
             mount_docs(self)
+        # Outermost first; the first registered after hook innermost, so it runs first.
+        layers = self._after_hooks[::-1] + self.middlewares + self._before_hooks
         for route in self.router.all_routes():
-            self._wrap(route)
+            self._wrap(route, enclosed=bool(layers))
         if self._fallback is not None:
-            self._wrap(self._fallback)
+            self._wrap(self._fallback, enclosed=bool(layers))
         self._bind_limits(self.middlewares)
-        self._outer = compose(self.middlewares, self._routed) if self.middlewares else None
+        # Route chains never raise what failures maps (they are guarded), so _routed needs no
+        # _catch; handle maps what the outermost layer raises.
+        self._outer = compose(layers, self._routed, self._catch) if layers else None
         self._resolve = self.router._table.resolve
         self.router._frozen = True
         self._frozen = True
@@ -278,31 +324,49 @@ class App(MethodShortcuts):
             if bind is not None:
                 bind(self.config.limits)
 
-    def _wrap(self, route: Route) -> None:
+    def _wrap(self, route: Route, *, enclosed: bool) -> None:
+        """Compose ``route.chain``; ``enclosed``: global middleware or hooks run outside it."""
         middlewares = route.all_middlewares()
         self._bind_limits(middlewares)
-        if middlewares or self.middlewares:
-            route.chain = compose(middlewares, self._guard(route.endpoint))
-        else:
+        if not middlewares and not enclosed:
             # Nothing between the endpoint and handle(): handle's error layer maps what the
             # guard would, and _write turns raw results into responses (the module docstring).
             route.chain = route.endpoint
+            return
+        chain = compose(middlewares, self._guard(route.endpoint), self._catch)
+        if middlewares and enclosed:
+            chain = self._catch(chain)  # the global layers outside see its errors as responses
+        route.chain = chain
 
     def _guard(self, endpoint: Handler) -> Handler:
         """The layer right around an endpoint that has middleware outside it: the endpoint's
-        errors mapped to responses (``failures.handled``; unmapped ones propagate) and its result turned
-        into a response, so every middleware sees a response."""
+        errors and its result made a response, so every middleware sees a response."""
+        response_for = self.failures.response_for
+
         async def guarded(request: Request) -> BaseResponse:
             try:
-                result = await endpoint(request)
+                return to_response(await endpoint(request))  # not a response: a 500 too
+            except _UNANSWERABLE:
+                raise
             except Exception as exc:
-                response = await self.failures.handled(request, exc)
-                if response is None:
-                    raise
                 request._background = None  # the handler raised: what it queued does not run
-                return response
-            return to_response(result)
+                return await response_for(request, exc)
         return guarded
+
+    def _catch(self, handler: Handler) -> Handler:
+        """Around a middleware or hook that another layer encloses: what it raises becomes a
+        response here (``failures.response_for``), so the layers outside it see a response."""
+        response_for = self.failures.response_for
+
+        async def caught(request: Request) -> BaseResponse:
+            try:
+                return await handler(request)
+            except _UNANSWERABLE:
+                raise
+            except Exception as exc:
+                request._background = None  # handling raised: what was queued does not run
+                return await response_for(request, exc)
+        return caught
 
     def _resolve_first(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         self._freeze()
@@ -339,7 +403,7 @@ class App(MethodShortcuts):
                 pending = _write(result, conn, head.method)
                 if pending is not None:
                     await pending
-        except (ProtocolError, Disconnected):
+        except _UNANSWERABLE:
             raise  # the core answers these with their status and closes
         except Exception as exc:
             if conn.response_started:
@@ -381,9 +445,8 @@ class App(MethodShortcuts):
                 chain = self._fallback.chain
                 assert chain is not None, "the App is frozen before any request"
                 return await chain(request)
-        response = await self.failures.handled(request, exc)
-        assert response is not None  # an HTTPError always gets at least the default page
-        return response
+        # response_for, not handled: a registered 404 handler that fails is answered 500 here.
+        return await self.failures.response_for(request, exc)
 
     def _slash_redirect(self, request: Request) -> str | None:
         if not self.redirect_slashes:

@@ -2,29 +2,35 @@
 
 A handler is ``async (request) -> BaseResponse`` (what a route handler returns is normalised by
 ``to_response`` before any middleware sees it); a middleware is ``handler -> handler``.  Chains
-are composed once when the App starts, outermost first: global (``app.use``), then each enclosing
-router or group, then the route's own (``@app.get(path, middlewares=[...])``).  The App routes a
-request before its global middleware runs (so ``request.path_params`` is already set there);
-unmatched requests pass the global middleware too, answered 404 or 405 inside it.
+are composed once when the App starts, outermost first: the App's ``after`` hooks, its ``app.use``
+middleware, its ``before`` hooks, then each enclosing router or group, then the route's own
+(``@app.get(path, middlewares=[...])``); ``cyserve/app.py`` says why in that order.  The App
+routes a request before its global middleware runs (so ``request.path_params`` is already set
+there); unmatched requests pass the global middleware too, answered 404 or 405 inside it.
 
-Errors: an ``HTTPError`` (or an exception with a registered handler) raised by a route handler
-reaches the route's middleware already turned into a response; one raised by a middleware is
-turned into a response by the layer outside it.  Any other exception propagates.
+Errors: in an App a middleware only ever sees responses, whatever failed inside it.  What an
+endpoint, a middleware or a hook raises is turned into a response (``App.failures``: a
+registered handler, the ``HTTPError`` page, else the 500 page) at the layer that raised it, so
+every middleware outside it adds its headers to error pages too.  The exceptions that no
+response can answer go on: ``ProtocolError`` (the core answers it) and ``Disconnected``.
 
 Sugar: ``before(fn)`` runs ``fn(request)`` first (a returned response short-circuits),
 ``after(fn)`` runs ``fn(request, response)`` always, also when the handler raised (then with
-``response=None``, and the exception goes on); ``BaseMiddleware`` is PyLiteFlux's
+``response=None``, and the exception goes on: in an App only for the errors no response
+answers); ``app.before`` and ``app.after`` are these two at fixed places of the chain;
+``BaseMiddleware`` is PyLiteFlux's
 ``process_request`` / ``process_response`` class.  Built-ins: ``CORS``, ``TrustedHosts``,
 ``SecurityHeaders``, ``RequestID``.
 """
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 from cyserve.datastructures import field_value
-from cyserve.errors import BadRequest, HTTPError
+from cyserve.errors import BadRequest
 from cyserve.response import BaseResponse, Response, to_response
 
 if TYPE_CHECKING:
@@ -43,13 +49,26 @@ __all__ = [
     "compose",
 ]
 
+_log = logging.getLogger("cyserve.app")
+
 Handler = Callable[["Request"], Awaitable[BaseResponse]]
 Middleware = Callable[[Handler], Handler]
 
 
-def compose(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
-    """``middlewares[0](middlewares[1](...(handler)))``: the first listed runs first."""
+def compose(middlewares: Sequence[Middleware], handler: Handler,
+            guard: Middleware | None = None) -> Handler:
+    """``middlewares[0](middlewares[1](...(handler)))``: the first listed runs first.
+
+    With ``guard``, each middleware but the innermost is handed ``guard(inner)`` instead of
+    ``inner``: the App's guard turns what a middleware raises into a response before the
+    middleware outside it sees it.  The outermost layer is left for the caller to guard (the
+    App's ``handle`` maps what reaches it), so a lone middleware costs no guard.
+    """
+    inner = True
     for middleware in reversed(middlewares):
+        if guard is not None and not inner:
+            handler = guard(handler)
+        inner = False
         handler = middleware(handler)
         if not callable(handler):
             raise TypeError(f"middleware {middleware!r} returned {handler!r}, not a handler")
@@ -85,17 +104,23 @@ def after(fn: Callable[["Request", BaseResponse | None], Any]) -> Middleware:
     """Run ``fn(request, response)`` after the handler, always (Blazeio's ``after_middleware``).
 
     When the handler raised, ``response`` is ``None`` and the exception propagates after the
-    hook.  A returned response replaces the handler's.
+    hook; in an App that is only a ``ProtocolError``, ``Disconnected`` or a cancellation, since
+    every other error reaches middleware as a response.  A returned response replaces the
+    handler's.
     """
     hook = _async(fn)
 
     def middleware(handler: Handler) -> Handler:
         async def call(request: Request) -> BaseResponse:
-            response = None
             try:
                 response = await handler(request)
-            finally:
-                replaced = await hook(request, response)
+            except BaseException as exc:
+                try:
+                    await hook(request, None)
+                except Exception:  # noqa: BLE001 - logged; the error in flight must go on
+                    _log.exception("after hook %r failed on a request that raised %r", fn, exc)
+                raise
+            replaced = await hook(request, response)
             return response if replaced is None else to_response(replaced)
         return call
     return middleware
@@ -322,12 +347,7 @@ class RequestID:
                 request.id = incoming
             rid = request.id
             request.state["request_id"] = rid
-            try:
-                response = await handler(request)
-            except HTTPError as exc:
-                # It still gets the id: the layer outside turns it into a response.
-                exc.headers.append((header, rid))
-                raise
+            response = await handler(request)  # errors inside come as responses: they get the id
             if field_value(response.headers, lower) is None:
                 response.headers.append((header, rid))
             return response
