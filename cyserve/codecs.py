@@ -1,22 +1,27 @@
 """Content-coding codecs (RFC 9110 §8.4.1): the ``Codec`` plug point, the built-in ``br``,
-``gzip`` and ``deflate`` encoders and decoders, and bounded decoding of a request body.
+``gzip``, ``deflate`` and ``zstd`` encoders and decoders, and bounded decoding of a request body.
 
-A ``Codec`` is any object with ``name``, ``encoder()`` and ``decoder()`` (zstd, say); encoders are
-streaming (``compress``, a sync ``flush``, ``finish``), decoders bound their output per call so a
-small compressed body cannot expand a thousandfold in one step.  Choosing a coding and wiring
-codecs into requests and responses is the ``Compression`` middleware's job (``compression``).
+A ``Codec`` is any object with ``name``, ``encoder()`` and ``decoder()``; encoders are streaming
+(``compress``, a sync ``flush``, ``finish``), decoders bound their output per call so a small
+compressed body cannot expand a thousandfold in one step.  Choosing a coding and wiring codecs
+into requests and responses is the ``Compression`` middleware's job (``compression``).
+
+``zstd`` (RFC 8878) is the standard library's ``compression.zstd`` from Python 3.14, and its
+backport ``backports.zstd`` before (the ``zstd`` extra): one API on every version, the one
+urllib3 and aiohttp use too.  It is imported on first use; without it the coding is unknown.
 """
 from __future__ import annotations
 
 import functools
 import zlib
+from types import ModuleType
 from typing import Any, Callable, Protocol
 
 import brotli
 
 from cyserve.errors import HTTPError
 
-__all__ = ["Codec", "Encoder", "Decoder", "MAX_CODINGS"]
+__all__ = ["Codec", "Encoder", "Decoder", "MAX_CODINGS", "zstd_module", "require_zstd"]
 
 _STEP_BYTES = 64 * 1024  # decoded bytes produced per step of a request body
 
@@ -137,6 +142,115 @@ class _BrotliDecoder:
         return out
 
 
+# RFC 9659 §3: for the "zstd" content coding, encoders must not need a window past 8 MiB and
+# decoders need not accept one: a frame asking more is refused rather than allocated for.
+_ZSTD_WINDOW_LOG = 23
+# zstd's levels past 19 ("ultra") choose windows past that by default: theirs is capped.
+_ZSTD_LAST_PLAIN_LEVEL = 19
+_ZSTD_FEED_BYTES = 4 * 1024
+_ZSTD_FREE_FRAMES = 64
+_ZSTD_BYTES_PER_FRAME = 16 * 1024
+_ZSTD_MISSING = "the zstd content coding needs the zstd extra: pip install 'cyserve[zstd]'"
+
+
+@functools.lru_cache(maxsize=None)
+def zstd_module() -> ModuleType | None:
+    """``compression.zstd`` (Python 3.14+) or ``backports.zstd``, or None when neither is
+    installed."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            return None
+    return zstd
+
+
+def require_zstd() -> ModuleType:
+    zstd = zstd_module()
+    if zstd is None:
+        raise ImportError(_ZSTD_MISSING)
+    return zstd
+
+
+def _zstd_encoder(level: int) -> Encoder:
+    zstd = require_zstd()
+    params = zstd.CompressionParameter
+    options = {params.compression_level: level}
+    if level > _ZSTD_LAST_PLAIN_LEVEL:
+        options[params.window_log] = _ZSTD_WINDOW_LOG
+    c = zstd.ZstdCompressor(options=options)
+    return _Encoder(c.compress, functools.partial(c.flush, c.FLUSH_BLOCK), c.flush)
+
+
+class _ZstdDecoder:
+    """zstd, one frame after another (RFC 8878 §3.1: a body may hold several, skippable ones
+    too), each with its window bounded (RFC 9659).
+
+    Each frame costs a new frame decoder (some 20 µs), so a megabyte of empty or one-byte
+    frames would hold the loop for seconds: past ``_ZSTD_FREE_FRAMES`` frames, a body must
+    have decoded ``_ZSTD_BYTES_PER_FRAME`` for each further one.  Encoders write one frame per
+    body, or a few large ones (pzstd, the seekable format).  Input is fed to the frame decoder in
+    pieces of at most ``_ZSTD_FEED_BYTES``: where a frame ends, the decoder copies the rest of
+    what it was fed into ``unused_data``, so a whole chunk fed at once would be copied once per
+    frame."""
+
+    __slots__ = ("_zstd", "_d", "_input", "_pos", "_frames", "_decoded", "needs_input", "eof")
+
+    def __init__(self) -> None:
+        self._zstd = require_zstd()
+        self._frames = 0
+        self._decoded = 0
+        self._d = self._frame()
+        self._input = memoryview(b"")
+        self._pos = 0  # the next byte of ``_input`` to feed
+        self.needs_input = True
+        self.eof = False
+
+    def _frame(self) -> Any:
+        self._frames += 1
+        if self._frames > _ZSTD_FREE_FRAMES + self._decoded // _ZSTD_BYTES_PER_FRAME:
+            raise ValueError(f"{self._frames} zstd frames for {self._decoded} decoded bytes")
+        zstd = self._zstd
+        return zstd.ZstdDecompressor(
+            options={zstd.DecompressionParameter.window_log_max: _ZSTD_WINDOW_LOG})
+
+    def decompress(self, data: bytes, max_bytes: int) -> bytes:
+        if data:
+            # Called with data only once needs_input said the last was used up.
+            self._input = memoryview(data)
+            self._pos = 0
+        source = self._input
+        d = self._d
+        out = b""
+        while not out:
+            if d.eof:
+                if self._pos >= len(source):
+                    break
+                d = self._d = self._frame()   # the next frame
+            if d.needs_input:
+                piece = source[self._pos:self._pos + _ZSTD_FEED_BYTES]
+                if not piece:
+                    break
+                self._pos += len(piece)
+            else:
+                piece = b""   # output still pending from what it holds
+            try:
+                out = d.decompress(piece, max_bytes)
+            except self._zstd.ZstdError as exc:
+                raise ValueError(f"corrupt compressed body: {exc}") from None
+            if d.eof and d.unused_data:
+                self._pos -= len(d.unused_data)   # fed past the frame's end: feed it again
+        self._decoded += len(out)
+        # What was fed and not decoded yet stays in ``_input``: the frame decoder may still
+        # hand its tail back as ``unused_data`` when the frame ends on a later call.
+        pending = self._pos < len(source)
+        self.eof = d.eof and not pending
+        self.needs_input = not pending and (d.eof or d.needs_input)
+        return out
+
+
 class _Builtin:
     """A built-in ``Codec``: its name and its encoder and decoder factories."""
 
@@ -154,8 +268,9 @@ def _compress_whole(codec: Codec, data: bytes) -> bytes:
     return encoder.compress(data) + encoder.finish()
 
 
-def _builtin_codecs(level: int, brotli_quality: int) -> dict[str, Codec]:
-    """The built-in codecs by name: zlib ``level`` for gzip and deflate, brotli's ``quality``."""
+def _builtin_codecs(level: int, brotli_quality: int, zstd_level: int = 3) -> dict[str, Codec]:
+    """The built-in codecs by name: zlib ``level`` for gzip and deflate, brotli's ``quality``,
+    zstd's level (``zstd`` fails with ``ImportError`` when used without its binding)."""
     return {
         "br": _Builtin("br", functools.partial(_brotli_encoder, brotli_quality),
                        _BrotliDecoder),
@@ -163,6 +278,7 @@ def _builtin_codecs(level: int, brotli_quality: int) -> dict[str, Codec]:
                          functools.partial(_ZlibDecoder, 31)),
         "deflate": _Builtin("deflate", functools.partial(_zlib_encoder, level, 15),
                             functools.partial(_ZlibDecoder, None)),
+        "zstd": _Builtin("zstd", functools.partial(_zstd_encoder, zstd_level), _ZstdDecoder),
     }
 
 

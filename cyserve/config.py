@@ -169,3 +169,66 @@ def to_timeouts(value: TimeoutArg | object) -> ClientTimeouts:
         seconds = float(value)
         return ClientTimeouts(connect_s=seconds, read_s=seconds, write_s=seconds, pool_s=seconds)
     raise TypeError(f"timeout must be a number, None or ClientTimeouts, not {type(value).__name__}")
+
+
+#: RFC 9110 §9.2.2: the methods whose intended effect is the same however often a request is
+#: sent, so a client may send it again when it cannot tell whether the first one took effect.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Retries:
+    """When ``Client`` sends a request again, and how long it waits first.  Off by default.
+
+    A request is retried only when its method is in ``methods`` (the idempotent ones) and its
+    body can be sent again (bytes, a file, a path: never a one-shot stream), after either
+
+    - a connection error before any byte of a response arrived: ``ConnectError`` (but not a
+      certificate verification failure), ``ConnectTimeout``, or a ``ReadError``/``WriteError``/
+      ``RemoteProtocolError`` on a connection that closed with nothing of a response on it;
+    - a response whose status is in ``statuses``: its body is drained (the connection kept when
+      it is small, as for a redirect) and, once the retries are spent, the last one is returned.
+
+    ``ReadTimeout``, ``WriteTimeout``, ``PoolTimeout`` and ``TotalTimeout`` are not retried: a
+    server too slow to answer is made slower by the same request again, and a pool or total
+    deadline is the caller's own bound.  Nor is a ``ProxyError`` (a proxy that is down or
+    refuses the tunnel is configuration to fix, not a moment to wait out).
+
+    The wait before retry ``n`` (from 0) is drawn uniformly from ``[0, min(max_backoff_s,
+    backoff_s * 2**n)]`` ("full jitter": clients that failed together do not come back
+    together).  A ``Retry-After`` on the response (RFC 9110 §10.2.3) replaces it: that wait is
+    kept exactly when it is at most ``max_retry_after_s``; a longer one ends the retries and the
+    response is returned (retrying sooner than asked defies the server, waiting longer holds the
+    caller); one that does not parse is ignored.  No wait runs past the total timeout: a retry
+    that could not start before it is not made.  ``count`` bounds the retries of one request,
+    its redirects included; the single immediate retry of a request that met a stale pooled
+    connection (RFC 9112 §9.3.1) is not counted.
+    """
+
+    count: int = 0  # retries after the first attempt; 0: off
+    backoff_s: float = 0.5  # the cap of the first wait (full jitter below it)
+    max_backoff_s: float = 10.0  # no backoff wait is longer
+    max_retry_after_s: float = 60.0  # a longer Retry-After is not waited for
+    statuses: frozenset[int] = frozenset({502, 503, 504})
+    methods: frozenset[str] = IDEMPOTENT_METHODS
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"Retries.count must be >= 0, got {self.count}")
+        for name in ("backoff_s", "max_backoff_s", "max_retry_after_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Retries.{name} must be >= 0, got {getattr(self, name)}")
+        # Sets given as lists or tuples are accepted; methods compare upper case.
+        object.__setattr__(self, "statuses", frozenset(self.statuses))
+        object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+
+
+def to_retries(value: Retries | int | None) -> Retries:
+    """``retries=3`` means ``Retries(count=3)``; ``None`` or 0 means none."""
+    if isinstance(value, Retries):
+        return value
+    if value is None:
+        return Retries()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Retries(count=value)
+    raise TypeError(f"retries must be an int or Retries, not {type(value).__name__}")

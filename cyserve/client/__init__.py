@@ -2,16 +2,17 @@
 
 One job per module: ``client`` (``Client`` and the one-off helpers), ``urls``, ``content`` and
 ``multipart`` (request bodies), ``upload`` (streamed uploads), ``response``, ``decompress``,
-``sse``, ``cookies``, ``redirects``, ``pool`` and ``connect`` (TCP, TLS, proxies), ``util``.
-Limits and timeouts are ``cyserve.config.ClientLimits``/``ClientTimeouts``; errors are the
-client's branch of ``cyserve.errors``.
+``sse``, ``cookies``, ``redirects``, ``retries``, ``pool``, ``connect`` (TCP, TLS, proxies),
+``environ`` (proxies from the environment), ``util``.  Limits, timeouts and retries are
+``cyserve.config.ClientLimits``/``ClientTimeouts``/``Retries``; errors are the client's branch
+of ``cyserve.errors``.
 """
 from cyserve.client.client import Client, delete, get, head, options, patch, post, put, request
 from cyserve.client.cookies import CookieJar
 from cyserve.client.response import Response
 from cyserve.client.sse import ServerSentEvent
 from cyserve.client.upload import StreamRequest
-from cyserve.config import ClientLimits, ClientTimeouts
+from cyserve.config import ClientLimits, ClientTimeouts, Retries
 from cyserve.errors import (
     ClientError, ClientTimeout, ConnectError, ConnectTimeout, DecodingError, HTTPStatusError,
     NetworkError, PoolTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
@@ -19,7 +20,7 @@ from cyserve.errors import (
 )
 
 __all__ = [
-    "Client", "Response", "StreamRequest", "ClientLimits", "ClientTimeouts", "CookieJar",
+    "Client", "Response", "StreamRequest", "ClientLimits", "ClientTimeouts", "Retries", "CookieJar",
     "ServerSentEvent", "request", "get", "post", "put", "patch", "delete", "head", "options",
     "ClientError", "TransportError", "ClientTimeout", "ConnectTimeout", "ReadTimeout",
     "WriteTimeout", "PoolTimeout", "TotalTimeout", "NetworkError", "ConnectError", "ReadError",

@@ -18,26 +18,36 @@ One-off helpers open and close a client per call: ``await cyserve.client.get(url
 What Blazeio's client got wrong, and this one does not: TLS is chosen by the URL scheme and
 verified by default (``verify=False`` only when asked, logged at WARNING); every timeout is
 applied and raises its own exception; redirects are bounded and drop credentials across origins.
+
+Retries are opt-in (``retries=3`` or a ``cyserve.config.Retries``): idempotent requests with a
+body that can be sent again, after connection errors and 502/503/504, with capped exponential
+backoff and full jitter, ``Retry-After`` honoured, never past the total timeout (``retries``).
 """
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 from cyserve._core.http.state import ClientState
 from cyserve.client.connect import Proxy, make_ssl_context, open_connection
 from cyserve.client.content import RequestContent, encode_request
 from cyserve.client.cookies import CookieJar
-from cyserve.client.decompress import ACCEPT_ENCODING
+from cyserve.client.decompress import accept_encoding
+from cyserve.client.environ import EnvProxies
 from cyserve.client.pool import Pool
 from cyserve.client.redirects import Hop, next_hop
 from cyserve.client.response import RequestInfo, Response
+from cyserve.client.retries import RetryBudget
 from cyserve.client.upload import StreamRequest, UploadStart, upload
 from cyserve.client.urls import Origin, Target, merge_url, split_url
 from cyserve.client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
     remaining, seconds, target_of, total_deadline, watch_total,
 )
-from cyserve.config import ClientLimits, ClientTimeouts, to_timeouts
+from cyserve.config import (
+    IDEMPOTENT_METHODS, ClientLimits, ClientTimeouts, Retries, to_retries, to_timeouts,
+)
 from cyserve.errors import (
     ClientError, ClientTimeout, ConnectTimeout, PoolTimeout, TooManyRedirects, TotalTimeout,
     TransportError,
@@ -46,7 +56,6 @@ from cyserve.errors import (
 __all__ = ["Client", "request", "get", "post", "put", "patch", "delete", "head", "options"]
 
 _VERSION = "0.1.0"
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # RFC 9110 §9.2.2
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # RFC 9110 §8.6: send Content-Length: 0
 _UNSET: Any = object()
 
@@ -61,7 +70,15 @@ class Client:
     ``verify``/``cert``: TLS (see ``cyserve.client.connect``).  ``proxy``: ``http://[user:pass@]
     host:port``.  ``cookies``: True or a ``CookieJar`` to keep cookies (off by default).
     ``auth``: ``(user, password)`` for Basic auth, sent only to the first hop's origin.
-    ``decode``: undo gzip/deflate/br (and send Accept-Encoding for them).
+    ``decode``: undo gzip/deflate/br, and zstd with the ``zstd`` extra installed (and send
+    Accept-Encoding for them).
+    ``retries``: a count or a ``Retries``; off by default (``cyserve.config.Retries`` says
+    what is retried, and how long each wait is).
+    ``trust_env``: take proxies from ``http_proxy``, ``https_proxy``, ``all_proxy`` and
+    ``no_proxy`` (``cyserve.client.environ``); an explicit ``proxy`` wins.  Off by default, as
+    in aiohttp: where requests go should not change with a variable set for other programs
+    (httpx and requests trust the environment by default; a server library's process often
+    inherits one it never meant to use, and under CGI a client can set ``HTTP_PROXY``).
     """
 
     def __init__(self, *, base_url: str | None = None, headers: HeadersArg = None,
@@ -69,13 +86,15 @@ class Client:
                  timeout: Any = _UNSET, limits: ClientLimits | None = None, verify: Any = True,
                  cert: Any = None, proxy: str | None = None, follow_redirects: bool = True,
                  auth: tuple[str, str] | None = None, decode: bool = True,
-                 user_agent: str | None = f"cyserve/{_VERSION}") -> None:
+                 user_agent: str | None = f"cyserve/{_VERSION}",
+                 retries: int | Retries | None = None, trust_env: bool = False) -> None:
         if base_url is not None:
             split_url(base_url)  # a bad base URL is the caller's mistake: ValueError now
         self.base_url = base_url
         self.params = params
         self.timeouts = ClientTimeouts() if timeout is _UNSET else to_timeouts(timeout)
         self.limits = limits or ClientLimits()
+        self.retries = to_retries(retries)
         self.follow_redirects = follow_redirects
         self.auth = auth
         self.decode = decode
@@ -86,9 +105,11 @@ class Client:
             defaults.append(("User-Agent", user_agent))
         defaults.append(("Accept", "*/*"))
         if decode:
-            defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
+            defaults.append(("Accept-Encoding", accept_encoding()))
         self.headers: list[tuple[str, str]] = merge_headers(defaults, header_list(headers))
         self._proxy = Proxy.parse(proxy) if proxy else None
+        self._env: EnvProxies | None = (EnvProxies.from_environ(os.environ)
+                                        if trust_env and proxy is None else None)
         self._verify = verify
         self._cert = cert
         self._ssl: Any = None
@@ -116,7 +137,6 @@ class Client:
         return self._pool
 
     def _bind(self) -> ClientState:
-        import asyncio
         loop = asyncio.get_running_loop()
         state = self._state
         if state is None:
@@ -230,10 +250,9 @@ class Client:
         hop = Hop(method, target.url, hop_headers, body)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         history: list[Response] = []
+        budget = RetryBudget(self.retries, deadline)
         while True:
-            resp = await self._send(hop, timeouts, deadline, stream)
-            if self.cookies is not None:
-                self.cookies.extract(resp.url, resp.headers.getlist("set-cookie"))
+            resp = await self._send(hop, timeouts, deadline, stream, budget)
             if not follow or not resp.is_redirect:
                 break
             following = next_hop(hop, resp.status, resp.headers.get("location"))
@@ -256,35 +275,54 @@ class Client:
         return resp
 
     async def _send(self, hop: Hop, timeouts: ClientTimeouts, deadline: float | None,
-                    stream: bool) -> Response:
-        """One hop: a pooled connection, one exchange, one retry on a stale connection."""
+                    stream: bool, budget: RetryBudget) -> Response:
+        """One hop: a pooled connection and one exchange; sent again at once after a stale
+        connection, and after a wait when ``budget`` allows (a failure it retries, see
+        ``cyserve.config.Retries``)."""
         target = target_of(hop.url)
         route, request_target, fields = self._address(target, hop.headers)
-        content = hop.content
+        method, content = hop.method, hop.content
         if content is not None and content.content_type and find_header(fields, "content-type") is None:
             fields = fields + [("Content-Type", content.content_type)]
-        info = RequestInfo(hop.method, hop.url, fields)
-        retry_ok = hop.method in _IDEMPOTENT and (content is None or content.replayable)
+        info = RequestInfo(method, hop.url, fields)
+        stale_ok = method in IDEMPOTENT_METHODS and (content is None or content.replayable)
         fresh = False
         while True:
-            conn, reused = await self._acquire(route, target.origin, timeouts, deadline, fresh)
+            conn = None
             try:
-                return await self._exchange(conn, hop.method, request_target, fields, content,
+                conn, reused = await self._acquire(route, target.origin, timeouts, deadline, fresh)
+                resp = await self._exchange(conn, method, request_target, fields, content,
                                             timeouts, deadline, info, stream)
             except TransportError as exc:
+                response_bytes = 0 if conn is None else conn.response_bytes
                 # RFC 9112 §9.3.1: a request on a reused connection that the server closed
                 # may be retried when it is idempotent and nothing of a response came back.
-                if (reused and not fresh and retry_ok and conn.response_bytes == 0
-                        and not isinstance(exc, ClientTimeout)):
+                if (conn is not None and reused and not fresh and stale_ok
+                        and response_bytes == 0 and not isinstance(exc, ClientTimeout)):
                     fresh = True
                     continue
-                raise
+                wait = budget.after_error(method, content, exc, response_bytes)
+                if wait is None:
+                    raise
+                fresh = True   # the idle connections to this origin may be as dead as this one
+                await asyncio.sleep(wait)
+                continue
+            self._keep_cookies(resp)
+            wait = budget.after_response(method, content, resp)
+            if wait is None:
+                return resp
+            await _discard(resp, deadline if stream else None)
+            await asyncio.sleep(wait)
+
+    def _keep_cookies(self, resp: Response) -> None:
+        if self.cookies is not None:
+            self.cookies.extract(resp.url, resp.headers.getlist("set-cookie"))
 
     def _address(self, target: Target, fields: list[tuple[str, str]]
                  ) -> tuple[Route, str, list[tuple[str, str]]]:
         """The pool route, the request-target and ``fields`` plus what every request adds
         (Host, the jar's Cookie, Proxy-Authorization), for one request to ``target``."""
-        proxy = self._proxy
+        proxy = self._proxy if self._env is None else self._env.proxy_for(target)
         if proxy is None:
             route = Route(target.origin, None)
             request_target = target.target
@@ -416,7 +454,8 @@ class _StreamContext:
 
 
 # ---------------------------------------------------------------------- one-off helpers
-_CLIENT_OPTIONS = ("timeout", "verify", "cert", "proxy", "follow_redirects", "limits", "cookies")
+_CLIENT_OPTIONS = ("timeout", "verify", "cert", "proxy", "follow_redirects", "limits", "cookies",
+                   "retries", "trust_env")
 
 
 async def request(method: str, url: str, **kwargs: Any) -> Response:

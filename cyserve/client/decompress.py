@@ -1,7 +1,10 @@
-"""Response Content-Encoding decoders (RFC 9110 §8.4): gzip, deflate and br, bounded.
+"""Response Content-Encoding decoders (RFC 9110 §8.4): gzip, deflate, br and zstd, bounded.
 
 The decoding itself is the server's (``cyserve.codecs``, which also undoes request bodies): one
-implementation of the zlib/brotli details (raw-deflate detection, gzip members, bounded output).
+implementation of the zlib/brotli/zstd details (raw-deflate detection, gzip members, zstd frames
+and window, bounded output).  zstd is decoded, and offered in ``Accept-Encoding``, only when its
+binding is installed (the ``zstd`` extra); otherwise a zstd body is left as received, like any
+coding not known here.
 Each input piece is decoded in steps of at most ``STEP_BYTES`` of output, so a small compressed
 piece can never expand into one huge allocation, and the decoded total is checked against
 ``max_decoded_bytes`` (a bomb raises ``DecodingError``).
@@ -12,12 +15,11 @@ from typing import Callable, Iterator
 
 from cyserve.errors import DecodingError
 from cyserve.codecs import Decoder as _StepDecoder
-from cyserve.codecs import MAX_CODINGS, _BrotliDecoder, _ZlibDecoder
+from cyserve.codecs import MAX_CODINGS, _BrotliDecoder, _ZlibDecoder, _ZstdDecoder, zstd_module
 
-__all__ = ["ACCEPT_ENCODING", "Decoder", "make_decoder", "STEP_BYTES"]
+__all__ = ["accept_encoding", "Decoder", "make_decoder", "STEP_BYTES"]
 
 STEP_BYTES = 256 * 1024
-ACCEPT_ENCODING = "gzip, deflate, br"
 
 # coding -> (its name in errors, a new step decoder); x-gzip is gzip (RFC 9110 §8.4.1.3).
 _FACTORIES: dict[str, Callable[[], tuple[str, _StepDecoder]]] = {
@@ -25,7 +27,18 @@ _FACTORIES: dict[str, Callable[[], tuple[str, _StepDecoder]]] = {
     "x-gzip": lambda: ("gzip", _ZlibDecoder(31)),
     "deflate": lambda: ("deflate", _ZlibDecoder(None)),
     "br": lambda: ("br", _BrotliDecoder()),
+    "zstd": lambda: ("zstd", _ZstdDecoder()),
 }
+
+
+def _known(name: str) -> bool:
+    return name in _FACTORIES and (name != "zstd" or zstd_module() is not None)
+
+
+def accept_encoding() -> str:
+    """The ``Accept-Encoding`` value for the codings this client can decode (all at q=1: the
+    server picks)."""
+    return "gzip, deflate, br, zstd" if zstd_module() is not None else "gzip, deflate, br"
 
 
 class _Codec:
@@ -108,7 +121,7 @@ def make_decoder(content_encoding: str | None, max_decoded_bytes: int) -> Decode
     if not content_encoding:
         return None
     names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
-    if any(name not in _FACTORIES and name != "identity" for name in names):
+    if any(not _known(name) and name != "identity" for name in names):
         return None
     stacked = [name for name in reversed(names) if name != "identity"]
     if len(stacked) > MAX_CODINGS:
