@@ -25,7 +25,7 @@ from cyserve.client import (
 )
 from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
-from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
+from cyserve.config import Limits, Retries, ServerConfig, Timeouts, WaterMarks
 from cyserve.context import current_request, g
 from cyserve.csrf import CSRF, csrf_token
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
@@ -85,6 +85,7 @@ __all__ = [
     "Client",
     "ClientError",
     "ClientLimits",
+    "Retries",
     "ClientResponse",
     "ClientTimeout",
     "ClientTimeouts",

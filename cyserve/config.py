@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 __all__ = ["Limits", "Timeouts", "WaterMarks", "ServerConfig", "ClientLimits", "ClientTimeouts",
-           "TimeoutArg", "to_timeouts"]
+           "TimeoutArg", "to_timeouts", "Retries", "to_retries", "IDEMPOTENT_METHODS"]
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def test_eligibility_by_status_type_and_fields():
 
 def test_unknown_encoding_name_is_a_programmer_error():
     with pytest.raises(ValueError):
-        Compression(encodings=("zstd",))
+        Compression(encodings=("compress",))
     with pytest.raises(ValueError):
         Compression(encodings=())
 
