@@ -2,7 +2,9 @@
 
 Templates: ``/users/{id}`` or Areion's ``/users/:id`` (the same thing), with converters
 ``{id:int}``, ``{x:float}``, ``{u:uuid}`` and ``{rest:path}`` (may contain ``/``; only at the end
-of a template).  A segment may mix text and parameters (``/files/{name}.{ext}``).
+of a template).  A segment may mix text and parameters (``/files/{name}.{ext}``).  A route's
+handler may imply the converter of a parameter the template leaves plain (``{id}`` with
+``id: int``, see ``Route.params``): the table matches it as if it were written.
 
 Matching, in this order of precedence:
 1. the exact path (a dict look-up, O(1));
@@ -13,8 +15,9 @@ Matching, in this order of precedence:
    at each level, not with the number of routes.
 
 A path that matches with the wrong method is a 405 whose ``Allow`` lists every method of every
-template that matched (RFC 9110 §15.5.6, §10.2.1), HEAD included where GET is.  HEAD is answered
-by GET routes unless a HEAD route exists (RFC 9110 §9.3.2); OPTIONS is answered by the
+template that matched (RFC 9110 §15.5.6, §10.2.1), HEAD included where GET is, and OPTIONS,
+which every resource answers; the automatic OPTIONS answer carries the same ``Allow``.  HEAD is
+answered by GET routes unless a HEAD route exists (RFC 9110 §9.3.2); OPTIONS is answered by the
 resource's automatic OPTIONS route (``Route.options_for``) unless an OPTIONS route exists (RFC
 9110 §9.3.7).  Paths are matched percent-decoded (so ``%2F`` separates segments, as in Starlette).
 
@@ -69,11 +72,14 @@ CONVERTERS: dict[str, tuple[str, Callable[[str], Any], dict[str, str]]] = {
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}|:([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _parse(path: str) -> list[tuple[int, int, str, str]]:
-    """(start, end, name, converter) of each parameter in a template, checked."""
+def _parse(path: str, kinds: dict[str, str] | None = None) -> list[tuple[int, int, str, str]]:
+    """(start, end, name, converter) of each parameter in a template, checked.  ``kinds`` gives
+    the converter of a parameter the template names none for (a route's ``params``: the
+    handler's annotation implies it)."""
     found = []
     for m in _PARAM.finditer(path):
-        name, kind = m.group(1) or m.group(3), m.group(2) or "str"
+        name = m.group(1) or m.group(3)
+        kind = m.group(2) or (kinds.get(name, "str") if kinds else "str")
         if kind not in CONVERTERS:
             raise ValueError(f"unknown converter {kind!r} in route {path!r}")
         if any(name == other for _, _, other, _ in found):
@@ -116,8 +122,10 @@ class _Resource:
 
 
 def _allowed(methods: Iterable[str]) -> set[str]:
-    # OPTIONS is always answered but not listed, as Starlette and most servers do.
+    # Allow lists what the resource answers (RFC 9110 §10.2.1): HEAD wherever GET is (§9.3.2),
+    # and OPTIONS always, since every resource answers it (§9.3.7), automatically or by a route.
     allowed = set(methods)
+    allowed.add("OPTIONS")
     if "GET" in allowed:
         allowed.add("HEAD")
     return allowed
@@ -199,7 +207,7 @@ class _Table:
         self.resources: list[_Resource] = []
 
     def add(self, route: Route) -> None:
-        params = _parse(route.path)
+        params = _parse(route.path, route.params)
         if not params:
             resource = self.exact.get(route.path)
             if resource is None:
@@ -217,14 +225,13 @@ class _Table:
             end = offset + len(segment)
             inside = [p for p in params if offset <= p[0] < end]
             if inside and inside[-1][3] == "path":  # the rest of the path, from this segment on
-                key = "tail:" + path[offset:]
+                key = "tail:" + _key(path[offset:], inside, offset)
                 node = self._edge(node, key, path[offset:], inside, offset, tail=True)
                 break
             if not inside:
                 node = node.static.setdefault(segment, _Node())
             else:
-                key = "seg:" + _PARAM.sub(
-                    lambda m: "{%s:%s}" % (m.group(1) or m.group(3), m.group(2) or "str"), segment)
+                key = "seg:" + _key(segment, inside, offset)
                 node = self._edge(node, key, segment, inside, offset, tail=False)
             offset = end + 1
         if node.resource is None:
@@ -271,6 +278,19 @@ class _Table:
         except (NotFound, MethodNotAllowed):
             return False
         return True
+
+
+def _key(template: str, params: list[tuple[int, int, str, str]], base: int) -> str:
+    """A segment's template with every parameter spelled ``{name:converter}``: routes share an
+    edge exactly when they match the same way (``{id}`` of a handler taking ``id: int`` is the
+    edge of ``{id:int}``)."""
+    parts, last = [], base
+    for start, end, name, kind in params:
+        parts.append(template[last - base:start - base])
+        parts.append("{%s:%s}" % (name, kind))
+        last = end
+    parts.append(template[last - base:])
+    return "".join(parts)
 
 
 def _walk(node: _Node, segments: list[str], i: int, found: list[tuple[str, Any]], method: str,

@@ -135,8 +135,9 @@ class App(MethodShortcuts):
 
     # -------------------------------------------------------------- routes
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
-              middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
-        return self.router.route(path, methods, name, middlewares=middlewares)
+              middlewares: Sequence[Middleware] = (), status_code: int | None = None
+              ) -> Callable[[Handler], Handler]:
+        return self.router.route(path, methods, name, middlewares=middlewares, status_code=status_code)
 
     def include_router(self, router: Router, *, prefix: str = "") -> None:
         self.router.include_router(router, prefix=prefix)

@@ -1,9 +1,11 @@
 """Router: routes bound to handlers, collected by nestable routers with their middleware.
 
-A ``Route`` binds a path template and a method set to a handler (called with the path
-parameters it declares).  How templates are parsed and matched (exact paths from a dict,
-parametrised paths in a segment trie, 404 and 405 in one pass, HEAD and OPTIONS) is ``_trie``'s
-job; ``Router.resolve`` hands the look-up to it.
+A ``Route`` binds a path template and a method set to a handler, called with what its signature
+declares: path parameters (an ``int``/``float``/``UUID`` annotation is the parameter's
+converter), query, header, cookie and body values (``cyserve.binding``, read once per route).
+How templates are parsed and matched (exact paths from a dict, parametrised paths in a segment
+trie, 404 and 405 in one pass, HEAD and OPTIONS) is ``_trie``'s job; ``Router.resolve`` hands
+the look-up to it.
 
 ``Router(prefix)`` collects routes; ``group(prefix, middlewares)`` and ``include_router`` nest
 routers.  An included router stays live: routes added to it later appear in every router that
@@ -13,9 +15,6 @@ routes and ``class_routes`` collects them.
 """
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import inspect
 import re
 from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 from cyserve._trie import CONVERTERS as CONVERTERS  # re-exported: docs.openapi imports it from here
 from cyserve._trie import _PARAM, _parse, _Resource, _Table
+from cyserve.binding import Plan, endpoint, path_kinds, plan
 from cyserve.response import Response
 
 __all__ = ["Route", "Router", "route"]
@@ -36,31 +36,57 @@ _ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 class Route:
     """One template and method set bound to a handler.
 
-    ``endpoint`` calls the handler (with path parameters as keyword arguments when its signature
-    declares them); ``chain`` is the endpoint wrapped in its middleware, set when the App starts.
+    ``params`` maps each path parameter to its converter: the template's, or the one the
+    handler's annotation implies (``binding.path_kinds``: ``{id}`` with ``id: int`` is
+    ``{id:int}``), so the table matches what the handler declared.  ``plan`` (how the handler's
+    parameters are bound, ``binding.plan``) and ``endpoint`` (the handler called with them) are
+    made on first use, when the App starts: once per route, and after the module that defines the
+    handler's models has run.  ``chain`` is the endpoint wrapped in its middleware, set by the App.
+    ``status_code`` is the status of a returned dict, list, model, str, bytes or None.
     """
 
     __slots__ = ("path", "handler", "methods", "name", "params", "scopes", "middlewares",
-                 "include_in_schema", "endpoint", "chain", "tags")
+                 "include_in_schema", "chain", "tags", "status_code", "_plan", "_endpoint")
 
     def __init__(self, path: str, handler: Handler, methods: Iterable[str], name: str | None = None,
                  middlewares: Sequence[Middleware] = (), scopes: tuple[Router, ...] = (),
-                 include_in_schema: bool = True, tags: Sequence[str] = ()) -> None:
+                 include_in_schema: bool = True, tags: Sequence[str] = (),
+                 status_code: int | None = None) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
+        if status_code is not None and (type(status_code) is not int or not 100 <= status_code <= 599):
+            raise ValueError(f"status_code must be an int from 100 to 599, not {status_code!r}")
         self.path = path
         self.handler = handler
         self.methods = frozenset(m.upper() for m in methods)
         if not self.methods:
             raise ValueError(f"route {path!r} needs at least one method")
         self.name = name or getattr(handler, "__name__", path)
-        self.params = {name: kind for _, _, name, kind in _parse(path)}
+        _parse(path)  # the template checked before the handler's annotations are read
+        self.params = path_kinds(handler, path)
         self.scopes = scopes
         self.middlewares = tuple(middlewares)
         self.include_in_schema = include_in_schema
         self.tags = tuple(tags)
-        self.endpoint = _endpoint(handler, self.params, path)
+        self.status_code = status_code
         self.chain: Handler | None = None
+        self._plan: Plan | None = None
+        self._endpoint: Handler | None = None
+
+    @property
+    def plan(self) -> Plan:
+        """How the handler's parameters are bound (resolved on first use; ``TypeError`` for a
+        parameter that cannot be)."""
+        if self._plan is None:
+            self._plan = plan(self.handler, self.path, self.params, self.status_code)
+        return self._plan
+
+    @property
+    def endpoint(self) -> Handler:
+        """``request -> awaitable``: the handler called with what it declares (``binding``)."""
+        if self._endpoint is None:
+            self._endpoint = endpoint(self.handler, self.plan)
+        return self._endpoint
 
     def moved(self, prefix: str, scope: Router) -> Route:
         """This route as seen by a router that includes its router under ``prefix``."""
@@ -87,77 +113,40 @@ class Route:
         return f"<Route {'|'.join(sorted(self.methods))} {self.path} -> {self.name}>"
 
 
-def _endpoint(handler: Handler, params: dict[str, str], path: str) -> Handler:
-    """``request -> awaitable``: the handler, passed the path parameters it declares by name.
-
-    The signature is read once here.  Sync handlers run in the default thread pool, in a copy of
-    the request's context, so they never block the loop.
-    """
-    try:
-        signature = inspect.signature(handler)
-    except (TypeError, ValueError):  # builtins and some callables have none: call as is
-        return handler
-    positional = [p for p in signature.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if not positional and not any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
-        raise ValueError(f"handler {getattr(handler, '__qualname__', handler)!r} must take the request")
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    wanted = [p.name for p in list(signature.parameters.values())[1:]
-              if p.name in params and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for p in positional[1:] + [p for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]:
-        if p.default is p.empty and p.name not in params:
-            raise ValueError(f"handler {getattr(handler, '__qualname__', handler)!r} needs "
-                             f"{p.name!r}, which is not a parameter of {path!r}")
-    if not inspect.iscoroutinefunction(handler) and not inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)):
-        handler = _in_thread(handler)
-    if takes_all or (params and len(wanted) == len(params)):
-        return lambda request: handler(request, **request.path_params)
-    if wanted:
-        names = tuple(wanted)
-        return lambda request: handler(request, **{k: request.path_params[k] for k in names})
-    return handler
-
-
-def _in_thread(fn: Callable[..., Any]) -> Handler:
-    async def call(request: Any, **kwargs: Any) -> Any:
-        ctx = contextvars.copy_context()
-        result = await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(ctx.run, fn, request, **kwargs))
-        if inspect.isawaitable(result):  # a plain function that returns a coroutine
-            result = await result
-        return result
-    call.__name__ = getattr(fn, "__name__", "handler")
-    call.__doc__ = fn.__doc__
-    return call
-
-
 class MethodShortcuts:
-    """``get``, ``post``, ``put``, ``patch`` and ``delete`` as ``route(path, (METHOD,), ...)``."""
+    """``get``, ``post``, ``put``, ``patch`` and ``delete`` as ``route(path, (METHOD,), ...)``.
+
+    ``status_code`` (FastAPI's spelling) is the status of a returned dict, list, model, str,
+    bytes or None, and the one the API docs show."""
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
-              middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+              middlewares: Sequence[Middleware] = (), status_code: int | None = None
+              ) -> Callable[[Handler], Handler]:
         raise NotImplementedError
 
-    def get(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = ()
-            ) -> Callable[[Handler], Handler]:
-        return self.route(path, ("GET",), name, middlewares=middlewares)
+    def _shortcut(self, path: str, method: str, name: str | None, middlewares: Sequence[Middleware],
+                  status_code: int | None) -> Callable[[Handler], Handler]:
+        return self.route(path, (method,), name, middlewares=middlewares, status_code=status_code)
 
-    def post(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = ()
-             ) -> Callable[[Handler], Handler]:
-        return self.route(path, ("POST",), name, middlewares=middlewares)
+    def get(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+            status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "GET", name, middlewares, status_code)
 
-    def put(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = ()
-            ) -> Callable[[Handler], Handler]:
-        return self.route(path, ("PUT",), name, middlewares=middlewares)
+    def post(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+             status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "POST", name, middlewares, status_code)
 
-    def patch(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = ()
-              ) -> Callable[[Handler], Handler]:
-        return self.route(path, ("PATCH",), name, middlewares=middlewares)
+    def put(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+            status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "PUT", name, middlewares, status_code)
 
-    def delete(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = ()
-               ) -> Callable[[Handler], Handler]:
-        return self.route(path, ("DELETE",), name, middlewares=middlewares)
+    def patch(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+              status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "PATCH", name, middlewares, status_code)
+
+    def delete(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+               status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "DELETE", name, middlewares, status_code)
 
 
 class Router(MethodShortcuts):
@@ -183,9 +172,11 @@ class Router(MethodShortcuts):
 
     # -------------------------------------------------------------- registration
     def add(self, path: str, handler: Handler, methods: Sequence[str] = ("GET",), name: str | None = None,
-            *, middlewares: Sequence[Middleware] = (), include_in_schema: bool = True) -> Route:
+            *, middlewares: Sequence[Middleware] = (), include_in_schema: bool = True,
+            status_code: int | None = None) -> Route:
         full = self.prefix + path if path != "/" or not self.prefix else self.prefix
-        route = Route(full, handler, methods, name, middlewares, (self,), include_in_schema, self.tags)
+        route = Route(full, handler, methods, name, middlewares, (self,), include_in_schema, self.tags,
+                      status_code)
         self._own.append(route)
         self._register(route)
         return route
@@ -198,9 +189,11 @@ class Router(MethodShortcuts):
             parent._register(route.moved(prefix, parent))
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
-              middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+              middlewares: Sequence[Middleware] = (), status_code: int | None = None,
+              include_in_schema: bool = True) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.add(path, handler, methods, name, middlewares=middlewares)
+            self.add(path, handler, methods, name, middlewares=middlewares, status_code=status_code,
+                     include_in_schema=include_in_schema)
             return handler
         return register
 
@@ -282,7 +275,11 @@ class _RouteMark(MethodShortcuts):
     marks a method of a class as a route; ``app.attach(obj)`` registers the bound methods."""
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
-              middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+              middlewares: Sequence[Middleware] = (), status_code: int | None = None
+              ) -> Callable[[Handler], Handler]:
+        if status_code is not None:  # app.attach registers (path, fn, methods, name, middlewares)
+            raise TypeError("status_code is not supported on class routes; return (body, status)")
+
         def mark(fn: Handler) -> Handler:
             marks = fn.__dict__.setdefault("_cyserve_routes", [])
             marks.append((path, tuple(methods), name, tuple(middlewares)))

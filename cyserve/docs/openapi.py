@@ -2,22 +2,31 @@
 
 ``App(docs=True)`` (or ``debug=True``) serves:
 - ``GET /openapi.json``: paths, methods, path parameters typed by their converter (``int`` ->
-  integer, ``float`` -> number, ``uuid`` -> string/uuid), and from each handler's docstring the
-  summary (first line), the description (the rest) and parameter descriptions from a Google-style
-  ``Args:`` section (``name (type): text``).  Built once, on first request.
+  integer, ``float`` -> number, ``uuid`` -> string/uuid; an annotation-implied one too), the
+  query, header and cookie parameters and the JSON body a handler declares (``cyserve.binding``:
+  where, required, schema), the success status (``status_code=``, else 200) with the returned
+  model's schema, 422 with FastAPI's ``HTTPValidationError`` where parameters are bound, and the
+  models under ``components/schemas`` (pydantic's ``model_json_schema()``, dataclasses from their
+  field types).  From each handler's docstring: the summary (first line), the description (the
+  rest) and parameter descriptions from a Google-style ``Args:`` section (``name (type): text``).
+  Static mounts (``app.static``) are files, not API: left out.  Built once, on first request.
 - ``GET /docs``: Swagger UI when a package ships its files (``pip install 'cyserve[docs]'``,
   i.e. swagger-ui-py; swagger-ui-bundle 5.x works too), otherwise a small viewer bundled with
   cyserve.  Every asset is served by the app itself: no CDN, nothing loaded from elsewhere.
 """
 from __future__ import annotations
 
+import enum
 import importlib.util
 import inspect
 import re
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cyserve._json import dumps
+from cyserve._models import json_schema
+from cyserve.binding import Bound, Plan
 from cyserve.errors import NotFound
 from cyserve.response import Response
 from cyserve.routing import _PARAM, CONVERTERS
@@ -36,14 +45,22 @@ _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 def build_spec(app: App) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for ``app``'s routes (those with ``include_in_schema``)."""
+    """The OpenAPI 3.1 document for ``app``'s routes (those with ``include_in_schema``; static
+    mounts are files, not API, and are left out)."""
+    from cyserve.static import StaticFiles
+
     paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {}
     operation_ids: set[str] = set()
     for route in app.router.routes:
-        if not route.include_in_schema:
+        if not route.include_in_schema or isinstance(route.handler, StaticFiles):
             continue
+        plan = route.plan
         summary, description, arg_docs = parse_docstring(inspect.getdoc(route.handler) or "")
         parameters = [_parameter(name, kind, arg_docs.get(name)) for name, kind in route.params.items()]
+        parameters += [_bound_parameter(b, arg_docs.get(b.name), components) for b in plan.bound]
+        body = _request_body(plan.body, arg_docs, components) if plan.body is not None else None
+        responses = _responses(route.status_code, plan, components)
         item = paths.setdefault(openapi_path(route.path), {})
         for method in sorted(m.lower() for m in route.methods):
             if method not in _METHODS:
@@ -57,9 +74,85 @@ def build_spec(app: App) -> dict[str, Any]:
                 operation["tags"] = list(route.tags)
             if parameters:
                 operation["parameters"] = parameters
-            operation["responses"] = {"200": {"description": "Successful response"}}
+            if body is not None:
+                operation["requestBody"] = body
+            operation["responses"] = responses
             item[method] = operation
-    return {"openapi": "3.1.0", "info": {"title": app.title, "version": app.version}, "paths": paths}
+    spec: dict[str, Any] = {"openapi": "3.1.0", "info": {"title": app.title, "version": app.version},
+                            "paths": paths}
+    if components:
+        spec["components"] = {"schemas": dict(sorted(components.items()))}
+    return spec
+
+
+def _bound_parameter(bound: Bound, doc: str | None, components: dict[str, Any]) -> dict[str, Any]:
+    """A query, header or cookie parameter: its name as sent, whether required, its schema."""
+    schema = json_schema(bound.annotation, components)
+    default = bound.default.value if isinstance(bound.default, enum.Enum) else bound.default
+    if not bound.required and _plain(default):
+        schema["default"] = default
+    parameter: dict[str, Any] = {"name": bound.alias, "in": bound.source, "required": bound.required,
+                                 "schema": schema}
+    text = bound.description or doc
+    if text:
+        parameter["description"] = text
+    return parameter
+
+
+def _request_body(bound: Bound, arg_docs: dict[str, str], components: dict[str, Any]) -> dict[str, Any]:
+    schema = json_schema(bound.annotation, components)
+    body: dict[str, Any] = {"required": bound.required, "content": {"application/json": {"schema": schema}}}
+    text = bound.description or arg_docs.get(bound.name)
+    if text:
+        body["description"] = text
+    return body
+
+
+def _responses(status_code: int | None, plan: Plan, components: dict[str, Any]) -> dict[str, Any]:
+    """The route's own status (``status_code=``, else 200) with the returned model's schema, and
+    422 where parameters are bound (the body ``cyserve.binding`` answers with)."""
+    status = status_code or 200
+    success: dict[str, Any] = {"description": _phrase(status)}
+    if plan.returns is not None and status not in (204, 304):
+        success["content"] = {"application/json": {"schema": json_schema(plan.returns, components)}}
+    responses: dict[str, Any] = {str(status): success}
+    if plan.declares:
+        components.update(_VALIDATION_SCHEMAS)
+        responses["422"] = {"description": "Validation Error", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+    return responses
+
+
+def _phrase(status: int) -> str:
+    return "Successful response" if status == 200 else HTTPStatus(status).phrase
+
+
+def _plain(value: Any) -> bool:
+    """A default the document can show as it is."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+# The 422 body of cyserve.binding, named as FastAPI names it (clients generated from either
+# document read the same types).
+_VALIDATION_SCHEMAS: dict[str, Any] = {
+    "ValidationError": {
+        "title": "ValidationError", "type": "object", "required": ["loc", "msg", "type"],
+        "properties": {
+            "loc": {"title": "Location", "type": "array",
+                    "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"title": "Message", "type": "string"},
+            "type": {"title": "Error Type", "type": "string"},
+            "input": {"title": "Input"},
+        },
+    },
+    "HTTPValidationError": {
+        "title": "HTTPValidationError", "type": "object",
+        "properties": {"detail": {"title": "Detail", "type": "array",
+                                  "items": {"$ref": "#/components/schemas/ValidationError"}}},
+    },
+}
 
 
 def openapi_path(path: str) -> str:

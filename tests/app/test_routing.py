@@ -44,7 +44,7 @@ def test_wrong_method_is_405_with_allow_including_head_for_get():
     with pytest.raises(HTTPError) as info:
         make_router().resolve("DELETE", "/users")
     assert info.value.status == 405
-    assert dict(info.value.headers)["Allow"] == "GET, HEAD, POST"
+    assert dict(info.value.headers)["Allow"] == "GET, HEAD, OPTIONS, POST"
 
 
 def test_head_falls_back_to_get():

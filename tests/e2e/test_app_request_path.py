@@ -144,7 +144,7 @@ def test_every_result_and_error_gets_the_same_answer_in_every_shape(run, shape, 
                 if header is not None:
                     assert reply.headers.get(header[0]) == header[1], (path, reply.headers)
             wrong_method = await client.request("POST", "/dict")
-            assert wrong_method.status == 405 and wrong_method.headers["allow"] == "GET, HEAD"
+            assert wrong_method.status == 405 and wrong_method.headers["allow"] == "GET, HEAD, OPTIONS"
             await client.close()
 
     run(main)

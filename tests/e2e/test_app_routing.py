@@ -56,9 +56,9 @@ def test_options_and_405_carry_allow(run):
         async with serving(make_app()) as server:
             client = await RawClient.open(server.port)
             options = await client.request("OPTIONS", "/page")
-            assert options.status == 204 and options.headers["allow"] == "GET, HEAD, POST"
+            assert options.status == 204 and options.headers["allow"] == "GET, HEAD, OPTIONS, POST"
             wrong = await client.request("DELETE", "/page")
-            assert wrong.status == 405 and wrong.headers["allow"] == "GET, HEAD, POST"
+            assert wrong.status == 405 and wrong.headers["allow"] == "GET, HEAD, OPTIONS, POST"
             star = await client.request("OPTIONS", "*")
             assert star.status == 204 and star.headers["allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
             await client.close()

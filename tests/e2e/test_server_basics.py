@@ -168,7 +168,7 @@ def test_query_headers_and_405_allow(run):
             reply = await client.request("GET", "/query?a=1&a=2&b", [("User-Agent", "probe/1")])
             assert reply.body == b'{"a":["1","2"],"ua":"probe/1"}'
             wrong = await client.request("PUT", "/json")
-            assert wrong.status == 405 and wrong.headers["allow"] == "GET, HEAD"
+            assert wrong.status == 405 and wrong.headers["allow"] == "GET, HEAD, OPTIONS"
             missing = await client.request("GET", "/nope")
             assert missing.status == 404
             await client.close()

@@ -84,7 +84,7 @@ def test_serves_a_file_with_type_validators_and_cache_control(run, tree):
             assert head.status == 200 and head.body == b"" and head.headers["content-length"] == str(len(TEXT))
             assert head.headers["etag"] == h["etag"]
             post = await get(client, "/assets/text.txt", method="POST")
-            assert post.status == 405 and post.headers["allow"] == "GET, HEAD"
+            assert post.status == 405 and post.headers["allow"] == "GET, HEAD, OPTIONS"
             await client.close()
     run(main)
 
