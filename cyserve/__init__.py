@@ -1,5 +1,6 @@
 """cyserve: a Cython-compiled HTTP/1.1 server on uvloop.  Public names only."""
 from cyserve.app import App
+from cyserve.binding import Body, Cookie, Header, Query
 from cyserve.client import (
     Client,
     ClientLimits,
@@ -76,6 +77,10 @@ from cyserve.templates import Templates
 __version__ = "0.1.0"
 
 __all__ = [
+    "Body",
+    "Cookie",
+    "Header",
+    "Query",
     "Abort",
     "App",
     "BadRequest",
