@@ -1,4 +1,14 @@
 """cyserve: a Cython-compiled HTTP/1.1 server on uvloop.  Public names only."""
+try:
+    import cyserve._core.http.server  # noqa: F401 - the compiled core: checked first, with a hint
+except ModuleNotFoundError as exc:  # a checkout whose extensions were never built
+    if not (exc.name or "").startswith("cyserve._core"):
+        raise
+    raise ImportError(
+        f"cyserve's Cython extensions are not built ({exc.name} is missing): run "
+        "`pip install -e .` in the checkout, or `python setup.py build_ext --inplace` after "
+        "editing cyserve/_core/") from exc
+
 from cyserve.app import App
 from cyserve.binding import Body, Cookie, Header, Query
 from cyserve.client import (
