@@ -26,19 +26,24 @@ from typing import Any, Callable, Literal, Union
 from cyserve._json import loads
 from cyserve._trie import _MAX_INT_DIGITS, _to_float, _to_int
 
-__all__ = ["Checker", "body_reader", "checker", "choices_message", "error", "is_model",
-           "is_pydantic_model", "json_default", "json_schema", "mentions_model", "text_converter"]
+__all__ = ["Checker", "Errors", "Loc", "body_reader", "checker", "choices_message", "error",
+           "is_model", "is_pydantic_model", "json_default", "json_schema", "mentions_model",
+           "text_converter"]
 
+# Where a value is: its source, then field names and list indexes (``("body", "items", 0)``).
+Loc = tuple[str | int, ...]
+# The errors of a 422 body, each as ``error`` makes it.
+Errors = list[dict[str, Any]]
 # (value, loc, errors) -> the converted value; on a mismatch the checker appends to ``errors``
 # and returns ``INVALID``.
-Checker = Callable[[Any, tuple, list], Any]
+Checker = Callable[[Any, Loc, Errors], Any]
 INVALID: Any = object()
 _NONE = type(None)
 _UNIONS = (Union, types.UnionType)
 _SEQUENCES = (list, set, frozenset, tuple)
 
 
-def error(type_: str, loc: tuple | list, msg: str, value: Any = None) -> dict[str, Any]:
+def error(type_: str, loc: Loc | list[str | int], msg: str, value: Any = None) -> dict[str, Any]:
     """One error of a 422 body, in pydantic's shape."""
     return {"type": type_, "loc": list(loc), "msg": msg, "input": value}
 
@@ -63,13 +68,13 @@ def mentions_model(tp: Any) -> bool:
 
 
 # ------------------------------------------------------------------ reading a body
-def body_reader(tp: Any) -> Callable[[bytes], tuple[Any, list | None]]:
+def body_reader(tp: Any) -> Callable[[bytes], tuple[Any, Errors | None]]:
     """``read(raw) -> (value, errors or None)``: the JSON body ``raw`` as ``tp``."""
     if is_pydantic_model(tp):
         from pydantic import ValidationError  # pydantic is loaded already: tp subclasses it
         validate = tp.model_validate_json
 
-        def read_model(raw: bytes) -> tuple[Any, list | None]:
+        def read_model(raw: bytes) -> tuple[Any, Errors | None]:
             try:
                 return validate(raw), None
             except ValidationError as exc:
@@ -77,12 +82,12 @@ def body_reader(tp: Any) -> Callable[[bytes], tuple[Any, list | None]]:
         return read_model
     check = checker(tp)
 
-    def read(raw: bytes) -> tuple[Any, list | None]:
+    def read(raw: bytes) -> tuple[Any, Errors | None]:
         try:
             data = loads(raw)
         except ValueError as exc:
             return None, [_json_invalid(str(exc))]
-        errors: list = []
+        errors: Errors = []
         value = check(data, ("body",), errors)
         return value, errors or None
     return read
@@ -95,7 +100,7 @@ def _json_invalid(detail: str) -> dict[str, Any]:
     return found
 
 
-def _pydantic_errors(exc: Any, prefix: tuple) -> list[dict[str, Any]]:
+def _pydantic_errors(exc: Any, prefix: Loc) -> Errors:
     found = []
     for item in exc.errors(include_url=False):
         if item["type"] == "json_invalid":
@@ -240,14 +245,14 @@ def _checker(tp: Any, building: dict[type, Checker]) -> Checker:
                     "Enum or Literal, lists and dicts of those, dataclasses or pydantic models)")
 
 
-def _any(value: Any, loc: tuple, errors: list) -> Any:
+def _any(value: Any, loc: Loc, errors: Errors) -> Any:
     return value
 
 
 def _simple(accepts: Callable[[Any], bool], make: Callable[[Any], Any], type_: str, msg: str,
             text: tuple[Callable[[str], Any], str, str] | None = None) -> Checker:
     """A JSON scalar; with ``text``, a string holding one is converted too (lax, as pydantic)."""
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if accepts(value):
             return make(value)
         if text is not None and type(value) is str:
@@ -262,7 +267,7 @@ def _simple(accepts: Callable[[Any], bool], make: Callable[[Any], Any], type_: s
 
 
 def _parsed(parse: Callable[[str], Any], type_: str, msg: str) -> Checker:
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if type(value) is str:
             try:
                 return parse(value)
@@ -283,7 +288,7 @@ def choices_message(values: Any) -> str:
 def _choice(table: dict[Any, Any], type_: str) -> Checker:
     msg = choices_message(table)
 
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         try:
             return table[value]
         except (KeyError, TypeError):  # TypeError: an unhashable value (a list, a dict)
@@ -297,12 +302,12 @@ def _union(tp: Any, building: dict[type, Checker]) -> Checker:
     members = [_checker(a, building) for a in args if a is not _NONE]
     nullable = len(members) < len(args)
 
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if value is None and nullable:
             return None
-        first: list | None = None
+        first: Errors | None = None
         for member in members:
-            trial: list = []
+            trial: Errors = []
             result = member(value, loc, trial)
             if not trial:
                 return result
@@ -313,7 +318,7 @@ def _union(tp: Any, building: dict[type, Checker]) -> Checker:
 
 
 def _sequence(kind: type, item: Checker) -> Checker:
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if type(value) is not list:
             errors.append(error("list_type", loc, "Input should be a valid list", value))
             return INVALID
@@ -326,7 +331,7 @@ def _sequence(kind: type, item: Checker) -> Checker:
 
 
 def _mapping(item: Checker) -> Checker:
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if type(value) is not dict:
             errors.append(error("dict_type", loc, "Input should be a valid dictionary", value))
             return INVALID
@@ -340,7 +345,7 @@ def _pydantic(tp: type) -> Checker:
     from pydantic import ValidationError
     validate = tp.model_validate  # type: ignore[attr-defined]
 
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         try:
             return validate(value)
         except ValidationError as exc:
@@ -361,7 +366,7 @@ def _dataclass(tp: type, building: dict[type, Checker]) -> Checker:
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         fields.append((f.name, _checker(hints.get(f.name, Any), building), required))
 
-    def check(value: Any, loc: tuple, errors: list) -> Any:
+    def check(value: Any, loc: Loc, errors: Errors) -> Any:
         if type(value) is not dict:
             errors.append(error("dict_type", loc, "Input should be a valid dictionary", value))
             return INVALID
@@ -439,10 +444,10 @@ def json_schema(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
             schema["uniqueItems"] = True
         return schema
     if tp is dict or origin is dict:
-        args = typing.get_args(tp)
+        key_value = typing.get_args(tp)
         schema = {"type": "object"}
-        if args:
-            schema["additionalProperties"] = json_schema(args[1], components)
+        if key_value:
+            schema["additionalProperties"] = json_schema(key_value[1], components)
         return schema
     if is_pydantic_model(tp):
         return _pydantic_schema(tp, components)

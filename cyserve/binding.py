@@ -54,7 +54,7 @@ import inspect
 import types
 import typing
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 from cyserve import _models
 from cyserve._json import dumps
@@ -137,7 +137,8 @@ class Bound:
         self.nullable = False
         self.convert: Callable[[str], Any] | None = None  # None: the text as it is
         self.error_type = self.error_msg = ""
-        self.read: Callable[[bytes], tuple[Any, list | None]] | None = None  # the body's reader
+        # The body's reader: (value, errors or None).
+        self.read: Callable[[bytes], tuple[Any, _models.Errors | None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Bound {self.source} {self.alias!r} -> {self.name}>"
@@ -349,7 +350,7 @@ def endpoint(handler: Any, found: Plan) -> Handler:
     itself, or one call passing the path parameters; sync handlers run in the default thread
     pool, in a copy of the request's context, so they never block the loop."""
     if found.plain:
-        return handler
+        return cast(Handler, handler)  # no signature to check: called with the request, as ever
     if found.sync:
         call = _in_thread(handler, found.request_first)
     elif not found.request_first:  # no request, or one passed by keyword with the others
@@ -414,7 +415,7 @@ def _binding(call: Handler, found: Plan) -> Handler:
 _QUERY, _QUERY_LIST, _HEADER, _HEADER_LIST, _COOKIE = range(5)
 
 
-def _binder(bound: tuple[Bound, ...]) -> Callable[[Request, dict[str, Any]], list | None]:
+def _binder(bound: tuple[Bound, ...]) -> Callable[[Request, dict[str, Any]], _models.Errors | None]:
     """``bind(request, kwargs)``: the bound parameters' values put in ``kwargs``; the errors
     (None when there are none)."""
     specs = tuple((_QUERY + b.many if b.source == "query" else _HEADER + b.many if b.source == "header"
@@ -424,7 +425,7 @@ def _binder(bound: tuple[Bound, ...]) -> Callable[[Request, dict[str, Any]], lis
     wants_headers = any(b.source == "header" for b in bound)
     wants_cookies = any(b.source == "cookie" for b in bound)
 
-    def bind(request: Request, kwargs: dict[str, Any]) -> list | None:
+    def bind(request: Request, kwargs: dict[str, Any]) -> _models.Errors | None:
         errors = None
         query: Any = request.query if wants_query else None
         headers: Any = request.headers if wants_headers else None
@@ -469,8 +470,8 @@ def _binder(bound: tuple[Bound, ...]) -> Callable[[Request, dict[str, Any]], lis
     return bind
 
 
-async def _read_body(body: Bound, request: Request, kwargs: dict[str, Any], errors: list | None
-                     ) -> list | None:
+async def _read_body(body: Bound, request: Request, kwargs: dict[str, Any], errors: _models.Errors | None
+                     ) -> _models.Errors | None:
     raw = await request.body()
     stripped = raw.strip()
     if not stripped:
@@ -489,7 +490,7 @@ async def _read_body(body: Bound, request: Request, kwargs: dict[str, Any], erro
     return errors
 
 
-def _invalid(errors: list) -> Response:
+def _invalid(errors: _models.Errors) -> Response:
     """422 with pydantic's errors under ``detail`` (the module docstring)."""
     return Response(dumps({"detail": errors}, default=str), 422, None, _JSON)
 
