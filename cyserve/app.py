@@ -59,6 +59,7 @@ import logging
 from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from cyserve._json import dumps
+from cyserve.compat import http_middleware
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
 from cyserve.errors import Disconnected, HTTPError, ProtocolError
 from cyserve.failures import ExceptionHandler, Failures
@@ -183,6 +184,17 @@ class App(MethodShortcuts):
         self._check_open("middleware")
         self.middlewares.append(middleware)
         return middleware
+
+    def middleware(self, kind: str = "http") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``@app.middleware("http")`` over ``async def fn(request, call_next)`` (FastAPI's and
+        AstraAPI's spelling): ``app.use(cyserve.compat.http_middleware(fn))``."""
+        if kind != "http":
+            raise ValueError(f'app.middleware() takes "http" (the only kind there is), not {kind!r}')
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.use(http_middleware(fn))
+            return fn
+        return register
 
     def before(self, fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         """``@app.before``: ``fn(request)`` runs after every ``app.use`` middleware took the
@@ -346,10 +358,15 @@ class App(MethodShortcuts):
 
         async def guarded(request: Request) -> BaseResponse:
             try:
-                return to_response(await endpoint(request))  # not a response: a 500 too
+                result = await endpoint(request)
+                if result is None:
+                    result = _prepared(request)
+                return to_response(result)  # not a response: a 500 too
             except _UNANSWERABLE:
                 raise
             except Exception as exc:
+                if request._conn.response_started:
+                    raise  # after r.prepare(): no response can follow a half-sent one
                 request._background = None  # the handler raised: what it queued does not run
                 return await response_for(request, exc)
         return guarded
@@ -365,6 +382,8 @@ class App(MethodShortcuts):
             except _UNANSWERABLE:
                 raise
             except Exception as exc:
+                if request._conn.response_started:
+                    raise  # after r.prepare(): no response can follow a half-sent one
                 request._background = None  # handling raised: what was queued does not run
                 return await response_for(request, exc)
         return caught
@@ -383,12 +402,13 @@ class App(MethodShortcuts):
             # and still sees every request: 404 and 405 are answered inside it by _unmatched.
             try:
                 route, request.path_params = self._resolve(head.method, request.path)
-                chain = route.chain
+                chain: Handler = route.chain  # type: ignore[assignment]  # _freeze set every chain
             except HTTPError as exc:
                 chain = self._unmatched_handler(exc)
             outer = self._outer
+            result: Any  # whatever the handler returned: any result to_response takes
             if outer is None:
-                result = await chain(request)  # type: ignore[misc]  # _freeze set every chain
+                result = await chain(request)
             else:
                 request._chain = chain
                 result = await outer(request)
@@ -401,6 +421,8 @@ class App(MethodShortcuts):
             elif kind is str:
                 conn.respond(200, None, result.encode("utf-8"), _TEXT)
             else:
+                if result is None:
+                    result = _prepared(request)
                 pending = _write(result, conn, head.method)
                 if pending is not None:
                     await pending
@@ -494,12 +516,23 @@ def _adapt_after(hook: Callable[..., Any]) -> Callable[..., Any]:
     return lambda request, response: hook(request)
 
 
+def _prepared(request: Request) -> BaseResponse | None:
+    """What a handler that returned None answered: the response it wrote itself with
+    ``r.prepare()``/``r.write()`` (Blazeio's spelling), else None (a 204)."""
+    try:
+        return request._prepared
+    except AttributeError:
+        return None
+
+
 def _write(result: Any, conn: Any, method: str) -> Awaitable[None] | None:
     """Turn what a chain returned into a response and write it: a whole body now (``None``
     returned); a produced body by the awaitable returned."""
     response = to_response(result)
     if type(response).send is _WHOLE_SEND:  # a whole body: no coroutine for send()
-        conn.respond(response.status, response.headers, response.body, response.content_type)
+        # A whole-body send is Response's: the response has a body.
+        conn.respond(response.status, response.headers, response.body,  # type: ignore[attr-defined]
+                     response.content_type)
         return None
     if method == "HEAD" and isinstance(response, _PRODUCED):
         return _send_head_only(response, conn)

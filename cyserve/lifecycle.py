@@ -22,7 +22,7 @@ import inspect
 import logging
 from typing import Any, AsyncContextManager, Callable, Coroutine
 
-__all__ = ["Job", "Lifecycle"]
+__all__ = ["Job", "Lifecycle", "cron_from_fields"]
 
 _log = logging.getLogger("cyserve.lifecycle")
 
@@ -48,7 +48,9 @@ class Job:
     """A function run on the loop every ``interval_s`` seconds or on a cron schedule.
 
     Runs never overlap: the next time is computed after a run ends.  Cron expressions use
-    croniter's syntax (five fields, or six with seconds last) in the local time zone.
+    croniter's syntax (five fields, or six with seconds last) in the local time zone.  ``every``
+    may also be Areion's dict form, ``{"minute": "*/5"}`` (``cron_from_fields`` says how it
+    reads); ``cron`` is then the expression it stands for.
     """
 
     __slots__ = ("name", "fn", "args", "kwargs", "interval_s", "cron")
@@ -64,6 +66,8 @@ class Job:
         self.cron: str | None = None
         if isinstance(every, datetime.timedelta):
             every = every.total_seconds()
+        elif isinstance(every, dict):
+            every = cron_from_fields(every)
         if isinstance(every, str):
             croniter = _croniter()
             if not croniter.is_valid(every):
@@ -74,14 +78,15 @@ class Job:
                 raise ValueError(f"a schedule interval must be positive, got {every}")
             self.interval_s = float(every)
         else:
-            raise TypeError(f"schedule() takes seconds, a timedelta or a cron string, not {every!r}")
+            raise TypeError("schedule() takes seconds, a timedelta, a cron string or a dict of "
+                            f"cron fields, not {every!r}")
 
     def next_delay_s(self, now: datetime.datetime | None = None) -> float:
         """Seconds from ``now`` (default: the local time) to the next run."""
         if self.interval_s is not None:
             return self.interval_s
         now = now or datetime.datetime.now().astimezone()
-        upcoming = _croniter()(self.cron, now).get_next(datetime.datetime)
+        upcoming: datetime.datetime = _croniter()(self.cron, now).get_next(datetime.datetime)
         return max(0.0, (upcoming - now).total_seconds())
 
     async def run_forever(self) -> None:
@@ -94,6 +99,50 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.name} every {self.cron or f'{self.interval_s}s'}>"
+
+
+# Areion's cron dict (``Orchestrator.schedule_cron_task(fn, {...})``) holds APScheduler's
+# CronTrigger fields, most significant first here.  Areion allowed these six.
+_FIELDS = ("year", "month", "day", "hour", "minute", "second")
+# What APScheduler puts in a field less significant than the least significant one given.
+_FIELD_MINIMUM = {"month": "1", "day": "1", "hour": "0", "minute": "0", "second": "0"}
+
+
+def cron_from_fields(fields: dict[str, Any]) -> str:
+    """The croniter expression for Areion's dict form of a cron job, read as APScheduler read it.
+
+    ``{"minute": "*/5"}`` runs every five minutes at second 0: fields more significant than the
+    least significant one given are ``*``, less significant ones their minimum (``{"hour": 3}``
+    is 03:00:00 daily).  Values are ints or cron field strings (``"*/5"``, ``"1-5"``,
+    ``"1,15"``).  Areion's keys only (``second minute hour day month year``): anything else, an
+    empty dict (APScheduler ran that every second) or a value croniter rejects is a
+    ``ValueError``.  Weekdays need the string form (``"0 3 * * mon-fri"``).
+    """
+    unknown = sorted(set(fields) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown cron fields {unknown}: Areion's are {', '.join(_FIELDS)}")
+    if not fields:
+        raise ValueError("a cron dict needs at least one field")
+    values: dict[str, str] = {}
+    given = False
+    for name in reversed(_FIELDS):  # least significant first: minimums until the first given
+        value = fields.get(name)
+        if value is not None:
+            text = str(value).strip()
+            if not text or any(c.isspace() for c in text):
+                raise ValueError(f"cron field {name}={value!r} is empty or holds whitespace")
+            values[name] = text
+            given = True
+        else:
+            values[name] = "*" if given else _FIELD_MINIMUM.get(name, "*")
+    # croniter: minute hour day month day-of-week second [year].
+    parts = [values["minute"], values["hour"], values["day"], values["month"], "*", values["second"]]
+    if "year" in fields:
+        parts.append(values["year"])
+    expression = " ".join(parts)
+    if not _croniter().is_valid(expression):
+        raise ValueError(f"cron fields {fields!r} make no valid schedule ({expression!r})")
+    return expression
 
 
 def _croniter() -> Any:

@@ -2,51 +2,97 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import unquote
 
 from cyserve import _json
+from cyserve.compat import BackgroundAdder, Prepared
 from cyserve.context import RequestGlobals, bind_request
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
 from cyserve.errors import HTTPError
 
 if TYPE_CHECKING:
+    from cyserve._core.http.head import Head
+    from cyserve._core.http.server import ServerRole
     from cyserve.multipart import FormLimits
 
-__all__ = ["Request", "parse_cookie_header"]
+__all__ = ["Request", "State", "parse_cookie_header"]
+
+
+class State(dict[str, Any]):
+    """``request.state``: a dict whose entries are also attributes.
+
+    ``request.state["user"]`` and ``request.state.user`` are the same entry (AstraAPI's, that is
+    Starlette's, attribute spelling next to cyserve's item one).  It stays a dict, so item access
+    keeps C speed for the middleware that use it (sessions, CSRF, request ids) and every dict
+    method works.  Those methods' names (``get``, ``items``, ...) are not attributes to set: the
+    method would hide the entry, so setting one raises ``AttributeError`` (use an item instead).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"request.state has no {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(dict, name):
+            raise AttributeError(f"request.state.{name} is a dict method: "
+                                 f"use request.state[{name!r}] for this entry")
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"request.state has no {name!r}") from None
+
+    def __repr__(self) -> str:
+        return f"State({dict.__repr__(self)})"
 
 
 class Request:
     """One HTTP request as a handler sees it.
 
     Nothing is decoded until asked: ``headers``, ``query`` and ``path`` build Python objects on
-    first use.  The body is either already complete (``bytes``) or a stream the core feeds, with
-    reading paused and resumed on the server's water marks.
+    first use, ``state`` too.  The body is either already complete (``bytes``) or a stream the
+    core feeds, with reading paused and resumed on the server's water marks.
+
+    The seeds' spellings (``cyserve.compat``, docs/migrating.md) are thin aliases here: Blazeio's
+    ``pull()`` (``stream()``) and ``prepare()``/``write()``/``eof()`` (a response the handler
+    writes itself), PyLiteFlux's ``bg.add()`` (``background()``).
     """
 
     __slots__ = ("_conn", "_head", "_body", "_body_bytes", "_path", "_query", "_headers",
-                 "path_params", "state", "_background", "_g", "_cookies", "_url", "_id", "_form",
-                 "_chain")
+                 "path_params", "_state", "_background", "_g", "_cookies", "_url", "_id", "_form",
+                 "_chain", "_prepared")
+    # Slots set only when used (see __init__).
+    _chain: Callable[[Request], Awaitable[Any]]
+    _state: State
+    _prepared: Prepared
 
     def __init__(self, conn: Any, head: Any, body: Any) -> None:
-        self._conn = conn
-        self._head = head
+        self._conn: ServerRole = conn
+        self._head: Head = head
         self._body = body
         self._body_bytes: bytes | None = body if type(body) is bytes else None
         self._path: str | None = None
         self._query: QueryParams | None = None
         self._headers: Headers | None = None
         self.path_params: dict[str, Any] = {}
-        self.state: dict[str, Any] = {}
         #: ``(fn, args, kwargs)`` added by ``background()``; the App runs them after the response.
-        self._background: list[tuple[Callable[..., Any], tuple, dict]] | None = None
+        self._background: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] | None = None
         self._g: RequestGlobals | None = None
         self._cookies: dict[str, str] | None = None
         self._url: URL | None = None
         self._id: str | None = None
         self._form: FormData | None = None
         # ``_chain``, the route chain the App's global middleware leads to, is set by App.handle
-        # only when there is global middleware; nothing else reads it.
+        # only when there is global middleware; nothing else reads it.  ``_state`` (made by the
+        # first use of ``state``) and ``_prepared`` (set by ``prepare()``) are left unset too: a
+        # request that never uses them pays nothing for them.
         bind_request(self)  # for cyserve.context.g and current_request()
 
     @property
@@ -141,6 +187,29 @@ class Request:
         self._id = value
 
     @property
+    def state(self) -> State:
+        """Per-request values for middleware and handlers, as items or attributes (``State``)."""
+        try:
+            return self._state
+        except AttributeError:
+            self._state = state = State()
+            return state
+
+    @state.setter
+    def state(self, value: dict[str, Any]) -> None:
+        self._state = value if type(value) is State else State(value)
+
+    @property
+    def session(self) -> Any:
+        """The signed-cookie session (``request.state["session"]``, Starlette's spelling), made by
+        the ``Sessions`` middleware; ``RuntimeError`` on a route it does not wrap."""
+        try:
+            return self._state["session"]
+        except (AttributeError, KeyError):
+            raise RuntimeError("request.session needs the Sessions middleware on this route: "
+                               "app.use(Sessions([key]))") from None
+
+    @property
     def g(self) -> RequestGlobals:
         """This request's namespace, the one ``cyserve.context.g`` stands for."""
         if self._g is None:
@@ -159,6 +228,11 @@ class Request:
         if self._background is None:
             self._background = []
         self._background.append((fn, args, kwargs))
+
+    @property
+    def bg(self) -> BackgroundAdder:
+        """PyLiteFlux's spelling: ``request.bg.add(fn, *args, **kwargs)`` is ``background()``."""
+        return BackgroundAdder(self)
 
     async def form(self, limits: FormLimits | None = None) -> FormData:
         """The body as a form, parsed once and cached.
@@ -235,6 +309,40 @@ class Request:
             if not chunk:
                 return
             yield chunk
+
+    def pull(self) -> AsyncIterator[bytes]:
+        """Blazeio's spelling of ``stream()``: ``async for chunk in r.pull()``."""
+        return self.stream()
+
+    # ------------------------------------------------------------ Blazeio's imperative response
+    async def prepare(self, headers: Any = None, status: int = 200, reason: str = "",
+                      encode_resp: bool = True, encode_event_stream: bool = True,
+                      **_ignored: Any) -> None:
+        """Blazeio's ``await r.prepare(headers, status)``: send the head of a response that the
+        handler then writes itself with ``await r.write(chunk)`` and returns None
+        (``cyserve.compat.Prepared`` says how headers choose the framing).  ``reason`` and
+        Blazeio's other keywords (``server_phrase``) are accepted and ignored."""
+        if hasattr(self, "_prepared"):
+            raise RuntimeError("prepare() was already called for this request")
+        self._prepared = Prepared(self._conn, headers, status, encode_resp, encode_event_stream)
+
+    def write(self, data: Any) -> Awaitable[None]:
+        """Blazeio's ``await r.write(chunk)``: a piece of the prepared body; awaiting it waits
+        while the client is slow to read (backpressure)."""
+        try:
+            prepared = self._prepared
+        except AttributeError:
+            raise RuntimeError("write() needs a response started with prepare()") from None
+        return prepared.write(data)
+
+    async def eof(self) -> None:
+        """Blazeio's ``await r.eof()``: end the prepared body (returning from the handler does
+        too)."""
+        try:
+            prepared = self._prepared
+        except AttributeError:
+            raise RuntimeError("eof() needs a response started with prepare()") from None
+        await prepared.finish()
 
     def is_disconnected(self) -> bool:
         return self._conn.stream.is_disconnected()

@@ -20,8 +20,7 @@ import re
 from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
-from cyserve._trie import CONVERTERS as CONVERTERS  # re-exported: docs.openapi imports it from here
-from cyserve._trie import _PARAM, _parse, _Resource, _Table
+from cyserve._trie import TEMPLATE_PARAM, _parse, _Resource, _Table
 from cyserve.binding import Plan, endpoint, path_kinds, plan
 from cyserve.response import Response
 
@@ -61,7 +60,7 @@ class Route:
         self.methods = frozenset(m.upper() for m in methods)
         if not self.methods:
             raise ValueError(f"route {path!r} needs at least one method")
-        self.name = name or getattr(handler, "__name__", path)
+        self.name: str = name or str(getattr(handler, "__name__", path))
         _parse(path)  # the template checked before the handler's annotations are read
         self.params = path_kinds(handler, path)
         self.scopes = scopes
@@ -114,7 +113,11 @@ class Route:
 
 
 class MethodShortcuts:
-    """``get``, ``post``, ``put``, ``patch`` and ``delete`` as ``route(path, (METHOD,), ...)``.
+    """``get``, ``post``, ``put``, ``patch``, ``delete``, ``head`` and ``options`` as
+    ``route(path, (METHOD,), ...)``; ``api_route`` (FastAPI's and AstraAPI's name) and
+    ``register`` (PyLiteFlux's) are ``route`` under other names.  A ``head`` or ``options`` route
+    replaces what the table answers for that method by itself (GET's handler for HEAD, the
+    automatic 204 with ``Allow`` for OPTIONS).
 
     ``status_code`` (FastAPI's spelling) is the status of a returned dict, list, model, str,
     bytes or None, and the one the API docs show."""
@@ -147,6 +150,32 @@ class MethodShortcuts:
     def delete(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
                status_code: int | None = None) -> Callable[[Handler], Handler]:
         return self._shortcut(path, "DELETE", name, middlewares, status_code)
+
+    def head(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+             status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "HEAD", name, middlewares, status_code)
+
+    def options(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
+                status_code: int | None = None) -> Callable[[Handler], Handler]:
+        return self._shortcut(path, "OPTIONS", name, middlewares, status_code)
+
+    def api_route(self, path: str, methods: Sequence[str] | None = None, name: str | None = None, *,
+                  middlewares: Sequence[Middleware] = (), status_code: int | None = None
+                  ) -> Callable[[Handler], Handler]:
+        """``route`` under FastAPI's name; ``methods`` defaults to GET, as there."""
+        return self.route(path, ("GET",) if methods is None else methods, name,
+                          middlewares=middlewares, status_code=status_code)
+
+    def register(self, path: str, method: str = "GET", protocol: str = "http", *,
+                 name: str | None = None, middlewares: Sequence[Middleware] = (),
+                 status_code: int | None = None) -> Callable[[Handler], Handler]:
+        """PyLiteFlux's ``@Route.register(path, method="GET")``: one method per decorator, any
+        method (PyLiteFlux raised ``KeyError`` for PATCH).  ``protocol="tcp"`` commands are not
+        HTTP routes: ``ValueError``."""
+        if protocol != "http":
+            raise ValueError(f"register(protocol={protocol!r}): only HTTP routes are registered "
+                             "here; TCP commands are not routes of an App or Router")
+        return self._shortcut(path, method.upper(), name, middlewares, status_code)
 
 
 class Router(MethodShortcuts):
@@ -265,7 +294,7 @@ class Router(MethodShortcuts):
                 raise KeyError(f"route {name!r} needs parameter {key!r}")
             used.add(key)
             return quote(str(params[key]), safe="/" if (m.group(2) == "path") else "")
-        path = _PARAM.sub(fill, route.path)
+        path = TEMPLATE_PARAM.sub(fill, route.path)
         extra = {k: v for k, v in params.items() if k not in used}
         return path + "?" + urlencode(extra, doseq=True) if extra else path
 

@@ -108,6 +108,16 @@ class RawClient:
             await self.writer.wait_closed()
 
 
+async def fetch(port: int, method: str = "GET", target: str = "/", headers: Any = None,
+                body: bytes = b"") -> Reply:
+    """One request on a connection of its own, closed after the reply."""
+    client = await RawClient.open(port)
+    try:
+        return await client.request(method, target, headers, body)
+    finally:
+        await client.close()
+
+
 async def exchange(port: int, data: bytes, timeout_s: float = 5.0) -> bytes:
     """Send raw bytes, return everything the server sends until it closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -38,7 +38,8 @@ def make_app(sessions: Sessions) -> App:
 
     @app.get("/me")
     async def me(request):
-        return dict(request.state["session"])
+        assert request.session is request.state["session"]  # Starlette's spelling, the same object
+        return dict(request.session)
 
     @app.post("/cart/{item}")
     async def add(request, item: str):
@@ -91,6 +92,30 @@ def test_session_round_trip_with_default_cookie_attributes(run):
             me = await get_me(client, cookie_value(added))
             assert json.loads(me.body) == {"user": "ada", "cart": ["tea"]}
             await client.close()
+    run(main)
+
+
+def test_request_session_without_the_middleware_says_what_is_missing(run):
+    async def main():
+        app = App(debug=True)  # the 500 page shows the error's message
+        seen = []
+
+        @app.get("/")
+        async def home(request):
+            try:
+                request.session
+            except RuntimeError as exc:
+                seen.append(str(exc))
+                raise
+            return "unreachable"
+
+        async with serving(app) as server:
+            client = await RawClient.open(server.port)
+            reply = await client.request("GET", "/")
+            await client.close()
+        assert reply.status == 500
+        assert seen == ["request.session needs the Sessions middleware on this route: "
+                        "app.use(Sessions([key]))"]
     run(main)
 
 
