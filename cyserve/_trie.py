@@ -69,15 +69,15 @@ CONVERTERS: dict[str, tuple[str, Callable[[str], Any], dict[str, str]]] = {
              {"type": "string", "format": "uuid"}),
     "path": (r".*", str, {"type": "string"}),
 }
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}|:([A-Za-z_][A-Za-z0-9_]*)")
+TEMPLATE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}|:([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _parse(path: str, kinds: dict[str, str] | None = None) -> list[tuple[int, int, str, str]]:
     """(start, end, name, converter) of each parameter in a template, checked.  ``kinds`` gives
     the converter of a parameter the template names none for (a route's ``params``: the
     handler's annotation implies it)."""
-    found = []
-    for m in _PARAM.finditer(path):
+    found: list[tuple[int, int, str, str]] = []
+    for m in TEMPLATE_PARAM.finditer(path):
         name = m.group(1) or m.group(3)
         kind = m.group(2) or (kinds.get(name, "str") if kinds else "str")
         if kind not in CONVERTERS:

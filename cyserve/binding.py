@@ -58,7 +58,7 @@ from typing import Any, Awaitable, Callable, cast
 
 from cyserve import _models
 from cyserve._json import dumps
-from cyserve._trie import _PARAM
+from cyserve._trie import TEMPLATE_PARAM
 from cyserve.request import Request
 from cyserve.response import BaseResponse, Response
 
@@ -182,7 +182,7 @@ def path_kinds(handler: Any, path: str) -> dict[str, str]:
     template's converter, or one that cannot be resolved."""
     kinds: dict[str, str] = {}
     explicit: set[str] = set()
-    for m in _PARAM.finditer(path):
+    for m in TEMPLATE_PARAM.finditer(path):
         name = m.group(1) or m.group(3)
         kinds[name] = m.group(2) or "str"
         if m.group(2):

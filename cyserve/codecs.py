@@ -106,7 +106,7 @@ class _ZlibDecoder:
                 raise ValueError("data after the end of the compressed body")
             d = self._d = zlib.decompressobj(31)  # the next gzip member
         try:
-            out = d.decompress(self._tail + data, max_bytes)
+            out: bytes = d.decompress(self._tail + data, max_bytes)
         except zlib.error as exc:
             raise ValueError(f"corrupt compressed body: {exc}") from None
         self._tail = d.unconsumed_tail
@@ -132,7 +132,7 @@ class _BrotliDecoder:
         if data and self._d.is_finished():
             raise ValueError("data after the end of the compressed body")
         try:
-            out = self._d.process(data, output_buffer_limit=max_bytes)
+            out: bytes = self._d.process(data, output_buffer_limit=max_bytes)
         except brotli.error as exc:
             raise ValueError(f"corrupt compressed body: {exc}") from None
         # Output may still be pending once the input is consumed: ask again while the limit
@@ -161,10 +161,11 @@ def zstd_module() -> ModuleType | None:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from backports import zstd
         except ImportError:
             return None
-    return zstd
+    module: ModuleType = zstd
+    return module
 
 
 def require_zstd() -> ModuleType:
@@ -230,7 +231,7 @@ class _ZstdDecoder:
                     break
                 d = self._d = self._frame()   # the next frame
             if d.needs_input:
-                piece = source[self._pos:self._pos + _ZSTD_FEED_BYTES]
+                piece: bytes | memoryview = source[self._pos:self._pos + _ZSTD_FEED_BYTES]
                 if not piece:
                     break
                 self._pos += len(piece)
@@ -300,7 +301,8 @@ class _DecodedBody:
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._source = b""
             return bytes(source)
-        return await source.read()
+        data: bytes = await source.read()
+        return data
 
     async def read(self) -> bytes:
         decoder = self._decoder

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 from cyserve.codecs import (
     MAX_CODINGS, Codec, Decoder, Encoder, _builtin_codecs, _compress_whole, _DecodedBody,
@@ -26,6 +26,9 @@ from cyserve.codecs import (
 from cyserve.config import Limits
 from cyserve.errors import HTTPError
 from cyserve.response import BaseResponse, Response, to_response
+
+if TYPE_CHECKING:
+    from cyserve._core.http.server import ServerRole
 
 __all__ = ["Compression", "Codec", "Encoder", "Decoder", "negotiate", "parse_accept_encoding",
            "DEFAULT_TYPES"]
@@ -228,6 +231,7 @@ class Compression:
         if encoded is None:
             return Response(body, response.status, self._encoded_fields(response.headers, None),
                             response.content_type)
+        assert codec is not None  # only a codec encodes
         fields = self._encoded_fields(response.headers, codec.name)
         return Response(encoded, response.status, fields, response.content_type)
 
@@ -289,7 +293,7 @@ class _EncodingConn:
     __slots__ = ("_conn", "_codec", "_policy", "_encoder", "_ended")
 
     def __init__(self, conn: Any, codec: Codec | None, policy: Compression) -> None:
-        self._conn = conn
+        self._conn: ServerRole = conn
         self._codec = codec
         self._policy = policy
         self._encoder: Encoder | None = None

@@ -11,11 +11,14 @@ tasks it schedules run in copies of that context, so they see the same request a
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from cyserve.request import Request
 
 __all__ = ["g", "current_request", "RequestGlobals"]
 
-_current: ContextVar[Any] = ContextVar("cyserve.request", default=None)
+_current: ContextVar[Request | None] = ContextVar("cyserve.request", default=None)
 #: Cached for ``Request.__init__`` (one attribute look-up less per request).
 bind_request = _current.set
 

@@ -130,7 +130,8 @@ def csrf_token(request: Request | None = None) -> str:
     token = request.state.get(_STATE)
     if token is None:
         raise RuntimeError("csrf_token() needs the CSRF middleware on this route: app.use(CSRF())")
-    return token.masked()
+    masked: str = token.masked()
+    return masked
 
 
 class CSRF:

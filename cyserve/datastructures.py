@@ -2,10 +2,13 @@
 data, and the request URL."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import parse_qsl
 
 from cyserve.errors import BadRequest
+
+if TYPE_CHECKING:
+    from cyserve._core.http.head import Head
 
 __all__ = ["Headers", "QueryParams", "FormData", "URL", "field_value"]
 
@@ -28,7 +31,7 @@ class Headers(Mapping[str, str]):
 
     __slots__ = ("_head", "_items")
 
-    def __init__(self, head: object = None, items: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, head: Head | None = None, items: list[tuple[str, str]] | None = None) -> None:
         self._head = head
         self._items = items
 
@@ -69,7 +72,7 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len({key for key, _ in self._all()})
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
         """Every (lower-case name, value) pair, duplicates included, in order."""
         return list(self._all())
 

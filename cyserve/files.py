@@ -42,7 +42,7 @@ for _ext, _type in ((".js", "text/javascript"), (".mjs", "text/javascript"),  # 
                     (".otf", "font/otf"), (".md", "text/markdown"), (".webmanifest",
                     "application/manifest+json"), (".json", "application/json")):
     _TYPES.add_type(_type, _ext)
-Fields = Union[dict, Iterable[tuple[str, str]]]
+Fields = Union[dict[str, str], Iterable[tuple[str, str]]]
 _UTF8_TYPES = ("application/json", "application/javascript", "application/xml",
                "image/svg+xml", "application/manifest+json")
 _OCTET = "application/octet-stream"

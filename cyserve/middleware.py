@@ -227,8 +227,8 @@ class CORS:
         return call
 
     def _preflight(self, request: Request, origin: str) -> BaseResponse:
-        method = request.headers.get("access-control-request-method", "").strip().upper()
-        requested = request.headers.get("access-control-request-headers", "")
+        method = (request.headers.get("access-control-request-method") or "").strip().upper()
+        requested = request.headers.get("access-control-request-headers") or ""
         asked = [h.strip().lower() for h in requested.split(",") if h.strip()]
         vary = [("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")]
         if (not self.allows(origin) or not (self.any_method or method in self.methods)

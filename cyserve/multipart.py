@@ -83,7 +83,7 @@ class UploadFile:
     @property
     def in_memory(self) -> bool:
         """False once the content passed the spool threshold and lives in a temporary file."""
-        return not self.file._rolled
+        return not self.file._rolled  # type: ignore[attr-defined]  # the stdlib's own flag, untyped
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.in_memory:
@@ -98,10 +98,12 @@ class UploadFile:
             await asyncio.get_running_loop().run_in_executor(None, self.file.write, data)
 
     async def read(self, size: int = -1) -> bytes:
-        return await self._run(self.file.read, size)
+        data: bytes = await self._run(self.file.read, size)
+        return data
 
     async def seek(self, offset: int, whence: int = 0) -> int:
-        return await self._run(self.file.seek, offset, whence)
+        position: int = await self._run(self.file.seek, offset, whence)
+        return position
 
     async def save(self, path: str) -> int:
         """Copy the whole content to ``path`` (created or truncated); returns the bytes copied."""

@@ -16,7 +16,7 @@ from cyserve._json import dumps
 __all__ = ["BaseResponse", "Response", "JSONResponse", "HTMLResponse", "RedirectResponse",
            "StreamResponse", "to_response"]
 
-Fields = Union[dict, Iterable, None]
+Fields = Union[dict[str, str], Iterable[tuple[str, str]], None]
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
 _JSON = "application/json"
@@ -153,7 +153,7 @@ class Response(BaseResponse):
 
     __slots__ = ("body", "status", "headers", "content_type")
 
-    def __init__(self, body: bytes | str = b"", status: int = 200, headers: Fields = None,
+    def __init__(self, body: bytes | bytearray | memoryview | str = b"", status: int = 200, headers: Fields = None,
                  content_type: str | None = None) -> None:
         if type(body) is not bytes:  # bytes, the common case, needs no check
             if isinstance(body, str):
@@ -329,8 +329,8 @@ def to_response(result: Any) -> BaseResponse:
     if isinstance(result, tuple) and 2 <= len(result) <= 3:
         body, status, *rest = result
         response = to_response(body)
-        response.status = status
+        response.status = status  # type: ignore[misc]  # every concrete response has the slot
         if rest:
-            response.headers = response.headers + _fields(rest[0])
+            response.headers = response.headers + _fields(rest[0])  # type: ignore[misc]  # as status
         return response
     raise TypeError(f"a handler returned {type(result).__name__}, which is not a response")

@@ -158,7 +158,8 @@ class Sessions:
             payload = _json.dumps(data)
         except TypeError as exc:
             raise TypeError(f"session values must be JSON-serialisable: {exc}") from None
-        return self.signer.sign(base64.urlsafe_b64encode(payload).rstrip(b"=")).decode("ascii")
+        signed: bytes = self.signer.sign(base64.urlsafe_b64encode(payload).rstrip(b"="))
+        return signed.decode("ascii")
 
     def decode(self, value: str) -> dict[str, Any]:
         """The session in a cookie value; ``{}`` unless it is signed by one of the keys, younger

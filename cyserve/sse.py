@@ -49,7 +49,7 @@ class ServerSentEvent:
 
     def encode(self, default: Callable[[Any], Any] | None = None) -> bytes:
         """The event on the wire, UTF-8, ending with the blank line that dispatches it."""
-        lines = []
+        lines: list[str] = []
         if self.comment is not None:
             lines.extend(": " + line for line in _LINE_BREAK.split(self.comment))
         if self.event is not None:
@@ -131,6 +131,7 @@ class SSEResponse(BaseResponse):
                     break
                 if gone in done:
                     return
+                assert interval is not None  # the wait timed out: there is an interval
                 if loop.time() - last_write[0] >= interval:
                     last_write[0] = loop.time()
                     conn.write(_PING)  # tiny: no need to wait for the drain

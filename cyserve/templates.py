@@ -34,7 +34,8 @@ class Templates:
 
     async def render_text(self, name: str, context: dict[str, Any] | None = None, /, **kw: Any) -> str:
         """The rendered template as a string."""
-        return await self.env.get_template(name).render_async({**(context or {}), **kw})
+        text: str = await self.env.get_template(name).render_async({**(context or {}), **kw})
+        return text
 
     async def render(self, name: str, context: dict[str, Any] | None = None, /, *, status: int = 200,
                      headers: Any = None, **kw: Any) -> HTMLResponse:

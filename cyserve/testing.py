@@ -140,7 +140,7 @@ class TestClient:
         self._options = client_options
         self._mode: str | None = None          # None, "sync" or "async"
         self._served: _Served | None = None
-        self._closer: weakref.finalize | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._lock = threading.Lock()          # one start even when threads race to the first use
 
     @property
@@ -307,10 +307,12 @@ class SyncResponse:
         return self.read()
 
     def read(self) -> bytes:
-        return self._tc._call(self._resp.read())
+        body: bytes = self._tc._call(self._resp.read())
+        return body
 
     def text(self, encoding: str | None = None) -> str:
-        return self._tc._call(self._resp.text(encoding))
+        text: str = self._tc._call(self._resp.text(encoding))
+        return text
 
     def json(self) -> Any:
         return self._tc._call(self._resp.json())

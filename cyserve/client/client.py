@@ -338,7 +338,7 @@ class Client:
             cookie = self.cookies.header_for(target.url)
             if cookie:
                 fields = fields + [("Cookie", cookie)]
-        if route.origin is None and proxy.authorization:
+        if proxy is not None and route.origin is None and proxy.authorization:
             fields = fields + [("Proxy-Authorization", proxy.authorization)]
         return route, request_target, fields
 
@@ -387,6 +387,7 @@ class Client:
                 if conn.write_paused:
                     await conn.drain()
             else:
+                assert content.stream is not None  # RequestContent holds a body or a stream
                 declared = find_header(fields, "content-length")
                 length = int(declared) if declared is not None else content.length
                 waiter = conn.start(method, target, fields, -1 if length is None else length,

@@ -18,7 +18,7 @@ import base64
 import logging
 import os
 import ssl
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
 from cyserve.errors import ConnectError, ConnectTimeout, ProxyError
@@ -89,7 +89,8 @@ async def _tcp(loop: asyncio.AbstractEventLoop, factory: Any, host: str, port: i
         raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-    return stream.role
+    role: ClientRole = stream.role
+    return role
 
 
 async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientRole, origin: Origin,
@@ -106,9 +107,13 @@ async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientRole, origin: Ori
     if not 200 <= head.status < 300:
         conn.close()
         raise ProxyError(f"the proxy refused CONNECT {authority}: {head.status} {head.reason}")
+    tunnel = conn.transport
+    if tunnel is None:  # the proxy closed right after its 2xx
+        raise ProxyError(f"the proxy closed the CONNECT tunnel to {authority}")
+    # conn.stream is the StreamProtocol the loop made (client_connection): a BufferedProtocol.
+    protocol = cast(asyncio.BufferedProtocol, conn.stream)
     try:
-        transport = await loop.start_tls(conn.transport, conn.stream, ssl_ctx,
-                                         server_hostname=origin.host)
+        transport = await loop.start_tls(tunnel, protocol, ssl_ctx, server_hostname=origin.host)
     except ssl.SSLCertVerificationError as exc:
         conn.close()
         raise ConnectError(f"TLS certificate verification failed for {authority}: "
@@ -116,6 +121,8 @@ async def _tunnel(loop: asyncio.AbstractEventLoop, conn: ClientRole, origin: Ori
     except (ssl.SSLError, OSError) as exc:
         conn.close()
         raise ConnectError(f"TLS handshake with {authority} through the proxy failed: {exc}") from exc
+    if transport is None:  # the loop gives None only when the tunnel closed during the handshake
+        raise ConnectError(f"the proxy closed the tunnel to {authority} during the TLS handshake")
     conn.set_transport(transport)
 
 
@@ -137,6 +144,7 @@ async def open_connection(state: Any, key: Any, origin: Origin, proxy: Proxy | N
         except ConnectError as exc:
             raise ProxyError(f"cannot connect to the proxy: {exc}") from exc
         if origin.scheme == "https":
+            assert ssl_ctx is not None, "an https origin comes with its TLS context"
             try:
                 await _tunnel(loop, conn, origin, proxy, ssl_ctx)
             except BaseException:

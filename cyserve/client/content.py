@@ -140,7 +140,7 @@ def encode_request(content: Any = None, data: Any = None, files: Any = None,
         if isinstance(data, (bytes, bytearray, memoryview, str)):
             return encode_content(data)
         items: Iterable[tuple[Any, Any]] = data.items() if isinstance(data, Mapping) else data
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for key, value in items:
             values = value if isinstance(value, (list, tuple)) else [value]
             pairs.extend((str(key), "" if v is None else str(v)) for v in values)

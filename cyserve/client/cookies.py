@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass, field
-from http.cookiejar import http2time
+from http.cookiejar import http2time  # type: ignore[attr-defined]  # public, not in typeshed
 from typing import Iterator
 from urllib.parse import urlsplit
 

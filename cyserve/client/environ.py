@@ -131,7 +131,7 @@ class NoProxy:
                 if address is not None and address.version == network.version \
                         and address in network:
                     return True
-            elif host == domain or host.endswith("." + domain):
+            elif domain is not None and (host == domain or host.endswith("." + domain)):
                 return True
         return False
 

@@ -34,7 +34,7 @@ class Pool:
         self._open: dict[Hashable, int] = {}
         self._total = 0
         self._tracked: set[Any] = set()
-        self._waiters: deque[tuple[Hashable, asyncio.Future]] = deque()
+        self._waiters: deque[tuple[Hashable, asyncio.Future[Any]]] = deque()
         self._closed = False
 
     # ------------------------------------------------------------------ facts (tests, stats)
@@ -208,6 +208,6 @@ class Pool:
         self._waiters.clear()
 
 
-def _expire(fut: asyncio.Future, timeout_s: float) -> None:
+def _expire(fut: asyncio.Future[Any], timeout_s: float) -> None:
     if not fut.done():
         fut.set_exception(PoolTimeout(f"no connection of the pool became free in {timeout_s:g}s"))

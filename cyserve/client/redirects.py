@@ -50,4 +50,5 @@ def next_hop(hop: Hop, status: int, location: str | None) -> Hop | None:
 
 
 def redirect_location(response: Any) -> str | None:
-    return response.headers.get("location")
+    location: str | None = response.headers.get("location")
+    return location

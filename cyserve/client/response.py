@@ -9,7 +9,7 @@ connection instead (its framing is unfinished).
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 from cyserve import _json
 from cyserve.client.decompress import make_decoder
@@ -74,7 +74,8 @@ class Response:
 
     @property
     def reason(self) -> str:
-        return self._head.reason
+        reason: str = self._head.reason
+        return reason
 
     @property
     def http_version(self) -> str:
@@ -128,7 +129,7 @@ class Response:
         return self
 
     # ------------------------------------------------------------------ body
-    async def iter_raw(self) -> AsyncIterator[bytes]:
+    async def iter_raw(self) -> AsyncGenerator[bytes, None]:
         """The body as received (still content-coded), chunk by chunk, with backpressure."""
         if self._streamed:
             raise RuntimeError("the body was already consumed")
@@ -147,7 +148,7 @@ class Response:
         finally:
             await self.aclose()
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
         """The body decoded (gzip, deflate, br), chunk by chunk, with backpressure."""
         if self._content is not None:
             if self._content:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ServerSentEvent", "SSEDecoder"]
 
@@ -24,7 +25,7 @@ class ServerSentEvent:
     id: str = ""
     retry: int | None = None
 
-    def json(self):
+    def json(self) -> Any:
         from cyserve import _json
         return _json.loads(self.data)
 

@@ -68,7 +68,7 @@ def split_url(url: str) -> Target:
 
 def _pairs(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
     items = params.items() if isinstance(params, Mapping) else params
-    out = []
+    out: list[tuple[str, str]] = []
     for key, value in items:
         if isinstance(value, (list, tuple)):
             out.extend((str(key), _text(v)) for v in value)

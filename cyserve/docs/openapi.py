@@ -29,7 +29,7 @@ from cyserve._models import json_schema
 from cyserve.binding import Bound, Plan
 from cyserve.errors import NotFound
 from cyserve.response import Response
-from cyserve.routing import _PARAM, CONVERTERS
+from cyserve._trie import TEMPLATE_PARAM, CONVERTERS
 
 if TYPE_CHECKING:
     from cyserve.app import App
@@ -157,7 +157,7 @@ _VALIDATION_SCHEMAS: dict[str, Any] = {
 
 def openapi_path(path: str) -> str:
     """``/users/{id:int}`` and ``/users/:id`` -> ``/users/{id}``."""
-    return _PARAM.sub(lambda m: "{%s}" % (m.group(1) or m.group(3)), path)
+    return TEMPLATE_PARAM.sub(lambda m: "{%s}" % (m.group(1) or m.group(3)), path)
 
 
 def _parameter(name: str, kind: str, doc: str | None) -> dict[str, Any]:

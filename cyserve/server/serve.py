@@ -24,7 +24,7 @@ _log = logging.getLogger("cyserve.server")
 class Server:
     """A listening cyserve server; ``await server.shutdown()`` stops it gracefully."""
 
-    def __init__(self, app: Any, state: ServerState, listener: asyncio.AbstractServer) -> None:
+    def __init__(self, app: Any, state: ServerState, listener: asyncio.Server) -> None:
         self.app = app
         self.state = state
         self.listener = listener

@@ -10,6 +10,8 @@ class ReceiveBuffer:
     def __init__(self, initial_bytes: int = ..., max_bytes: int = ...) -> None: ...
     def __len__(self) -> int:
         """Bytes free at the tail (what a read may write)."""
+    def __buffer__(self, flags: int) -> memoryview:
+        """The free tail, writable (the buffer protocol a BufferedProtocol's read fills)."""
     def __getitem__(self, key: slice) -> memoryview:
         """A view of part of the free tail (asyncio's TLS transport reads into slices)."""
     def py_reserve(self, min_free: int) -> int:
