@@ -1,7 +1,7 @@
 """Routed end-to-end benchmark: a 50-route app with a global middleware and JSON answers, in
 cyserve and in Starlette on uvicorn (httptools + uvloop), wrk against both in the same run.
 
-    python bench/e2e/routed/run.py [--duration 10] [--rounds 3] [--connections 64] [--json out.json]
+    python bench/e2e/routed/run.py [--duration 10] [--rounds 3] [--connections 64] [--against TREE]
 
 Reuses bench/e2e's harness (procs.Server for start/stop/pinning/CPU readings, wrk.run, run.measure
 and its medians; see bench/e2e/README.md for how to read the numbers).  Before measuring, both
@@ -13,6 +13,10 @@ cyserve/Starlette ratios; exits 1 unless cyserve needs at most 1/``--min-ratio``
 server CPU per response of Starlette on every scenario.  The gate uses CPU per response because
 on a shared 2-core machine it is the steady number (bench/e2e/README.md); req/s ratios are
 printed beside it.  Needs Starlette: ``pip install -e .[bench]``.
+
+``--against TREE`` also runs the same routed app on the cyserve of another checkout (built in
+place, e.g. the commit before a change) as ``before``, in every round, and prints the
+cyserve/before ratios: what a change costs routes that do not use it.
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ def fetch(port: int, path: str) -> tuple[int, str, bytes, str | None]:
 
 def check_same_answers(running: dict[str, Server]) -> None:
     for server in running.values():
-        verify.check_server(server.name, server.port)
+        verify.check_server(server.app, server.port)
     for path in [s.path for s in SCENARIOS] + ["/json", "/api/v1/res0/7", "/api/v1/res24/1"]:
         answers = {name: fetch(server.port, path) for name, server in running.items()}
         first = next(iter(answers.values()))
@@ -72,27 +76,33 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds; medians are reported")
     parser.add_argument("--min-ratio", type=float, default=2.0,
                         help="required Starlette/cyserve CPU-per-response ratio")
+    parser.add_argument("--against", metavar="TREE",
+                        help="also run the routed app on this checkout's cyserve (built in place) as 'before'")
     args = parser.parse_args()
+    servers = list(SERVERS) + (["before"] if args.against else [])
     if shutil.which("wrk") is None:
         raise BenchError("wrk not found (apt-get install -y wrk)")
     server_core, wrk_core = procs.cores()
-    bound_s = int(1.5 * len(SERVERS) * len(SCENARIOS) * (args.warmup + args.rounds * args.duration + 2)) + 60
-    print(f"{len(SERVERS)} servers x {len(SCENARIOS)} scenarios, {args.rounds} x {args.duration} s, "
+    bound_s = int(1.5 * len(servers) * len(SCENARIOS) * (args.warmup + args.rounds * args.duration + 2)) + 60
+    print(f"{len(servers)} servers x {len(SCENARIOS)} scenarios, {args.rounds} x {args.duration} s, "
           f"-c{args.connections}; server on CPU {server_core}, wrk on CPU {wrk_core}; bound {bound_s} s")
     signal.signal(signal.SIGALRM, harness._raise_timeout)
     signal.signal(signal.SIGTERM, harness._raise_exit)
     signal.alarm(bound_s)
 
     results: dict[str, dict[str, list[harness.Sample]]] = {
-        s.name: {n: [] for n in SERVERS} for s in SCENARIOS}
+        s.name: {n: [] for n in servers} for s in SCENARIOS}
     with ExitStack() as stack:
-        running = {name: stack.enter_context(Server(name, server_core)) for name in SERVERS}
+        running = {name: stack.enter_context(
+                       Server(name, server_core, app="cyserve-routed", tree=args.against) if name == "before"
+                       else Server(name, server_core))
+                   for name in servers}
         check_same_answers(running)
         for scenario in SCENARIOS:
             for server in running.values():
                 harness.measure(server, scenario, args, wrk_core, args.warmup)
         for round_no in range(args.rounds):
-            order = SERVERS if round_no % 2 == 0 else SERVERS[::-1]
+            order = servers if round_no % 2 == 0 else servers[::-1]
             for scenario in SCENARIOS:
                 for name in order:
                     sample = harness.measure(running[name], scenario, args, wrk_core, args.duration)
@@ -114,6 +124,10 @@ def main() -> int:
         ok = ok and cpu_ratio * args.min_ratio <= 1.0
         print(f"{scenario:<13}{'cyserve/Starlette':<18}{cy.rps / st.rps:>9.2f}x{cpu_ratio:>12.2f}x"
               f"   (req/s ratio, CPU-per-response ratio)")
+        if "before" in med:
+            before = med["before"]
+            print(f"{scenario:<13}{'cyserve/before':<18}{cy.rps / before.rps:>9.2f}x"
+                  f"{cy.cpu_us_per_response / before.cpu_us_per_response:>12.2f}x")
     print(f"\n{'PASS' if ok else 'FAIL'}: cyserve uses <= 1/{args.min_ratio:g} of Starlette's CPU "
           "per response on every scenario")
     return 0 if ok else 1
