@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Union
 
 __all__ = ["Limits", "Timeouts", "WaterMarks", "ServerConfig", "ClientLimits", "ClientTimeouts",
-           "TimeoutArg", "to_timeouts", "Retries", "to_retries", "IDEMPOTENT_METHODS"]
+           "TimeoutArg", "to_timeouts", "Retries", "to_retries", "IDEMPOTENT_METHODS",
+           "WebSocketLimits"]
 
 
 @dataclass(frozen=True)
@@ -232,3 +233,62 @@ def to_retries(value: Retries | int | None) -> Retries:
     if isinstance(value, int) and not isinstance(value, bool):
         return Retries(count=value)
     raise TypeError(f"retries must be an int or Retries, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class WebSocketLimits:
+    """One WebSocket connection's limits, timers and compression (RFC 6455, RFC 7692), for the
+    server (``App(websocket=...)``, overridable per route) and the client alike.
+
+    Sizes: a frame whose declared length passes ``max_frame_bytes``, or a message (after
+    inflation) past ``max_message_bytes``, closes the connection with 1009; fragments are bounded
+    by the message size alone.  ``max_receive_queue`` whole messages wait for a handler that is
+    not receiving; past it, reading pauses (TCP backpressure) until it receives again.  ``send()``
+    waits while more than ``write_high_water`` bytes are queued for the peer, until they fall to
+    ``write_low_water``.
+
+    Timers (seconds; ``None`` switches one off): a ping every ``ping_interval_s`` of silence, and
+    a peer that has not answered it within ``ping_timeout_s`` is closed with 1011 (the handler sees
+    the disconnect); ``close_timeout_s`` bounds the closing handshake and the wait for the peer to
+    close TCP after it.
+
+    ``compression``: negotiate permessage-deflate when the peer offers it (server) or offer it
+    (client).  ``compression_window_bits`` (9..15) is the LZ77 window this side asks for both
+    directions; 12 keeps a compressed connection's zlib state near 64 KiB in all (websockets'
+    default bar), where 15 would cost about 320 KiB.  ``compression_level`` is zlib's (1..9).
+    Messages shorter than ``compression_min_bytes`` go uncompressed (RFC 7692 allows either per
+    message).
+    """
+
+    max_message_bytes: int = 1024 * 1024
+    max_frame_bytes: int = 1024 * 1024
+    max_receive_queue: int = 16
+    write_high_water: int = 64 * 1024
+    write_low_water: int = 16 * 1024
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    close_timeout_s: float = 10.0
+    compression: bool = True
+    compression_window_bits: int = 12
+    compression_level: int = 6
+    compression_min_bytes: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "max_frame_bytes", "max_receive_queue", "write_high_water"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"WebSocketLimits.{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.write_low_water <= self.write_high_water:
+            raise ValueError("WebSocketLimits.write_low_water must be between 0 and write_high_water")
+        for name in ("ping_interval_s", "ping_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"WebSocketLimits.{name} must be positive or None, got {value}")
+        if self.close_timeout_s <= 0:
+            raise ValueError(f"WebSocketLimits.close_timeout_s must be positive, got {self.close_timeout_s}")
+        if not 9 <= self.compression_window_bits <= 15:
+            raise ValueError("WebSocketLimits.compression_window_bits must be 9..15 "
+                             f"(RFC 7692 §7.1.2; zlib cannot compress with 8), got {self.compression_window_bits}")
+        if not 1 <= self.compression_level <= 9:
+            raise ValueError(f"WebSocketLimits.compression_level must be 1..9, got {self.compression_level}")
+        if self.compression_min_bytes < 0:
+            raise ValueError("WebSocketLimits.compression_min_bytes must be >= 0")

@@ -12,7 +12,10 @@
   one is discarded, never reused.  ``TooManyRedirects``, ``HTTPStatusError``
   (``raise_for_status``), ``DecodingError`` (a corrupt or over-limit compressed body) and
   ``ResponseTooLarge`` (a body past ``max_body_bytes``).
-- ``PushError``: the root for long-lived connections.
+- ``WebSocketError``: a WebSocket ended or failed, with its close code (RFC 6455 §7.4);
+  ``WebSocketDisconnect(code, reason)``: the connection closed (by the peer, a limit, a missed
+  pong or shutdown), raised from ``receive*`` and from ``send`` on a closed socket.
+- ``PushError``: the root for long-lived push connections.
 
 Programmer mistakes (a bad argument, a route registered twice) raise builtins instead.
 """
@@ -60,6 +63,8 @@ __all__ = [
     "HTTPStatusError",
     "DecodingError",
     "ResponseTooLarge",
+    "WebSocketError",
+    "WebSocketDisconnect",
     "PushError",
 ]
 
@@ -269,6 +274,26 @@ class DecodingError(ClientError):
 
 class ResponseTooLarge(ClientError):
     """``read()`` would buffer more than ``max_body_bytes`` of body."""
+
+
+class WebSocketError(CyserveError):
+    """A WebSocket failed; ``code`` is the close code (RFC 6455 §7.4.1) it ended, or ends, with."""
+
+    def __init__(self, code: int = 1011, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"WebSocket closed with {self.code}" + (f": {self.reason}" if self.reason else "")
+
+
+class WebSocketDisconnect(WebSocketError):
+    """The WebSocket is closed: ``code`` and ``reason`` are what closed it (1005 when the peer's
+    close frame had no code, 1006 when the connection dropped without one)."""
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(code, reason)
 
 
 class PushError(CyserveError):
