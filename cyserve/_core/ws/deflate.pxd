@@ -15,26 +15,33 @@ bomb costs at most the message limit.  ``Deflater`` (send direction) compresses 
 Both keep their LZ77 window between messages unless the negotiated no-context-takeover parameter
 for that direction says otherwise.
 """
+cimport cython
 
 
+@cython.final
 cdef class Inflater:
-    cdef object _z                    # zlib decompressobj(-wbits), remade per message without takeover
+    cdef object _z                    # zlib decompressobj(-wbits); None until a message needs it, and
+                                      # dropped at each message's end without takeover
     cdef int _wbits
     cdef bint _no_takeover
     cdef bint _in_message
     # A piece of the current message's compressed payload: its inflated bytes, at most
     # ``max_out + 1`` of them (more than ``max_out`` means the message passed its limit: the caller
     # closes with 1009; nothing further is inflated).  Raises ``ValueError`` on corrupt data.
-    cdef bytes feed(self, object data, Py_ssize_t max_out)
+    # ``cpdef`` (here and below) so tests and pure-Python callers use the same names; a direct C
+    # call from Cython (the classes are final).
+    cpdef bytes feed(self, object data, Py_ssize_t max_out)
     # The message's FIN arrived: inflate the ``00 00 ff ff`` tail RFC 7692 §7.2.2 removed (same
     # bound and errors as ``feed``); then reset the window if the context is not taken over.
-    cdef bytes end_message(self, Py_ssize_t max_out)
+    cpdef bytes end_message(self, Py_ssize_t max_out)
 
 
+@cython.final
 cdef class Deflater:
-    cdef object _z                    # zlib compressobj(level, DEFLATED, -wbits, memlevel)
+    cdef object _z                    # zlib compressobj(level, DEFLATED, -wbits, memlevel); None until
+                                      # a message needs it, and dropped after each without takeover
     cdef int _wbits, _level, _memlevel
     cdef bint _no_takeover
     # One whole message compressed for a frame with RSV1 set: flushed with Z_SYNC_FLUSH and the
     # trailing ``00 00 ff ff`` removed (RFC 7692 §7.2.1); an empty message is ``b"\x00"``.
-    cdef bytes compress(self, object data)
+    cpdef bytes compress(self, object data)
