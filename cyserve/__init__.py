@@ -36,7 +36,7 @@ from cyserve.client import (
 )
 from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
-from cyserve.config import Limits, Retries, ServerConfig, Timeouts, WaterMarks
+from cyserve.config import Limits, Retries, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
 from cyserve.context import current_request, g
 from cyserve.csrf import CSRF, csrf_token
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
@@ -63,6 +63,8 @@ from cyserve.errors import (
     Unauthorized,
     UnprocessableEntity,
     UnsupportedMediaType,
+    WebSocketDisconnect,
+    WebSocketError,
 )
 from cyserve.files import FileResponse
 from cyserve.middleware import CORS, BaseMiddleware, RequestID, SecurityHeaders, TrustedHosts
@@ -83,6 +85,7 @@ from cyserve.compat import (
 from cyserve.sse import ServerSentEvent, SSEResponse
 from cyserve.static import StaticFiles
 from cyserve.templates import Templates
+from cyserve.websocket import WebSocket
 
 __version__ = "0.1.0"
 
@@ -169,6 +172,10 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadFile",
     "WaterMarks",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketError",
+    "WebSocketLimits",
     "WriteError",
     "WriteTimeout",
     "create_html_response",

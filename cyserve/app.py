@@ -60,7 +60,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Sequence
 
 from cyserve._json import dumps
 from cyserve.compat import http_middleware
-from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks
+from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
 from cyserve.errors import Disconnected, HTTPError, ProtocolError
 from cyserve.failures import ExceptionHandler, Failures
 from cyserve.lifecycle import Job, Lifecycle
@@ -69,6 +69,7 @@ from cyserve.request import Request
 from cyserve.response import BaseResponse, Response, StreamResponse, to_response
 from cyserve.routing import MethodShortcuts, Route, Router, class_routes
 from cyserve.sse import SSEResponse
+from cyserve.websocket import WebSocketEndpoint
 
 __all__ = ["App"]
 
@@ -87,30 +88,33 @@ _UNANSWERABLE = (ProtocolError, Disconnected)
 class App(MethodShortcuts):
     """A cyserve application.
 
-    ``App(limits=..., timeouts=..., water_marks=..., debug=False, docs=None, title=..., version=...,
-    redirect_slashes=True, lifespan=None)``.  Routes with ``@app.get(path)`` and friends,
-    ``app.include_router``, ``app.group``, ``app.attach``; middleware with ``app.use``,
-    ``app.before``, ``app.after``, ``app.fallback``; errors with ``app.exception_handler``;
-    lifecycle with ``app.on_startup``, ``app.on_shutdown``, ``app.lifespan``, ``app.create_task``,
-    ``app.schedule``.  Serve with ``app.run(host, port)``.
+    ``App(limits=..., timeouts=..., water_marks=..., websocket=..., debug=False, docs=None,
+    title=..., version=..., redirect_slashes=True, lifespan=None)``.  Routes with ``@app.get(path)``
+    and friends, ``@app.websocket(path)``, ``app.include_router``, ``app.group``, ``app.attach``;
+    middleware with ``app.use``, ``app.before``, ``app.after``, ``app.fallback``; errors with
+    ``app.exception_handler``; lifecycle with ``app.on_startup``, ``app.on_shutdown``,
+    ``app.lifespan``, ``app.create_task``, ``app.schedule``.  Serve with ``app.run(host, port)``.
 
     ``docs`` (default: ``debug``) serves ``/openapi.json`` and Swagger UI at ``/docs``.
     ``redirect_slashes``: a path that is not routed but would be with the trailing slash removed
     (or added) is answered ``308 Permanent Redirect`` to that form, query kept (RFC 9110 §15.4.9:
-    method and body are kept too).
+    method and body are kept too).  ``websocket``: the ``WebSocketLimits`` of every WebSocket
+    route that has none of its own.
     """
 
     def __init__(self, *, limits: Limits | None = None, timeouts: Timeouts | None = None,
                  water_marks: WaterMarks | None = None, server_header: str | None = "cyserve",
                  debug: bool = False, docs: bool | None = None, title: str = "cyserve API",
                  version: str = "0.1.0", redirect_slashes: bool = True,
-                 lifespan: Callable[[Any], Any] | None = None) -> None:
+                 lifespan: Callable[[Any], Any] | None = None,
+                 websocket: WebSocketLimits | None = None) -> None:
         self.config = ServerConfig(
             limits=limits or Limits(),
             timeouts=timeouts or Timeouts(),
             water_marks=water_marks or WaterMarks(),
             server_header=server_header,
         )
+        self.websocket_limits = websocket or WebSocketLimits()
         self.failures = Failures(debug)
         self.docs = debug if docs is None else docs
         self.title = title
@@ -139,6 +143,12 @@ class App(MethodShortcuts):
               middlewares: Sequence[Middleware] = (), status_code: int | None = None
               ) -> Callable[[Handler], Handler]:
         return self.router.route(path, methods, name, middlewares=middlewares, status_code=status_code)
+
+    def websocket(self, path: str, *, limits: WebSocketLimits | None = None, name: str | None = None,
+                  middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+        """``@app.websocket(path)``: a WebSocket route (``cyserve.websocket``); ``limits``
+        overrides the App's ``websocket`` limits for it."""
+        return self.router.websocket(path, limits=limits, name=name, middlewares=middlewares)
 
     def include_router(self, router: Router, *, prefix: str = "") -> None:
         self.router.include_router(router, prefix=prefix)
@@ -318,6 +328,8 @@ class App(MethodShortcuts):
         # Outermost first; the first registered after hook innermost, so it runs first.
         layers = self._after_hooks[::-1] + self.middlewares + self._before_hooks
         for route in self.router.all_routes():
+            if isinstance(route.handler, WebSocketEndpoint):
+                route.handler.bind_websocket_limits(self.websocket_limits)
             self._wrap(route, enclosed=bool(layers))
         if self._fallback is not None:
             self._wrap(self._fallback, enclosed=bool(layers))

@@ -7,11 +7,12 @@ How templates are parsed and matched (exact paths from a dict, parametrised path
 trie, 404 and 405 in one pass, HEAD and OPTIONS) is ``_trie``'s job; ``Router.resolve`` hands
 the look-up to it.
 
-``Router(prefix)`` collects routes; ``group(prefix, middlewares)`` and ``include_router`` nest
-routers.  An included router stays live: routes added to it later appear in every router that
-includes it.  Middleware of a router applies to all of its routes, also those added before the
-middleware; nothing is wrapped until the App starts.  ``@route...`` marks methods of a class as
-routes and ``class_routes`` collects them.
+``Router(prefix)`` collects routes (``websocket(path)`` adds a WebSocket one: a GET route whose
+handler is a ``cyserve.websocket.WebSocketEndpoint``); ``group(prefix, middlewares)`` and
+``include_router`` nest routers.  An included router stays live: routes added to it later appear
+in every router that includes it.  Middleware of a router applies to all of its routes, also
+those added before the middleware; nothing is wrapped until the App starts.  ``@route...`` marks
+methods of a class as routes and ``class_routes`` collects them.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from urllib.parse import quote, urlencode
 
 from cyserve._trie import TEMPLATE_PARAM, _parse, _Resource, _Table
 from cyserve.binding import Plan, endpoint, path_kinds, plan
+from cyserve.config import WebSocketLimits
 from cyserve.response import Response
+from cyserve.websocket import WebSocketEndpoint
 
 __all__ = ["Route", "Router", "route"]
 
@@ -223,6 +226,20 @@ class Router(MethodShortcuts):
         def register(handler: Handler) -> Handler:
             self.add(path, handler, methods, name, middlewares=middlewares, status_code=status_code,
                      include_in_schema=include_in_schema)
+            return handler
+        return register
+
+    def websocket(self, path: str, *, limits: WebSocketLimits | None = None, name: str | None = None,
+                  middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+        """``@router.websocket(path)``: a WebSocket route (``cyserve.websocket``).
+
+        A GET route whose handler takes the ``WebSocket`` first, then path and query parameters
+        as any handler does; its middleware and the App's ``before`` hooks run before it, so
+        they can refuse the upgrade.  ``limits``: this route's ``WebSocketLimits`` (default:
+        the App's).  Left out of the OpenAPI document."""
+        def register(handler: Handler) -> Handler:
+            self.add(path, WebSocketEndpoint(handler, limits), ("GET",), name, middlewares=middlewares,
+                     include_in_schema=False)
             return handler
         return register
 
