@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from cyserve._core.http.state import ClientState
 from cyserve.client.connect import Proxy, make_ssl_context, open_connection
@@ -45,8 +45,10 @@ from cyserve.client.util import (
     HeadersArg, Route, basic_auth, bound, find_header, header_list, merge_headers, merge_params,
     remaining, seconds, target_of, total_deadline, watch_total,
 )
+from cyserve.client.websocket import WebSocketConnect
 from cyserve.config import (
-    IDEMPOTENT_METHODS, ClientLimits, ClientTimeouts, Retries, to_retries, to_timeouts,
+    IDEMPOTENT_METHODS, ClientLimits, ClientTimeouts, Retries, WebSocketLimits, to_retries,
+    to_timeouts,
 )
 from cyserve.errors import (
     ClientError, ClientTimeout, ConnectTimeout, PoolTimeout, TooManyRedirects, TotalTimeout,
@@ -195,6 +197,18 @@ class Client:
         return StreamRequest(lambda: self._start_upload(method.upper(), url, headers, params, timeout),
                              method.upper(), self.limits, self.decode)
 
+    def websocket(self, url: str, *, subprotocols: Sequence[str] | None = None,
+                  headers: HeadersArg = None, compression: bool = True,
+                  limits: WebSocketLimits | None = None, timeout: Any = _UNSET) -> WebSocketConnect:
+        """``async with client.websocket("wss://host/path") as ws:`` a WebSocket (RFC 6455) on a
+        connection of its own (TLS and proxies as for requests; a redirect is an error).
+        ``subprotocols``: offered in order (``ws.subprotocol`` is the server's choice).
+        ``compression``: offer permessage-deflate (as ``limits`` configures it).  ``limits``: a
+        ``WebSocketLimits`` (sizes, pings, close timeout, compression).  ``timeout``: as for
+        requests, bounding the opening handshake.  See ``cyserve.client.websocket``."""
+        return WebSocketConnect(self, url, subprotocols, header_list(headers), compression, limits,
+                                self._timeouts(timeout))
+
     # ------------------------------------------------------------------ the engine
     def _timeouts(self, timeout: Any) -> ClientTimeouts:
         return self.timeouts if timeout is _UNSET else to_timeouts(timeout)
@@ -322,7 +336,7 @@ class Client:
                  ) -> tuple[Route, str, list[tuple[str, str]]]:
         """The pool route, the request-target and ``fields`` plus what every request adds
         (Host, the jar's Cookie, Proxy-Authorization), for one request to ``target``."""
-        proxy = self._proxy if self._env is None else self._env.proxy_for(target)
+        proxy = self._proxy_for(target)
         if proxy is None:
             route = Route(target.origin, None)
             request_target = target.target
@@ -341,6 +355,10 @@ class Client:
         if proxy is not None and route.origin is None and proxy.authorization:
             fields = fields + [("Proxy-Authorization", proxy.authorization)]
         return route, request_target, fields
+
+    def _proxy_for(self, target: Target) -> Proxy | None:
+        """The proxy requests to ``target`` go through: ``proxy=``, else the environment's."""
+        return self._proxy if self._env is None else self._env.proxy_for(target)
 
     async def _acquire(self, route: Route, origin: Origin, timeouts: ClientTimeouts,
                        deadline: float | None, fresh: bool) -> tuple[Any, bool]:
