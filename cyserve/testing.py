@@ -8,10 +8,15 @@
         with client.stream("GET", "/events") as resp:
             for event in resp.iter_events():       # text/event-stream, parsed
                 ...
+        with client.websocket("/ws") as ws:        # an @app.websocket route
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
 
     async with TestClient(app) as client:          # inside a running loop (pytest, asyncio)
         resp = await client.get("/")
         assert resp.status == 200 and await resp.text() == "hello"
+        async with client.websocket("/ws") as ws:
+            await ws.send("hi")
 
 The app is served by ``cyserve.server.serve`` on 127.0.0.1 (a free port), so what a test sees is
 what production sees: the core's parser, framing, keep-alive and the app's lifespan (run by
@@ -19,8 +24,8 @@ what production sees: the core's parser, framing, keep-alive and the app's lifes
 a background thread; its responses are read in full, so ``text()``/``json()`` are plain calls.
 Nothing here needs httpx.
 
-The synchronous form starts on first use (a request, ``stream()``, ``base_url``, ``server`` or
-``client``) and stops at ``close()``, at the end of a ``with`` block, when the TestClient is
+The synchronous form starts on first use (a request, ``stream()``, ``websocket()``, ``base_url``,
+``server`` or ``client``) and stops at ``close()``, at the end of a ``with`` block, when the TestClient is
 garbage collected, or at interpreter exit, whichever comes first; a TestClient never used starts
 nothing.  Stopping runs the lifespan's exit, closes the port and ends the thread.
 """
@@ -29,12 +34,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from cyserve.client.sse import ServerSentEvent
 from cyserve.client import Client, Response
+from cyserve.client.websocket import ClientWebSocket
 
-__all__ = ["TestClient", "SyncResponse"]
+__all__ = ["TestClient", "SyncResponse", "SyncWebSocket"]
 
 
 class _Served:
@@ -263,6 +269,17 @@ class TestClient:
             return self.client.stream(method, url, **kwargs)
         return _SyncStream(self, self.client.stream(method, url, **kwargs))
 
+    def websocket(self, path: str, subprotocols: Sequence[str] | None = None,
+                  headers: Any = None) -> Any:
+        """``async with`` (async form) or ``with`` (sync form) a WebSocket to the app's
+        ``@app.websocket`` route at ``path``: ``send*``, ``receive*``, ``ping``, ``close``,
+        ``close_code``, iteration -- plain calls in the sync form (``SyncWebSocket``).  A refused
+        handshake raises ``HTTPStatusError`` (its ``status``) on entering."""
+        connect = self.client.websocket(path, subprotocols=subprotocols, headers=headers)
+        if self._mode == "async":
+            return connect
+        return _SyncWebSocketContext(self, connect)
+
 
 class SyncResponse:
     """A ``Response`` seen from synchronous code: the same names, plain calls."""
@@ -362,3 +379,95 @@ class _SyncStream:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._tc._call(self._ctx.__aexit__(*exc_info))
+
+
+class SyncWebSocket:
+    """A client ``WebSocket`` seen from synchronous code: the same names, plain calls (each runs
+    on the TestClient's loop and blocks until it is done: a ``receive()`` with nothing coming
+    waits for ever, as with any blocking socket)."""
+
+    __slots__ = ("_ws", "_tc")
+
+    def __init__(self, ws: ClientWebSocket, tc: TestClient) -> None:
+        self._ws = ws
+        self._tc = tc
+
+    def send(self, message: str | bytes) -> None:
+        self._tc._call(self._ws.send(message))
+
+    def send_text(self, text: str) -> None:
+        self._tc._call(self._ws.send_text(text))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._tc._call(self._ws.send_bytes(data))
+
+    def send_json(self, data: Any) -> None:
+        self._tc._call(self._ws.send_json(data))
+
+    def receive(self) -> str | bytes:
+        message: str | bytes = self._tc._call(self._ws.receive())
+        return message
+
+    def receive_text(self) -> str:
+        text: str = self._tc._call(self._ws.receive_text())
+        return text
+
+    def receive_bytes(self) -> bytes:
+        data: bytes = self._tc._call(self._ws.receive_bytes())
+        return data
+
+    def receive_json(self) -> Any:
+        return self._tc._call(self._ws.receive_json())
+
+    def ping(self, data: bytes = b"") -> float:
+        seconds: float = self._tc._call(self._ws.ping(data))
+        return seconds
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._tc._call(self._ws.close(code, reason))
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    @property
+    def headers(self) -> Any:
+        """The fields of the server's 101."""
+        return self._ws.headers
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Messages until a normal close (1000, 1001, or a close frame without a code)."""
+        while True:
+            try:
+                yield self._tc._call(self._ws.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def __repr__(self) -> str:
+        return repr(self._ws)
+
+
+class _SyncWebSocketContext:
+    __slots__ = ("_tc", "_connect")
+
+    def __init__(self, tc: TestClient, connect: Any) -> None:
+        self._tc = tc
+        self._connect = connect
+
+    def __enter__(self) -> SyncWebSocket:
+        return SyncWebSocket(self._tc._call(self._connect.__aenter__()), self._tc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._tc._call(self._connect.__aexit__(*exc_info))
