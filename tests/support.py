@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import pathlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -106,6 +108,16 @@ class RawClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+def load_example(name: str) -> Any:
+    """``examples/<name>.py`` imported as a fresh module (its ``app`` not yet started)."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 async def fetch(port: int, method: str = "GET", target: str = "/", headers: Any = None,
