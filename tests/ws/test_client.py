@@ -110,7 +110,8 @@ async def aiohttp_peer(compression: bool = True) -> AsyncIterator[tuple[str, lis
 @contextlib.asynccontextmanager
 async def raw_peer(answer: Any) -> AsyncIterator[tuple[str, list[bytes]]]:
     """A scripted server: reads one request head, writes ``answer(request_head)`` (bytes), then
-    waits for the client to close.  Yields its URL and the heads it read."""
+    reads until the client closes.  Yields its URL and what it read: the heads, then (after each
+    head) the bytes that followed it."""
     heads: list[bytes] = []
     tasks: set[asyncio.Task[None]] = set()
 
@@ -120,7 +121,7 @@ async def raw_peer(answer: Any) -> AsyncIterator[tuple[str, list[bytes]]]:
             heads.append(head)
             writer.write(answer(head))
             await writer.drain()
-            await reader.read()
+            heads.append(await reader.read())
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -350,8 +351,8 @@ def test_redirect_is_refused_not_followed(run):
                 async with client.websocket(base + "/here"):
                     pass
             assert info.value.status == 302
-            assert len(heads) == 1
-            assert heads[0].startswith(b"GET /here HTTP/1.1\r\n")
+            requests = [h for h in heads if h.startswith(b"GET ")]
+            assert len(requests) == 1 and requests[0].startswith(b"GET /here HTTP/1.1\r\n")
     run(main)
 
 
@@ -402,6 +403,29 @@ def test_frames_after_the_101_in_the_same_segment_are_read(run):
         async with raw_peer(answer) as (base, _), Client() as client:
             async with client.websocket(base, limits=WebSocketLimits(close_timeout_s=0.2)) as ws:
                 assert await ws.receive() == "hello"
+    run(main)
+
+
+def test_client_frames_are_masked_each_with_a_fresh_key(run):
+    async def main():
+        async with raw_peer(switching()) as (base, read), Client() as client:
+            limits = WebSocketLimits(close_timeout_s=0.2, compression=False)
+            async with client.websocket(base, limits=limits) as ws:
+                for _ in range(8):
+                    await ws.send("same text")
+                # the scripted server never answers our close: the role gives up after
+                # close_timeout_s and drops the connection
+            await _until(lambda: len(read) == 2)
+        frames, data = [], read[1]
+        while data:
+            assert data[1] & 0x80, "a client frame must be masked (RFC 6455 §5.3)"
+            n = data[1] & 0x7F
+            key, payload = data[2:6], data[6:6 + n]
+            frames.append((data[0] & 0x0F, key, bytes(b ^ key[i % 4] for i, b in enumerate(payload))))
+            data = data[6 + n:]
+        assert [(op, text) for op, _, text in frames[:8]] == [(1, b"same text")] * 8
+        assert frames[8][0] == 8 and frames[8][2][:2] == (1000).to_bytes(2, "big")
+        assert len({key for _, key, _ in frames}) == len(frames)   # a fresh key per frame
     run(main)
 
 
