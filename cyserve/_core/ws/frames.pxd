@@ -77,6 +77,7 @@ cdef class FrameDecoder:
     cdef unsigned int _mask_pos
     cdef bytearray _control                   # a control frame's payload
     cdef bytearray _message                   # the data message being assembled
+    cdef bytes _whole                         # an unfragmented message's bytes, filled in place
     cdef int _message_op                      # OP_TEXT / OP_BINARY while one is open, else 0
     cdef bint _compressed
     cdef unsigned int _utf8_state
