@@ -52,6 +52,17 @@ def test_connection_close_from_the_caller_is_kept():
     assert parse_request_head(raw).keep_alive is False
 
 
+def test_an_upgrade_request_says_connection_upgrade():
+    # RFC 9110 §7.8 / RFC 6455 §4.1: the caller's Connection field is the codec's to write; a
+    # request that asks to switch protocols must list "upgrade" (a server answers 400 or 426
+    # without it), and the upgrade wins over a caller's close.
+    raw = serialise_request("GET", "/chat", [("Host", "h"), ("Upgrade", "websocket"),
+                                             ("Connection", "close")], upgrade=True)
+    head = parse_request_head(raw)
+    assert head.get_all("connection") == ["Upgrade"] and head.upgrade
+    assert b"close" not in raw
+
+
 @pytest.mark.parametrize("method, target, fields", [
     ("GET", "/", [("Host", "h"), ("X-Evil", "a\r\nX-Injected: 1")]),
     ("GET", "/", [("Host", "h"), ("X-Evil", "a\nb")]),

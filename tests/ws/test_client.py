@@ -162,30 +162,7 @@ def switching(*, accept: str | None = None, extra: str = "", upgrade: str = "web
     return answer
 
 
-def _core_sends_connection_upgrade() -> bool:
-    """Whether ``ClientRole.start(..., upgrade=True)`` writes ``Connection: Upgrade`` (RFC 9110
-    §7.8, RFC 6455 §4.1 item 6).  The core's request serialiser drops every caller's Connection
-    field and, before the fix reported in issue 9 (``request_head(..., upgrade)``), wrote none for
-    an upgrade: every real server then refuses the handshake (426 or 400).  The tests against
-    real servers wait for that fix; the handshake tests against scripted peers run regardless."""
-    async def probe() -> bool:
-        refusal = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
-        async with raw_peer(lambda head: refusal) as (base, heads), Client() as client:
-            with contextlib.suppress(HTTPStatusError):
-                async with client.websocket(base):
-                    pass
-        return _field(heads[0], "connection") == "Upgrade"
-    return asyncio.run(probe())
-
-
-needs_connection_upgrade = pytest.mark.skipif(
-    not _core_sends_connection_upgrade(),
-    reason="the core's HTTP client role sends no 'Connection: Upgrade' for upgrade=True "
-           "(serialise.request_head; see issue 9)")
-
-
 # ---------------------------------------------------------------------- websockets' server
-@needs_connection_upgrade
 @pytest.mark.parametrize("compression", COMPRESSION)
 def test_echo_against_websockets_server(run, compression):
     async def main():
@@ -210,7 +187,6 @@ def test_echo_against_websockets_server(run, compression):
     run(main)
 
 
-@needs_connection_upgrade
 def test_subprotocol_and_headers_against_websockets_server(run):
     async def main():
         async with websockets_peer(subprotocols=["chat.v2", "chat.v1"]) as base:
@@ -239,7 +215,6 @@ def test_subprotocol_and_headers_against_websockets_server(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_ping_round_trip_against_websockets_server(run):
     async def main():
         async with websockets_peer() as base, Client() as client:
@@ -252,7 +227,6 @@ def test_ping_round_trip_against_websockets_server(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_close_codes_both_ways_against_websockets_server(run):
     async def main():
         async with websockets_peer() as base, Client() as client:
@@ -295,7 +269,6 @@ def test_refusal_by_websockets_server_is_an_http_status_error(run):
 
 
 # ---------------------------------------------------------------------- aiohttp's server
-@needs_connection_upgrade
 @pytest.mark.parametrize("compression", COMPRESSION)
 def test_echo_against_aiohttp_server(run, compression):
     async def main():
@@ -324,7 +297,6 @@ def test_echo_against_aiohttp_server(run, compression):
     run(main)
 
 
-@needs_connection_upgrade
 def test_server_close_and_refusal_against_aiohttp_server(run):
     async def main():
         async with aiohttp_peer() as (base, _), Client() as client:
@@ -441,7 +413,6 @@ def test_arguments_the_handshake_owns_are_refused():
         client.websocket("ws://h/", subprotocols="chat")
 
 
-@needs_connection_upgrade
 def test_url_schemes(run):
     async def main():
         async with Client() as client:
@@ -485,7 +456,6 @@ def tls(tmp_path):
     return {"ca_path": str(ca_path), "server_ctx": server_ctx}
 
 
-@needs_connection_upgrade
 @pytest.mark.parametrize("compression", COMPRESSION)
 def test_wss_against_websockets_server_verifies_the_certificate(run, tls, compression):
     async def main():
@@ -506,7 +476,6 @@ def test_wss_against_websockets_server_verifies_the_certificate(run, tls, compre
     run(main)
 
 
-@needs_connection_upgrade
 @pytest.mark.parametrize("secure", [pytest.param(False, id="ws"), pytest.param(True, id="wss")])
 def test_through_a_connect_proxy(run, tls, secure):
     async def main():
@@ -598,7 +567,6 @@ def cyserve_app(limits: WebSocketLimits | None = None) -> tuple[Any, list[Any]]:
     return app, seen
 
 
-@needs_connection_upgrade
 @pytest.mark.parametrize("compression", COMPRESSION)
 def test_echo_against_cyserve_server(run, compression):
     async def main():
@@ -631,7 +599,6 @@ def test_echo_against_cyserve_server(run, compression):
     run(main)
 
 
-@needs_connection_upgrade
 def test_close_codes_both_ways_against_cyserve_server(run):
     async def main():
         app, seen = cyserve_app()
@@ -654,7 +621,6 @@ def test_close_codes_both_ways_against_cyserve_server(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_refusals_by_cyserve_server(run):
     async def main():
         app, _ = cyserve_app()
@@ -676,7 +642,6 @@ def test_refusals_by_cyserve_server(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_message_limits_between_cyserve_client_and_server(run):
     async def main():
         app, seen = cyserve_app()
@@ -699,7 +664,6 @@ def test_message_limits_between_cyserve_client_and_server(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_graceful_shutdown_of_cyserve_server_ends_the_iteration(run):
     async def main():
         app, seen = cyserve_app()
@@ -719,7 +683,6 @@ def test_graceful_shutdown_of_cyserve_server_ends_the_iteration(run):
     run(main)
 
 
-@needs_connection_upgrade
 def test_wss_against_cyserve_server(run, tls):
     async def main():
         app, _ = cyserve_app()

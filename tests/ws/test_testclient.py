@@ -9,9 +9,6 @@ import pytest
 from cyserve import App, WebSocket, WebSocketDisconnect, WebSocketLimits
 from cyserve.errors import HTTPStatusError
 from cyserve.testing import SyncWebSocket, TestClient
-from tests.ws.test_client import needs_connection_upgrade
-
-pytestmark = needs_connection_upgrade
 
 
 def make_app() -> tuple[App, list[Any]]:

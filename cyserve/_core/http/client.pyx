@@ -348,7 +348,8 @@ cdef class ClientRole:
             if body is not None and PyBytes_GET_SIZE(body):
                 raise ValueError("a body needs content_length or chunked")
         # ValueError for a bad method, target or field before any state changes.
-        head = self._heads.request_head(method, target, fields, framing, content_length, close, body)
+        head = self._heads.request_head(method, target, fields, framing, content_length, close, body,
+                                        upgrade)
         self._req_close = close or self._heads.user_close
         self.exchanges += 1
         self.response_bytes = 0

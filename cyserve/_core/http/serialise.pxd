@@ -48,7 +48,7 @@ cdef class HeadWriter:
     # appended when at most COALESCE_BODY_BYTES, so a small request is one write.  ValueError for a
     # non-token method or a bad request target; TypeError when either is None.
     cdef bytes request_head(self, str method, str target, object fields, int framing,
-                            long long content_length, bint close, object body)
+                            long long content_length, bint close, object body, bint upgrade)
     cdef int _put(self, const char* data, Py_ssize_t n) except -1
     cdef int _put_field(self, object name, object value) except -1
     # The framing field line for a writer BODY_* value (both roles): ``Content-Length: n`` for

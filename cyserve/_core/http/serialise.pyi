@@ -41,8 +41,10 @@ class HeadWriter:
 
 def serialise_request(method: str, target: str, fields: list[tuple[str | bytes, str | bytes]] | None = ...,
                       content_length: int = ..., chunked: bool = ..., close: bool = ...,
-                      body: bytes | None = ...) -> bytes:
+                      body: bytes | None = ..., upgrade: bool = ...) -> bytes:
     """Serialise a request head as the client role would (a small ``body`` is appended).
+    ``upgrade``: the request asks to switch protocols, so ``Connection: Upgrade`` is written (RFC
+    9110 §7.8) instead of any ``Connection: close``.
 
     ``ValueError`` for a non-token method, a request target with whitespace, a control or a
     non-ASCII byte, or a bad field; ``TypeError`` when method or target is None.

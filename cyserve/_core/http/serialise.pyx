@@ -278,7 +278,7 @@ cdef class HeadWriter:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef bytes request_head(self, str method, str target, object fields, int framing,
-                            long long content_length, bint close, object body):
+                            long long content_length, bint close, object body, bint upgrade):
         cdef const unsigned char* p
         cdef Py_ssize_t n, i
         # method = token (RFC 9110 §9.1); request-target has no whitespace or CTL (RFC 9112 §3.2):
@@ -315,7 +315,11 @@ cdef class HeadWriter:
             for name, value in fields:
                 self._put_field(name, value)
         self._put_framing(framing, content_length)
-        if close or self.user_close:
+        if upgrade:
+            # RFC 9110 §7.8: a request that asks to switch protocols lists "upgrade" in
+            # Connection (the caller's Upgrade field names the protocol); RFC 6455 §4.1 item 6.
+            self._put(PyBytes_AS_STRING(_CONN_UPGRADE), PyBytes_GET_SIZE(_CONN_UPGRADE))
+        elif close or self.user_close:
             self._put(PyBytes_AS_STRING(_CONN_CLOSE), PyBytes_GET_SIZE(_CONN_CLOSE))
         self._put(b"\r\n", 2)
         if body is not None and PyBytes_GET_SIZE(body) <= COALESCE_BODY_BYTES:
@@ -331,10 +335,12 @@ cdef class HeadWriter:
 
 
 def serialise_request(str method, str target, fields=None, long long content_length=-1,
-                      bint chunked=False, bint close=False, bytes body=None) -> bytes:
+                      bint chunked=False, bint close=False, bytes body=None,
+                      bint upgrade=False) -> bytes:
     """Python face of ``request_head`` (tests, and anything that writes a request by hand)."""
     cdef int framing = BODY_CHUNKED if chunked else (BODY_LENGTH if content_length >= 0 else BODY_NONE)
-    return HeadWriter(None).request_head(method, target, fields, framing, content_length, close, body)
+    return HeadWriter(None).request_head(method, target, fields, framing, content_length, close, body,
+                                         upgrade)
 
 
 def py_body_framing(int status, bint length_known, bint http10) -> int:
