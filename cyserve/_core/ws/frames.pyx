@@ -1,5 +1,7 @@
 # cython: language_level=3
 """The RFC 6455 §5 frame codec both WebSocket roles share; the contract is ``frames.pxd``.
+Its two byte-level tools live next to it: ``utf8`` (text validation) and ``mask`` (the XOR and
+the client's keys).
 
 Decoder states (``_state``) and their invariants:
 
@@ -44,7 +46,7 @@ Decisions (each tested; where wsproto or websockets differs, the differential te
 - Close codes (§7.4.1, §7.4.2, and the IANA registry of §11.7): 1000-1003 and 1007-1014, and
   3000-4999, are accepted; 1004, 1005, 1006, 1015 and everything else are 1002.  The code is
   checked before the reason, whose invalid UTF-8 is 1007 (§5.5.1, §8.1).
-- Text (§5.6, §8.1) is validated incrementally by a state machine over RFC 3629 §4's byte
+- Text (§5.6, §8.1) is validated incrementally by ``utf8``'s automaton over RFC 3629 §4's byte
   sequences: a message fails with 1007 on the first byte that no valid text can continue, even in
   a frame whose remaining payload has not arrived, and at its FIN frame if a sequence is cut short.
   A one-frame message that is all in the input at once is checked by CPython's decoder as it makes
@@ -58,13 +60,13 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-import os
 import zlib
 
 from cyserve._core.ws.deflate cimport Inflater
+from cyserve._core.ws.mask cimport fresh_key, mask_copy
+from cyserve._core.ws.utf8 cimport UTF8_ACCEPT, UTF8_REJECT, utf8_scan
 
 # Decoder states (see the module docstring for their invariants).
 cdef enum:
@@ -77,197 +79,10 @@ cdef enum:
     _MAX_CLOSE_REASON_BYTES = 123   # §5.5: 125 less the 2-byte code
     _STACK_TEXT_BYTES = 512         # a whole masked text frame up to this is unmasked on the stack
     _WHOLE_RATIO = 32               # a frame's room is reserved once 1/32 of it is here
-    _KEY_POOL_BYTES = 4096          # masking keys drawn from os.urandom at a time (1024 frames)
 
 # Corrupt deflate data: the Inflater contract says ValueError; zlib's own error is caught too so a
 # peer can never make the decoder raise (see _inflate).
 cdef tuple _INFLATE_ERRORS = (ValueError, zlib.error)
-
-
-# --- UTF-8 (RFC 3629 §4) ---------------------------------------------------------------------
-#
-# A deterministic automaton over byte classes, built from §4's syntax:
-#
-#   UTF8-1 = %x00-7F
-#   UTF8-2 = %xC2-DF UTF8-tail
-#   UTF8-3 = %xE0 %xA0-BF UTF8-tail / %xE1-EC 2( UTF8-tail ) /
-#            %xED %x80-9F UTF8-tail / %xEE-EF 2( UTF8-tail )
-#   UTF8-4 = %xF0 %x90-BF 2( UTF8-tail ) / %xF1-F3 3( UTF8-tail ) / %xF4 %x80-8F 2( UTF8-tail )
-#
-# The restricted second bytes after E0, ED, F0 and F4 are what excludes overlong forms, the
-# surrogates U+D800-DFFF and everything above U+10FFFF; C0, C1 and F5-FF can never appear.  So a
-# sequence is rejected on its first byte that no valid text continues (the earliest possible).
-cdef enum:
-    _U_ACCEPT = 0   # between characters
-    _U_REJECT = 1   # invalid; absorbing
-    _U_TAIL1 = 2    # one UTF8-tail due
-    _U_TAIL2 = 3    # two UTF8-tails due
-    _U_TAIL3 = 4    # three UTF8-tails due
-    _U_E0 = 5       # after E0: A0-BF, then one tail
-    _U_ED = 6       # after ED: 80-9F, then one tail
-    _U_F0 = 7       # after F0: 90-BF, then two tails
-    _U_F4 = 8       # after F4: 80-8F, then two tails
-    _U_STATES = 9
-
-cdef enum:
-    _B_ASCII = 0    # 00-7F
-    _B_T80 = 1      # 80-8F  (tails are split where E0, ED, F0 and F4 restrict them)
-    _B_T90 = 2      # 90-9F
-    _B_TA0 = 3      # A0-BF
-    _B_NEVER = 4    # C0-C1, F5-FF
-    _B_L2 = 5       # C2-DF
-    _B_E0 = 6
-    _B_L3 = 7       # E1-EC, EE-EF
-    _B_ED = 8
-    _B_F0 = 9
-    _B_L4 = 10      # F1-F3
-    _B_F4 = 11
-    _B_CLASSES = 12
-
-cdef unsigned char _UTF8_CLASS[256]
-cdef unsigned char _UTF8_NEXT[_U_STATES * _B_CLASSES]
-# The same grammar by lead byte, for whole characters checked in one step: the sequence's length
-# (0: not a lead byte of a multi-byte character) and the range of its second byte.
-cdef unsigned char _UTF8_LEN[256]
-cdef unsigned char _UTF8_LO2[256]
-cdef unsigned char _UTF8_HI2[256]
-
-
-cdef void _utf8_build() noexcept:
-    """Fill the two tables from the grammar above (once, at import)."""
-    cdef int b, s, c
-    for b in range(256):
-        if b < 0x80:
-            c = _B_ASCII
-        elif b < 0x90:
-            c = _B_T80
-        elif b < 0xA0:
-            c = _B_T90
-        elif b < 0xC0:
-            c = _B_TA0
-        elif b < 0xC2 or b > 0xF4:
-            c = _B_NEVER
-        elif b < 0xE0:
-            c = _B_L2
-        elif b == 0xE0:
-            c = _B_E0
-        elif b == 0xED:
-            c = _B_ED
-        elif b < 0xF0:
-            c = _B_L3
-        elif b == 0xF0:
-            c = _B_F0
-        elif b < 0xF4:
-            c = _B_L4
-        else:
-            c = _B_F4
-        _UTF8_CLASS[b] = c
-    for s in range(_U_STATES * _B_CLASSES):
-        _UTF8_NEXT[s] = _U_REJECT
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_ASCII] = _U_ACCEPT
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_L2] = _U_TAIL1
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_E0] = _U_E0
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_L3] = _U_TAIL2
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_ED] = _U_ED
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_F0] = _U_F0
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_L4] = _U_TAIL3
-    _UTF8_NEXT[_U_ACCEPT * _B_CLASSES + _B_F4] = _U_F4
-    for c in range(_B_T80, _B_TA0 + 1):     # the three UTF8-tail classes
-        _UTF8_NEXT[_U_TAIL1 * _B_CLASSES + c] = _U_ACCEPT
-        _UTF8_NEXT[_U_TAIL2 * _B_CLASSES + c] = _U_TAIL1
-        _UTF8_NEXT[_U_TAIL3 * _B_CLASSES + c] = _U_TAIL2
-    _UTF8_NEXT[_U_E0 * _B_CLASSES + _B_TA0] = _U_TAIL1
-    _UTF8_NEXT[_U_ED * _B_CLASSES + _B_T80] = _U_TAIL1
-    _UTF8_NEXT[_U_ED * _B_CLASSES + _B_T90] = _U_TAIL1
-    _UTF8_NEXT[_U_F0 * _B_CLASSES + _B_T90] = _U_TAIL2
-    _UTF8_NEXT[_U_F0 * _B_CLASSES + _B_TA0] = _U_TAIL2
-    _UTF8_NEXT[_U_F4 * _B_CLASSES + _B_T80] = _U_TAIL2
-    for b in range(256):
-        _UTF8_LEN[b] = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
-        _UTF8_LO2[b] = 0xA0 if b == 0xE0 else 0x90 if b == 0xF0 else 0x80
-        _UTF8_HI2[b] = 0x9F if b == 0xED else 0x8F if b == 0xF4 else 0xBF
-
-
-_utf8_build()
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef unsigned int _utf8_scan(unsigned int state, const unsigned char* p,
-                             Py_ssize_t n) noexcept nogil:
-    """The validator's state after p[0:n], starting from ``state``; _U_REJECT as soon as a byte
-    makes the text invalid (the rest is not read).  Between characters, runs of ASCII are skipped
-    8 bytes at a time and a whole valid multi-byte character (with 4 bytes left to read, so every
-    index is below n) in one step; anything else, including every invalid byte, goes one byte at
-    a time through the automaton, so where a text fails does not depend on the shortcuts."""
-    cdef Py_ssize_t i = 0
-    cdef uint64_t word
-    cdef unsigned char c, size
-    while i < n:
-        c = p[i]
-        if state == _U_ACCEPT:
-            if c < 0x80:
-                i += 1
-                while i + 8 <= n:
-                    memcpy(&word, p + i, 8)
-                    if word & 0x8080808080808080ULL:
-                        break
-                    i += 8
-                while i < n and p[i] < 0x80:
-                    i += 1
-                continue
-            size = _UTF8_LEN[c]
-            if (size and i + 4 <= n and _UTF8_LO2[c] <= p[i + 1] <= _UTF8_HI2[c]
-                    and (size < 3 or (p[i + 2] & 0xC0) == 0x80)
-                    and (size < 4 or (p[i + 3] & 0xC0) == 0x80)):
-                i += size
-                continue
-        state = _UTF8_NEXT[state * _B_CLASSES + _UTF8_CLASS[c]]
-        if state == _U_REJECT:
-            return state
-        i += 1
-    return state
-
-
-# --- masking (§5.3) --------------------------------------------------------------------------
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _mask_copy(unsigned char* dst, const unsigned char* src, Py_ssize_t n,
-                     const unsigned char* key, unsigned int offset) noexcept nogil:
-    """dst[j] = src[j] ^ key[(offset + j) % 4] for j < n, a 64-bit word at a time: the key is
-    rotated to ``offset`` once and repeated twice into the word.  dst may equal src."""
-    cdef unsigned char rotated[8]
-    cdef uint64_t word, key64, w0, w1, w2, w3
-    cdef Py_ssize_t i = 0
-    cdef int j
-    for j in range(8):
-        rotated[j] = key[(offset + j) & 3]
-    memcpy(&key64, rotated, 8)
-    while i + 32 <= n:
-        # Four independent words per turn: the compiler keeps them in vector registers.
-        memcpy(&w0, src + i, 8)
-        memcpy(&w1, src + i + 8, 8)
-        memcpy(&w2, src + i + 16, 8)
-        memcpy(&w3, src + i + 24, 8)
-        w0 ^= key64
-        w1 ^= key64
-        w2 ^= key64
-        w3 ^= key64
-        memcpy(dst + i, &w0, 8)
-        memcpy(dst + i + 8, &w1, 8)
-        memcpy(dst + i + 16, &w2, 8)
-        memcpy(dst + i + 24, &w3, 8)
-        i += 32
-    while i + 8 <= n:
-        memcpy(&word, src + i, 8)
-        word ^= key64
-        memcpy(dst + i, &word, 8)
-        i += 8
-    # i is a multiple of 8 here, so byte i's key byte is rotated[i & 7].
-    while i < n:
-        dst[i] = src[i] ^ rotated[i & 7]
-        i += 1
 
 
 cdef inline bint _close_code_ok(unsigned int code) noexcept:
@@ -311,7 +126,7 @@ cdef class FrameDecoder:
         self._whole = None
         self._message_op = 0
         self._compressed = False
-        self._utf8_state = _U_ACCEPT
+        self._utf8_state = UTF8_ACCEPT
         self._utf8_done = 0
 
     cdef int next(self, const unsigned char* data, Py_ssize_t n, Py_ssize_t* consumed) except -1:
@@ -497,7 +312,7 @@ cdef int _check_header(FrameDecoder dec) except -1:
         if dec._frame_op != OP_CONT:
             dec._message_op = dec._frame_op
             dec._compressed = dec._rsv1
-            dec._utf8_state = _U_ACCEPT
+            dec._utf8_state = UTF8_ACCEPT
             dec._utf8_done = 0
         if (not dec._compressed and
                 <unsigned long long>PyByteArray_GET_SIZE(dec._message) + length
@@ -514,7 +329,7 @@ cdef int _check_header(FrameDecoder dec) except -1:
 cdef inline void _unmask_into(FrameDecoder dec, unsigned char* dst, const unsigned char* src,
                               Py_ssize_t k) noexcept:
     if dec._masked:
-        _mask_copy(dst, src, k, dec._mask, dec._mask_pos)
+        mask_copy(dst, src, k, dec._mask, dec._mask_pos)
         dec._mask_pos = (dec._mask_pos + <unsigned int>(k & 3)) & 3
     else:
         memcpy(dst, src, k)
@@ -584,8 +399,8 @@ cdef int _read_payload(FrameDecoder dec, const unsigned char* data, Py_ssize_t n
         pos[0] = i + k
         dec._frame_left -= <unsigned long long>k
         if dec._message_op == OP_TEXT:
-            dec._utf8_state = _utf8_scan(dec._utf8_state, dst, k)
-            if dec._utf8_state == _U_REJECT:
+            dec._utf8_state = utf8_scan(dec._utf8_state, dst, k)
+            if dec._utf8_state == UTF8_REJECT:
                 return _fail(dec, CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
         if not whole:
             return EV_NONE
@@ -604,8 +419,8 @@ cdef int _read_payload(FrameDecoder dec, const unsigned char* data, Py_ssize_t n
         dec._utf8_done += k
         if dec._message_op == OP_TEXT:
             # §8.1: fail as soon as the bytes that make the text invalid are here.
-            dec._utf8_state = _utf8_scan(dec._utf8_state, dst, k)
-            if dec._utf8_state == _U_REJECT:
+            dec._utf8_state = utf8_scan(dec._utf8_state, dst, k)
+            if dec._utf8_state == UTF8_REJECT:
                 return _fail(dec, CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
     if not whole:
         return EV_NONE
@@ -647,7 +462,7 @@ cdef int _whole_event(FrameDecoder dec) except -1:
     if dec.opcode == OP_BINARY:
         dec.payload = whole
         return EV_MESSAGE
-    if dec._utf8_state != _U_ACCEPT:
+    if dec._utf8_state != UTF8_ACCEPT:
         return _fail(dec, CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
     dec.payload = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole), NULL)
     return EV_MESSAGE
@@ -658,7 +473,7 @@ cdef int _message_event(FrameDecoder dec) except -1:
     cdef const char* buf = PyByteArray_AS_STRING(dec._message)
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(dec._message)
     if dec._message_op == OP_TEXT:
-        if dec._utf8_state != _U_ACCEPT:
+        if dec._utf8_state != UTF8_ACCEPT:
             # §8.1: the message ends inside a character.
             return _fail(dec, CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
         dec.payload = PyUnicode_DecodeUTF8(buf, size, NULL)
@@ -718,8 +533,8 @@ cdef int _append_inflated(FrameDecoder dec, bytes out, Py_ssize_t room) except -
     memcpy(dst, PyBytes_AS_STRING(out), size)
     dec._utf8_done += size
     if dec._message_op == OP_TEXT:
-        dec._utf8_state = _utf8_scan(dec._utf8_state, dst, size)
-        if dec._utf8_state == _U_REJECT:
+        dec._utf8_state = utf8_scan(dec._utf8_state, dst, size)
+        if dec._utf8_state == UTF8_REJECT:
             return _fail(dec, CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
     return EV_NONE
 
@@ -745,7 +560,7 @@ cdef int _control_event(FrameDecoder dec, bytes body) except -1:
     code = (<unsigned int>p[0] << 8) | p[1]
     if not _close_code_ok(code):
         return _fail(dec, CLOSE_PROTOCOL_ERROR, f"close code {code} not allowed (RFC 6455 §7.4)")
-    if _utf8_scan(_U_ACCEPT, p + 2, size - 2) != _U_ACCEPT:
+    if utf8_scan(UTF8_ACCEPT, p + 2, size - 2) != UTF8_ACCEPT:
         return _fail(dec, CLOSE_INVALID_DATA, "close reason is not UTF-8 (RFC 6455 §5.5.1)")
     dec.close_code = code
     dec.close_reason = PyUnicode_DecodeUTF8(<const char*>p + 2, size - 2, NULL)
@@ -754,32 +569,6 @@ cdef int _control_event(FrameDecoder dec, bytes body) except -1:
 
 # --- encoder ---------------------------------------------------------------------------------
 
-# §5.3: "the masking key MUST be derived from a strong source of entropy": keys come from
-# os.urandom, drawn _KEY_POOL_BYTES at a time and handed out 4 bytes per frame, each used once.
-# A forked child forgets the pool it inherited, so two processes never send the same keys.
-cdef unsigned char _key_pool[_KEY_POOL_BYTES]
-cdef Py_ssize_t _key_next = _KEY_POOL_BYTES
-cdef object _urandom = os.urandom
-
-
-cdef int _fresh_key(unsigned char* key) except -1:
-    global _key_next
-    cdef bytes fresh
-    if _key_next + 4 > _KEY_POOL_BYTES:
-        fresh = _urandom(_KEY_POOL_BYTES)
-        memcpy(_key_pool, PyBytes_AS_STRING(fresh), _KEY_POOL_BYTES)
-        _key_next = 0
-    memcpy(key, _key_pool + _key_next, 4)
-    _key_next += 4
-    return 0
-
-
-def _forget_keys():
-    global _key_next
-    _key_next = _KEY_POOL_BYTES
-
-
-os.register_at_fork(after_in_child=_forget_keys)
 
 
 cdef bytes encode_frame(int opcode, const unsigned char* payload, Py_ssize_t n, bint fin,
@@ -831,8 +620,8 @@ cdef bytes encode_frame(int opcode, const unsigned char* payload, Py_ssize_t n, 
     if mask:
         p[1] |= 0x80
         key = p + head - 4
-        _fresh_key(key)
-        _mask_copy(p + head, payload, n, key, 0)
+        fresh_key(key)
+        mask_copy(p + head, payload, n, key, 0)
     elif n:
         memcpy(p + head, payload, n)
     return out
