@@ -67,7 +67,7 @@ from cyserve.lifecycle import Job, Lifecycle
 from cyserve.middleware import Handler, Middleware, after, before, compose
 from cyserve.request import Request
 from cyserve.response import BaseResponse, Response, StreamResponse, to_response
-from cyserve.routing import MethodShortcuts, Route, Router, class_routes
+from cyserve.routing import HandlerT, MethodShortcuts, Route, Router, class_routes
 from cyserve.sse import SSEResponse
 from cyserve.websocket import WebSocketEndpoint
 
@@ -141,11 +141,11 @@ class App(MethodShortcuts):
     # -------------------------------------------------------------- routes
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
               middlewares: Sequence[Middleware] = (), status_code: int | None = None
-              ) -> Callable[[Handler], Handler]:
+              ) -> Callable[[HandlerT], HandlerT]:
         return self.router.route(path, methods, name, middlewares=middlewares, status_code=status_code)
 
     def websocket(self, path: str, *, limits: WebSocketLimits | None = None, name: str | None = None,
-                  middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+                  middlewares: Sequence[Middleware] = ()) -> Callable[[HandlerT], HandlerT]:
         """``@app.websocket(path)``: a WebSocket route (``cyserve.websocket``); ``limits``
         overrides the App's ``websocket`` limits for it."""
         return self.router.websocket(path, limits=limits, name=name, middlewares=middlewares)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import quote, urlencode
 
 from cyserve._trie import TEMPLATE_PARAM, _parse, _Resource, _Table
@@ -30,6 +30,9 @@ from cyserve.websocket import WebSocketEndpoint
 __all__ = ["Route", "Router", "route"]
 
 Handler = Callable[..., Awaitable[Any]]
+# What the route decorators take and give back unchanged: the handler keeps its own type (its
+# parameters and return annotation), so a typed handler type-checks under mypy --strict.
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 Middleware = Callable[[Any], Any]
 
 _ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -127,51 +130,51 @@ class MethodShortcuts:
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
               middlewares: Sequence[Middleware] = (), status_code: int | None = None
-              ) -> Callable[[Handler], Handler]:
+              ) -> Callable[[HandlerT], HandlerT]:
         raise NotImplementedError
 
     def _shortcut(self, path: str, method: str, name: str | None, middlewares: Sequence[Middleware],
-                  status_code: int | None) -> Callable[[Handler], Handler]:
+                  status_code: int | None) -> Callable[[HandlerT], HandlerT]:
         return self.route(path, (method,), name, middlewares=middlewares, status_code=status_code)
 
     def get(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-            status_code: int | None = None) -> Callable[[Handler], Handler]:
+            status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "GET", name, middlewares, status_code)
 
     def post(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-             status_code: int | None = None) -> Callable[[Handler], Handler]:
+             status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "POST", name, middlewares, status_code)
 
     def put(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-            status_code: int | None = None) -> Callable[[Handler], Handler]:
+            status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "PUT", name, middlewares, status_code)
 
     def patch(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-              status_code: int | None = None) -> Callable[[Handler], Handler]:
+              status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "PATCH", name, middlewares, status_code)
 
     def delete(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-               status_code: int | None = None) -> Callable[[Handler], Handler]:
+               status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "DELETE", name, middlewares, status_code)
 
     def head(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-             status_code: int | None = None) -> Callable[[Handler], Handler]:
+             status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "HEAD", name, middlewares, status_code)
 
     def options(self, path: str, name: str | None = None, *, middlewares: Sequence[Middleware] = (),
-                status_code: int | None = None) -> Callable[[Handler], Handler]:
+                status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         return self._shortcut(path, "OPTIONS", name, middlewares, status_code)
 
     def api_route(self, path: str, methods: Sequence[str] | None = None, name: str | None = None, *,
                   middlewares: Sequence[Middleware] = (), status_code: int | None = None
-                  ) -> Callable[[Handler], Handler]:
+                  ) -> Callable[[HandlerT], HandlerT]:
         """``route`` under FastAPI's name; ``methods`` defaults to GET, as there."""
         return self.route(path, ("GET",) if methods is None else methods, name,
                           middlewares=middlewares, status_code=status_code)
 
     def register(self, path: str, method: str = "GET", protocol: str = "http", *,
                  name: str | None = None, middlewares: Sequence[Middleware] = (),
-                 status_code: int | None = None) -> Callable[[Handler], Handler]:
+                 status_code: int | None = None) -> Callable[[HandlerT], HandlerT]:
         """PyLiteFlux's ``@Route.register(path, method="GET")``: one method per decorator, any
         method (PyLiteFlux raised ``KeyError`` for PATCH).  ``protocol="tcp"`` commands are not
         HTTP routes: ``ValueError``."""
@@ -222,22 +225,22 @@ class Router(MethodShortcuts):
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
               middlewares: Sequence[Middleware] = (), status_code: int | None = None,
-              include_in_schema: bool = True) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+              include_in_schema: bool = True) -> Callable[[HandlerT], HandlerT]:
+        def register(handler: HandlerT) -> HandlerT:
             self.add(path, handler, methods, name, middlewares=middlewares, status_code=status_code,
                      include_in_schema=include_in_schema)
             return handler
         return register
 
     def websocket(self, path: str, *, limits: WebSocketLimits | None = None, name: str | None = None,
-                  middlewares: Sequence[Middleware] = ()) -> Callable[[Handler], Handler]:
+                  middlewares: Sequence[Middleware] = ()) -> Callable[[HandlerT], HandlerT]:
         """``@router.websocket(path)``: a WebSocket route (``cyserve.websocket``).
 
         A GET route whose handler takes the ``WebSocket`` first, then path and query parameters
         as any handler does; its middleware and the App's ``before`` hooks run before it, so
         they can refuse the upgrade.  ``limits``: this route's ``WebSocketLimits`` (default:
         the App's).  Left out of the OpenAPI document."""
-        def register(handler: Handler) -> Handler:
+        def register(handler: HandlerT) -> HandlerT:
             self.add(path, WebSocketEndpoint(handler, limits), ("GET",), name, middlewares=middlewares,
                      include_in_schema=False)
             return handler
@@ -322,11 +325,11 @@ class _RouteMark(MethodShortcuts):
 
     def route(self, path: str, methods: Sequence[str] = ("GET",), name: str | None = None, *,
               middlewares: Sequence[Middleware] = (), status_code: int | None = None
-              ) -> Callable[[Handler], Handler]:
+              ) -> Callable[[HandlerT], HandlerT]:
         if status_code is not None:  # app.attach registers (path, fn, methods, name, middlewares)
             raise TypeError("status_code is not supported on class routes; return (body, status)")
 
-        def mark(fn: Handler) -> Handler:
+        def mark(fn: HandlerT) -> HandlerT:
             marks = fn.__dict__.setdefault("_cyserve_routes", [])
             marks.append((path, tuple(methods), name, tuple(middlewares)))
             return fn
