@@ -392,6 +392,18 @@ def test_send_returns_none_until_the_transport_pauses(run):
     run(main)
 
 
+def test_the_marks_stay_the_websockets_on_a_later_transport(run):
+    # TLS started inside a proxy tunnel gives the stream a new transport (Stream.set_transport):
+    # it must get the WebSocket's water marks, not the HTTP ones the stream was made with.
+    async def main():
+        c = Conn(WebSocketLimits(ping_interval_s=None, write_high_water=1000, write_low_water=100,
+                                 compression=False))
+        later = FakeTransport()
+        c.stream.set_transport(later)
+        assert later.limits == (1000, 100)
+    run(main)
+
+
 def test_a_drain_waiter_fails_with_the_close_when_the_connection_drops(run):
     async def main():
         c = Conn()

@@ -102,6 +102,10 @@ cdef class Stream:
     cdef int release_reading(self, unsigned int reason) except -1
     @cython.final
     cdef int set_write_timeout(self, double seconds) except -1
+    # The write water marks, for the transport now and any later one (set_transport): a role
+    # whose backpressure has limits of its own (WebSocket) sets them when it takes over.
+    @cython.final
+    cdef int set_write_limits(self, Py_ssize_t high, Py_ssize_t low) except -1
     @cython.final
     cdef int close(self) except -1
     @cython.final

@@ -132,6 +132,13 @@ cdef class Stream:
             self.deadline.clear(SLOT_OUTPUT)
         return 0
 
+    cdef int set_write_limits(self, Py_ssize_t high, Py_ssize_t low) except -1:
+        self._write_high = high
+        self._write_low = low
+        if self.transport is not None:
+            self.transport.set_write_buffer_limits(high=high, low=low)
+        return 0
+
     # ---------------------------------------------------------------- closing
     cdef int close(self) except -1:
         if self.closing:

@@ -55,10 +55,9 @@ cdef class _Received:
 # ---------------------------------------------------------------- the stream's calls (RoleHooks)
 cdef int _made(object role) except -1:
     cdef WebSocketRole self = <WebSocketRole>role
-    transport = self.stream.transport
-    if transport is not None:
-        # send() waits above write_high_water: the transport's marks are the limits' own.
-        transport.set_write_buffer_limits(high=self._write_high, low=self._write_low)
+    # send() waits above write_high_water: the stream's marks (its transport's, now and after a
+    # set_transport) become the limits' own.
+    self.stream.set_write_limits(self._write_high, self._write_low)
     self._watch_idle()
     return 0
 
