@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 HOST = "127.0.0.1"  # the only address the harness ever listens on or connects to
 E2E_DIR = Path(__file__).resolve().parent
@@ -25,6 +25,22 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 class BenchError(RuntimeError):
     """A run that must not be reported: wrong answers, errors under load, a dead server."""
+
+
+def arm_time_bound(seconds: int, what: str = "the run") -> None:
+    """Bound a harness run: past ``seconds`` SIGALRM raises ``BenchError``; SIGINT (even when
+    started with ``&``) and SIGTERM end it too.  Each unwinds every with-block, so the servers
+    stop in order.  ``signal.alarm(0)`` disarms the bound."""
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise BenchError(f"{what} exceeded its {seconds} s bound")
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, terminated)
+    signal.alarm(seconds)
 
 
 def cores() -> tuple[int | None, int | None]:

@@ -21,7 +21,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from types import FrameType
 from typing import Any
 
 import procs
@@ -144,14 +143,6 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
     return out
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    raise BenchError("time bound exceeded")
-
-
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="wrk against cyserve and uvicorn, same run")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
@@ -179,10 +170,7 @@ def main() -> int:
     bound_s = int(1.5 * runs * (args.warmup + args.rounds * args.duration + 2)) + 60
     print(f"servers {servers}, scenarios {[s.name for s in scenarios]}, {args.rounds} x {args.duration} s, "
           f"-c{args.connections}; server on CPU {server_core}, wrk on CPU {wrk_core}; bound {bound_s} s")
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with `&`
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.alarm(bound_s)
+    procs.arm_time_bound(bound_s, "bench/e2e")
 
     results: dict[str, dict[str, list[Sample]]] = {s.name: {n: [] for n in servers} for s in scenarios}
     with ExitStack() as stack:

@@ -17,7 +17,6 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from types import FrameType
 
 import procs
 from procs import HOST, BenchError, Server
@@ -128,19 +127,12 @@ def _print(outcomes: list[Outcome], stall_s: float) -> None:
               f"{'PASS' if o.passed else 'FAIL'}")
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    raise BenchError(f"slow_reader exceeded its {TIME_BOUND_S} s bound")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="slow-reader backpressure check")
     parser.add_argument("--only", choices=("cyserve", "uvicorn"))
     parser.add_argument("--stall", type=float, default=5.0, help="seconds the client stops reading")
     args = parser.parse_args()
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with `&`
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    signal.alarm(TIME_BOUND_S)
+    procs.arm_time_bound(TIME_BOUND_S, "slow_reader")
     server_core, _ = procs.cores()
     outcomes = []
     for name in [args.only] if args.only else ["cyserve", "uvicorn"]:

@@ -42,7 +42,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -289,14 +288,6 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
     return out
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    raise BenchError("time bound exceeded")
-
-
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="WebSocket broadcast, every server in one run")
     parser.add_argument("--members", type=int, default=1000, help="room members of the 'room' scenario")
@@ -330,10 +321,7 @@ def main() -> int:
     print(f"servers {servers}; room {args.members} members x {args.duration:g} s (window {args.window}), "
           f"wave {args.wave_members} members x {args.waves}; {args.rounds} rounds; {args.procs} receiver processes; "
           f"server on CPU {server_core}, clients on CPU {other_core}; bound {bound_s} s", flush=True)
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.alarm(bound_s)
+    procs.arm_time_bound(bound_s, "bench/ws/broadcast")
 
     results: dict[str, dict[str, list[Sample]]] = {"room": {n: [] for n in servers}, "wave": {n: [] for n in servers}}
     for round_no in range(args.rounds):

@@ -32,7 +32,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -183,14 +182,6 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
     return out
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    raise BenchError("time bound exceeded")
-
-
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="WebSocket echo round trips, every server in one run")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
@@ -220,10 +211,7 @@ def main() -> int:
     bound_s = int(runs * (args.warmup + args.duration + 5) * 1.5) + 60
     print(f"servers {servers}, modes {modes}, sizes {sizes}, {args.rounds} x {args.duration:g} s; "
           f"server on CPU {server_core}, 64conn client on CPU {other_core}; bound {bound_s} s", flush=True)
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.alarm(bound_s)
+    procs.arm_time_bound(bound_s, "bench/ws/echo")
 
     scenarios = [(mode, size) for mode in modes for size in sizes]
     results: dict[str, dict[str, list[Sample]]] = {f"{m}-{s}B": {n: [] for n in servers} for m, s in scenarios}

@@ -30,7 +30,6 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -197,14 +196,6 @@ def measure(name: str, offer: str, args: argparse.Namespace, server_core: int | 
                   used_kib_per_conn=(used - before) / 1024 / n)
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    raise BenchError("time bound exceeded")
-
-
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="RSS per idle WebSocket connection, every server in one run")
     parser.add_argument("--connections", type=int, default=10_000)
@@ -228,10 +219,7 @@ def main() -> int:
     bound_s = int(len(servers) * len(OFFERS) * (3 * args.settle + 120)) + 60
     print(f"servers {servers}, {args.connections} connections from {args.procs} processes; server on CPU "
           f"{server_core}, clients on CPU {client_core}; bound {bound_s} s", flush=True)
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.alarm(bound_s)
+    procs.arm_time_bound(bound_s, "bench/ws/memory")
     samples: list[Sample] = []
     for name in servers:
         for offer in OFFERS:

@@ -86,9 +86,7 @@ def main() -> int:
     bound_s = int(1.5 * len(servers) * len(SCENARIOS) * (args.warmup + args.rounds * args.duration + 2)) + 60
     print(f"{len(servers)} servers x {len(SCENARIOS)} scenarios, {args.rounds} x {args.duration} s, "
           f"-c{args.connections}; server on CPU {server_core}, wrk on CPU {wrk_core}; bound {bound_s} s")
-    signal.signal(signal.SIGALRM, harness._raise_timeout)
-    signal.signal(signal.SIGTERM, harness._raise_exit)
-    signal.alarm(bound_s)
+    procs.arm_time_bound(bound_s, "bench/e2e/routed")
 
     results: dict[str, dict[str, list[harness.Sample]]] = {
         s.name: {n: [] for n in servers} for s in SCENARIOS}
