@@ -3,7 +3,6 @@ local S3 (moto's server) that streams 64 MiB up, then checks it with a HEAD and 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import shutil
@@ -15,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import load_example
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "s3_stream_upload.py"
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("s3_stream_upload", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_sigv4_matches_the_aws_documentation_example():
     # "Example: GET Object" of the AWS S3 SigV4 documentation (header-based auth).
-    headers = load_example().sign_v4(
+    headers = load_example("s3_stream_upload").sign_v4(
         "GET", "https://examplebucket.s3.amazonaws.com/test.txt", {"Range": "bytes=0-9"},
         access_key="AKIAIOSFODNN7EXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         region="us-east-1",

@@ -6,10 +6,8 @@ import asyncio
 import functools
 import gzip
 import hashlib
-import importlib.util
 import os
 import zlib
-from pathlib import Path
 
 import brotli
 import h11
@@ -18,7 +16,7 @@ import pytest
 from cyserve import App, Response, StreamResponse
 from cyserve.compression import Compression
 from cyserve.static import StaticFiles
-from tests.support import RawClient, serving
+from tests.support import RawClient, load_example, serving
 
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 200).encode()
 DECODE = {"br": brotli.decompress, "gzip": gzip.decompress, "deflate": zlib.decompress}
@@ -284,16 +282,8 @@ def test_bad_request_encodings_are_415_400_and_bombs_413(run):
     run(main)
 
 
-def load_example():
-    path = Path(__file__).resolve().parents[2] / "examples" / "static_site.py"
-    spec = importlib.util.spec_from_file_location("static_site_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_static_site_example_serves_compressed_pages(run):
-    example = load_example()
+    example = load_example("static_site")
 
     async def main():
         async with serving(example.app) as server:

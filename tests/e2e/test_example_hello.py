@@ -1,24 +1,12 @@
 """The README's demo server (examples/hello.py) answers every route it advertises."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
-from tests.support import RawClient, serving
-
-_PATH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "hello.py"
-
-
-def load_app():
-    spec = importlib.util.spec_from_file_location("hello_example", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+from tests.support import RawClient, load_example, serving
 
 
 def test_hello_example_serves_its_routes(run):
     async def main():
-        async with serving(load_app()) as server:
+        async with serving(load_example("hello").app) as server:
             client = await RawClient.open(server.port)
             assert (await client.request("GET", "/plaintext")).body == b"Hello, World!"
             assert (await client.request("GET", "/json")).body == b'{"message":"Hello, World!"}'

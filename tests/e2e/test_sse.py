@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
-import pathlib
 
 import h11
 
 from cyserve import App
 from cyserve.sse import ServerSentEvent, SSEResponse
-from tests.support import serving
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+from tests.support import load_example, serving
 
 
 class EventStreamClient:
@@ -212,13 +208,6 @@ def test_sse_producer_error_cuts_the_stream_without_a_clean_end(run):
             assert b"0\r\n\r\n" not in data  # no last chunk: the client can tell it was cut
             await client.close()
     run(main)
-
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_sse_clock_example_streams_ticks(run):
