@@ -10,7 +10,7 @@ from typing import Union
 
 __all__ = ["Limits", "Timeouts", "WaterMarks", "ServerConfig", "ClientLimits", "ClientTimeouts",
            "TimeoutArg", "to_timeouts", "Retries", "to_retries", "IDEMPOTENT_METHODS",
-           "WebSocketLimits"]
+           "WebSocketLimits", "RunConfig"]
 
 
 @dataclass(frozen=True)
@@ -292,3 +292,102 @@ class WebSocketLimits:
             raise ValueError(f"WebSocketLimits.compression_level must be 1..9, got {self.compression_level}")
         if self.compression_min_bytes < 0:
             raise ValueError("WebSocketLimits.compression_min_bytes must be >= 0")
+
+
+# ---------------------------------------------------------------------- running a server process
+@dataclass(frozen=True)
+class RunConfig:
+    """How a server process (or a supervisor of several) runs: what the ``cyserve`` command line
+    and ``App.run`` set, with uvicorn's option names (``--ws-max-size`` is ``ws_max_size``) and
+    uvicorn's defaults where the option means the same.  The command line
+    (``cyserve.cli``) builds it from arguments and the environment; ``cyserve.server.workers``
+    runs it; each concern's module reads its own fields.
+
+    ``None`` in a field means "as the app (or the environment) says": e.g. ``workers=None`` reads
+    ``WEB_CONCURRENCY``, ``forwarded_allow_ips=None`` reads ``FORWARDED_ALLOW_IPS`` (else
+    ``127.0.0.1``), ``timeout_graceful_shutdown=None`` keeps the app's ``Timeouts.shutdown_s``.
+    """
+
+    # what to serve
+    app: str | None = None                    # "module:attribute" (the CLI); None: an App object
+    factory: bool = False                     # call the attribute to make the app
+    app_dir: str = ""                         # put this directory first on sys.path
+    interface: str = "auto"                   # auto | cyserve | asgi3 | asgi2 | wsgi (warned)
+    lifespan: str = "auto"                    # auto | on | off
+    env_file: str | None = None
+    # where to listen
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None                    # a Unix socket path (its permissions are kept)
+    fd: int | None = None                     # an inherited listening socket's descriptor
+    backlog: int = 2048
+    # processes
+    workers: int | None = None                # None: WEB_CONCURRENCY, else 1
+    reload: bool = False
+    reload_dirs: tuple[str, ...] = ()
+    reload_includes: tuple[str, ...] = ()
+    reload_excludes: tuple[str, ...] = ()
+    reload_delay: float = 0.25
+    timeout_worker_healthcheck: float = 5.0   # a worker silent this long on its pipe is replaced
+    limit_max_requests: int | None = None     # recycle a worker after this many requests
+    limit_max_requests_jitter: int = 0
+    workers_max_rss: int | None = None        # MiB: recycle a worker above it (sampled)
+    workers_lifetime: float | None = None     # seconds: recycle a worker after it
+    # the event loop and the protocols (the values uvicorn knows are accepted; some are warned)
+    loop: str = "auto"                        # auto | uvloop | asyncio | none
+    http: str = "auto"                        # auto | httptools | h11 (the core is cyserve's)
+    http2: bool = False
+    ws: str = "auto"                          # auto | none | websockets | wsproto ...
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
+    h11_max_incomplete_event_size: int | None = None
+    reset_contextvars: bool = False
+    # logs
+    log_config: str | None = None             # a dictConfig file: .json, .yaml/.yml or .ini
+    log_level: str | None = None              # critical | error | warning | info | debug | trace
+    log_format: str = "text"                  # text | json
+    access_log: bool = True
+    use_colors: bool | None = None
+    # HTTP
+    proxy_headers: bool = True
+    forwarded_allow_ips: str | None = None    # "127.0.0.1,10.0.0.0/8", "*", "unix:"
+    proxy_protocol: bool = False              # PROXY v1/v2 before each connection (trusted peers)
+    server_header: bool = True
+    date_header: bool = True
+    headers: tuple[tuple[str, str], ...] = ()  # --header name:value, on every response
+    root_path: str = ""
+    timeout_keep_alive: float = 5.0
+    timeout_graceful_shutdown: float | None = None
+    timeout_head: float | None = None         # None: the app's Timeouts.head_s
+    max_body_size: int | None = None          # None: the app's Limits.max_body_bytes
+    # operations
+    limit_concurrency: int | None = None      # 503 above this many connections and requests
+    limit_connections_per_ip: int | None = None
+    health_path: str | None = None            # e.g. /healthz
+    metrics: str | None = None                # a path such as /metrics (prometheus-client)
+    # TLS
+    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_version: int = 17                     # ssl.PROTOCOL_TLS_SERVER, as uvicorn
+    ssl_cert_reqs: int = 0                    # ssl.CERT_NONE
+    ssl_ca_certs: str | None = None
+    ssl_ciphers: str | None = None            # an OpenSSL cipher string; None: OpenSSL's default
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.backlog < 1:
+            raise ValueError(f"backlog must be positive, got {self.backlog}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
+        for name in ("limit_concurrency", "limit_connections_per_ip", "limit_max_requests",
+                     "workers_max_rss"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")

@@ -66,6 +66,7 @@ __all__ = [
     "WebSocketError",
     "WebSocketDisconnect",
     "PushError",
+    "StartupError",
 ]
 
 
@@ -298,6 +299,12 @@ class WebSocketDisconnect(WebSocketError):
 
 class PushError(CyserveError):
     """Root of the long-lived connection (SSE, WebSocket, TCP push) errors."""
+
+
+class StartupError(CyserveError):
+    """The server could not start: the app did not import, the address could not be bound, a
+    startup hook raised, a TLS file was bad.  The message is one line naming the cause; the CLI
+    prints it and exits with status 3 (a supervisor does not respawn such a worker)."""
 
 
 def again(exc: BaseException) -> BaseException:
