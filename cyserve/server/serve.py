@@ -1,4 +1,4 @@
-"""serve(): the loop, the listener, signals and graceful shutdown.
+"""serve(): the listener on a running loop, and the graceful shutdown (``Server.shutdown``).
 
 Shutdown order (after uvicorn's): stop listening; close idle keep-alive connections and let busy
 ones close after their current response; wait up to ``Timeouts.shutdown_s`` for in-flight
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import ssl as ssl_module
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from cyserve._core.http.server import server_connection
 from cyserve._core.http.state import ServerState
 
-__all__ = ["Server", "serve", "run", "new_event_loop"]
+__all__ = ["Server", "serve"]
 
 _log = logging.getLogger("cyserve.server")
 
@@ -82,39 +81,3 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
         await app.shutdown()
         raise
     return Server(app, state, listener)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed, else stdlib asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run(app: Any, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False,
-        ssl: ssl_module.SSLContext | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    scheme = "https" if ssl is not None else "http"
-
-    async def main() -> None:
-        server = await serve(app, host, port, reuse_port=reuse_port, ssl=ssl)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        line = f"cyserve listening on {scheme}://{host}:{server.port}"
-        if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
-            _log.info("%s", line)        # logging is configured to show it: one line, in the log
-        else:
-            print(line, flush=True)      # else it must still be seen, once
-        try:
-            await stop.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await server.shutdown()
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
