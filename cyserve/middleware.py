@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BaseMiddleware",
     "CORS",
+    "DefaultHeaders",
     "Handler",
     "Middleware",
     "RequestID",
@@ -352,3 +353,33 @@ class RequestID:
                 response.headers.append((header, rid))
             return response
         return call
+
+
+class DefaultHeaders:
+    """Add fixed fields to every response that does not set them itself (uvicorn's ``--header
+    name:value``).  Names and values are checked once, here: a CR, LF or NUL in either would be
+    header injection (RFC 9110 §5.5)."""
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        pairs: list[tuple[str, str]] = []
+        for name, value in headers:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not an RFC 9110 token")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: the value holds CR, LF or NUL")
+            pairs.append((name, value))
+        self.headers = tuple(pairs)
+
+    def __call__(self, handler: Handler) -> Handler:
+        defaults = tuple((name, name.lower(), value) for name, value in self.headers)
+
+        async def call(request: Request) -> BaseResponse:
+            response = await handler(request)
+            for name, lower, value in defaults:
+                if field_value(response.headers, lower) is None:
+                    response.headers.append((name, value))
+            return response
+        return call
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

@@ -1,0 +1,156 @@
+"""A ``RunConfig`` applied to an ``App``: the one place the command line's options become the
+app's settings, middleware and observers.
+
+``prepare(app, config)`` runs in each serving process before the app starts (it changes the
+app's ``ServerConfig`` and ``WebSocketLimits`` and installs middleware, so it must run before
+the app is frozen); ``Prepared.attach(server)`` runs right after ``serve()`` listens, for what
+needs the running server (observers of the core, health, metrics).
+
+An option left at its default keeps the App's own setting: ``App(timeouts=Timeouts(
+keepalive_s=30))`` served by ``cyserve main:app`` keeps 30 s, ``--timeout-keep-alive 10`` makes it
+10 s.  (uvicorn has no app-side settings to keep; cyserve's App has, and a default on the
+command line should not silently undo what the app's author chose.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl as ssl_module
+from typing import Any
+
+from cyserve.config import RunConfig
+from cyserve.errors import StartupError
+from cyserve.middleware import DefaultHeaders
+
+__all__ = ["Prepared", "prepare"]
+
+_log = logging.getLogger("cyserve.error")
+_DEFAULTS = RunConfig()
+
+
+def _given(config: RunConfig, name: str) -> bool:
+    """Whether the option differs from its default (the app's own setting yields to it)."""
+    value: Any = getattr(config, name)
+    return bool(value != getattr(_DEFAULTS, name))
+
+
+class Prepared:
+    """What ``prepare`` made: the app to serve, the TLS context, and what to attach once the
+    server listens."""
+
+    __slots__ = ("app", "config", "ssl", "observers")
+
+    def __init__(self, app: Any, config: RunConfig, ssl: ssl_module.SSLContext | None) -> None:
+        self.app = app
+        self.config = config
+        self.ssl = ssl
+        #: Objects with ``response_done(conn, head, status, sent_bytes, duration_s)`` the core
+        #: calls once per response (the access log, metrics).
+        self.observers: list[Any] = []
+
+    def attach(self, server: Any) -> None:
+        """Connect what needs the listening server (call right after ``serve()``)."""
+        state = server.state
+        if self.observers and hasattr(state, "observer"):
+            state.observer = (self.observers[0] if len(self.observers) == 1
+                              else _Fanout(tuple(self.observers)))
+
+
+class _Fanout:
+    """Several observers of the core behind the one slot it calls."""
+
+    __slots__ = ("observers",)
+
+    def __init__(self, observers: tuple[Any, ...]) -> None:
+        self.observers = observers
+
+    def response_done(self, conn: Any, head: Any, status: int, sent_bytes: int,
+                      duration_s: float) -> None:
+        for observer in self.observers:
+            observer.response_done(conn, head, status, sent_bytes, duration_s)
+
+
+def prepare(app: Any, config: RunConfig) -> Prepared:
+    """Apply ``config`` to ``app`` (before it starts) and build its TLS context."""
+    _apply_server_config(app, config)
+    _apply_websocket(app, config)
+    outer: list[Any] = []   # middleware that must see the request before the app's own
+    if config.headers:
+        outer.append(DefaultHeaders(config.headers))
+    if outer:
+        app.middlewares[:0] = outer
+    return Prepared(app, config, _tls(config))
+
+
+def _apply_server_config(app: Any, config: RunConfig) -> None:
+    server = app.config
+    timeouts = server.timeouts
+    changes: dict[str, Any] = {}
+    if _given(config, "timeout_keep_alive"):
+        changes["keepalive_s"] = float(config.timeout_keep_alive)
+    if config.timeout_head is not None:
+        changes["head_s"] = float(config.timeout_head)
+    if config.timeout_graceful_shutdown is not None:
+        changes["shutdown_s"] = float(config.timeout_graceful_shutdown)
+    if changes:
+        timeouts = dataclasses.replace(timeouts, **changes)
+    limits = server.limits
+    if config.max_body_size is not None:
+        limits = dataclasses.replace(limits, max_body_bytes=config.max_body_size)
+    fields: dict[str, Any] = {"timeouts": timeouts, "limits": limits, "backlog": config.backlog}
+    if not config.server_header:
+        fields["server_header"] = None
+    optional = {"date_header": config.date_header,
+                "limit_concurrency": config.limit_concurrency,
+                "limit_connections_per_ip": config.limit_connections_per_ip,
+                "proxy_protocol": config.proxy_protocol}
+    known = {f.name for f in dataclasses.fields(server)}
+    for name, value in optional.items():
+        if name in known:
+            fields[name] = value
+        elif _given(config, name):
+            raise StartupError(f"--{name.replace('_', '-')} is not supported by this build of cyserve")
+    app.config = dataclasses.replace(server, **fields)
+
+
+def _apply_websocket(app: Any, config: RunConfig) -> None:
+    changes: dict[str, Any] = {}
+    if _given(config, "ws_max_size"):
+        changes["max_message_bytes"] = config.ws_max_size
+        changes["max_frame_bytes"] = config.ws_max_size
+    if _given(config, "ws_max_queue"):
+        changes["max_receive_queue"] = config.ws_max_queue
+    if _given(config, "ws_ping_interval"):
+        changes["ping_interval_s"] = config.ws_ping_interval or None   # uvicorn: 0 turns it off
+    if _given(config, "ws_ping_timeout"):
+        changes["ping_timeout_s"] = config.ws_ping_timeout or None
+    if _given(config, "ws_per_message_deflate"):
+        changes["compression"] = config.ws_per_message_deflate
+    if changes:
+        try:
+            app.websocket_limits = dataclasses.replace(app.websocket_limits, **changes)
+        except ValueError as exc:
+            raise StartupError(f"WebSocket options: {exc}") from exc
+
+
+def _tls(config: RunConfig) -> ssl_module.SSLContext | None:
+    """The server's TLS context from uvicorn's ``--ssl-*`` options (None without a certificate)."""
+    if config.ssl_certfile is None:
+        if config.ssl_keyfile is not None:
+            raise StartupError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    try:
+        context = ssl_module.SSLContext(config.ssl_version)
+        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile,
+                                config.ssl_keyfile_password)
+        context.verify_mode = ssl_module.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ca_certs:
+            context.load_verify_locations(config.ssl_ca_certs)
+        if config.ssl_ciphers:
+            context.set_ciphers(config.ssl_ciphers)
+        context.set_alpn_protocols(["http/1.1"])
+    except FileNotFoundError as exc:
+        raise StartupError(f"TLS: no such file: {exc.filename or config.ssl_certfile}") from exc
+    except (ssl_module.SSLError, OSError, ValueError) as exc:
+        raise StartupError(f"TLS: could not load {config.ssl_certfile}: {exc}") from exc
+    return context
