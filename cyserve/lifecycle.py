@@ -4,9 +4,16 @@ Startup (``serve()`` calls it before listening): lifespan context managers are e
 then ``on_startup`` hooks run in order, then scheduled jobs start.  Any failure is logged, what was
 started is undone, and the error propagates: ``serve()`` raises it, ``app.run`` exits with status 1.
 
+Draining (``Server.shutdown()`` starts it when it stops accepting): ``lifecycle.draining`` is set,
+so the app's own producers of long-lived responses can end early, and each connection the server
+still holds is told (``drain_notices``), so an ``SSEResponse`` ends its stream cleanly instead of
+running into the grace period.  The fact itself has one owner, the core's ``ServerState``
+(``Server.draining`` reads it); these are the two ways it is announced.
+
 Shutdown (``Server.shutdown()`` calls it after the last connection closed): background tasks of
-requests get the rest of the grace period, tracked tasks and jobs are cancelled, ``on_shutdown``
-hooks run in order, lifespans exit in reverse.  Failures there are logged and do not stop the rest.
+requests get what is left of the grace period (the drain's deadline), tracked tasks and jobs are
+cancelled, ``on_shutdown`` hooks run in order, lifespans exit in reverse.  Failures there are
+logged and do not stop the rest.
 
 Every task made here is tracked and awaited or cancelled at shutdown; a failing task, job or
 background function is logged, never fatal and never silent.
@@ -20,9 +27,9 @@ import datetime
 import functools
 import inspect
 import logging
-from typing import Any, AsyncContextManager, Callable, Coroutine
+from typing import Any, AsyncContextManager, Callable, Coroutine, Iterable
 
-__all__ = ["Job", "Lifecycle", "cron_from_fields"]
+__all__ = ["DrainNotices", "Job", "Lifecycle", "cron_from_fields", "drain_notices"]
 
 _log = logging.getLogger("cyserve.lifecycle")
 
@@ -165,6 +172,25 @@ class Lifecycle:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._stack: contextlib.AsyncExitStack | None = None
+        # Made again at each start: an asyncio.Event is bound to the first loop that waits on
+        # it, and an App may be served on one loop after another (tests do).
+        self._draining = asyncio.Event()
+        self._drain_deadline: float | None = None  # loop time the drain must be over by
+
+    @property
+    def draining(self) -> asyncio.Event:
+        """Set when a server serving this app begins its graceful shutdown (it no longer
+        accepts; requests in flight may finish).  A producer that would otherwise run until its
+        client leaves (a loop feeding a stream, a long poll) waits on it to end early and
+        cleanly.  A new event each time the app starts: read it after startup."""
+        return self._draining
+
+    def begin_drain(self, deadline: float) -> None:
+        """The serving server stopped accepting and must be done by ``deadline`` (loop time):
+        set ``draining``; background tasks get no later than the deadline (``stop``)."""
+        if self._drain_deadline is None or deadline < self._drain_deadline:
+            self._drain_deadline = deadline
+        self._draining.set()
 
     def add_lifespan(self, fn: Callable[[Any], Any]) -> None:
         if inspect.isasyncgenfunction(fn):
@@ -175,6 +201,8 @@ class Lifecycle:
     async def start(self, app: Any) -> None:
         if self.started:
             return
+        self._draining = asyncio.Event()
+        self._drain_deadline = None
         self._stack = contextlib.AsyncExitStack()
         try:
             for lifespan in self.lifespans:
@@ -194,6 +222,11 @@ class Lifecycle:
             self._start_job(job)
 
     async def stop(self, grace_s: float = 10.0) -> None:
+        """Wait up to ``grace_s`` (never past a drain's deadline) for background tasks, then
+        cancel what is left; then the hooks and the lifespans."""
+        if self._drain_deadline is not None:
+            left = self._drain_deadline - asyncio.get_running_loop().time()
+            grace_s = min(grace_s, max(0.0, left))
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=grace_s)
             if late:
@@ -251,6 +284,61 @@ class Lifecycle:
             if not finished.cancelled() and finished.exception() is not None:
                 _log.error("task %s failed", finished.get_name(), exc_info=finished.exception())
         task.add_done_callback(done)
+
+
+class DrainNotices:
+    """Which connections have been told that their server is draining (``drain_notices``, the
+    one instance).
+
+    A response that would run until its client leaves asks ``watch(conn.stream)`` for a future
+    resolved when the server serving that connection begins its graceful shutdown, and
+    ``unwatch``es it when done; ``Server.shutdown`` calls ``tell(streams)`` with the connections
+    it holds, and ``forget(streams)`` once they are gone.  Kept per connection, not per
+    process: two servers on one loop (a test suite's) drain independently.  The core knows
+    the fact first (``ServerState.shutting_down``) but offers no future for it; this registry
+    carries it to Python until one does.
+    """
+
+    __slots__ = ("_waiting", "_told")
+
+    def __init__(self) -> None:
+        self._waiting: dict[Any, asyncio.Future[None]] = {}
+        # Streams already told: a response that starts watching after the notice (its handler
+        # was still awaiting something) gets a resolved future, not a wait into the grace period.
+        self._told: set[Any] = set()
+
+    def watch(self, stream: Any) -> asyncio.Future[None]:
+        """A future resolved once ``stream``'s server drains (at once if it already does)."""
+        future = self._waiting.get(stream)
+        if future is None or future.done():
+            future = asyncio.get_running_loop().create_future()
+            if stream in self._told:
+                future.set_result(None)
+            else:
+                self._waiting[stream] = future
+        return future
+
+    def unwatch(self, stream: Any) -> None:
+        future = self._waiting.pop(stream, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def tell(self, streams: Iterable[Any]) -> None:
+        for stream in streams:
+            self._told.add(stream)
+            future = self._waiting.pop(stream, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def forget(self, streams: Iterable[Any]) -> None:
+        """The server is done with these connections: let go of them."""
+        self._told.difference_update(streams)
+
+    def __len__(self) -> int:
+        return len(self._waiting) + len(self._told)
+
+
+drain_notices = DrainNotices()
 
 
 async def _call_hook(hook: Hook) -> None:

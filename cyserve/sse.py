@@ -5,6 +5,13 @@ watches the connection meanwhile: it sends a keep-alive comment whenever nothing
 for ``ping_interval_s`` (so proxies and clients don't time the stream out), and when the client
 leaves it cancels the pump and closes the producer (``aclose``), so the producer's ``finally``
 runs at once instead of at its next event.
+
+When the server drains (``Server.shutdown``), the same task is told (``drain_notices``): the
+producer is cancelled and closed the same way, an optional last event goes out (a ``retry:``
+hint, say), and the stream ends with its terminating chunk, so the client sees a clean end and
+reconnects (to another worker) instead of waiting for the grace period to cut it off.  Without
+this an SSE stream held every shutdown for its whole grace period (``Timeouts.shutdown_s``): the
+core only turns keep-alive off on a busy connection, and nothing told the response.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from typing import Any, AsyncIterable, Callable
 
 from cyserve._json import dumps
 from cyserve.errors import Disconnected
+from cyserve.lifecycle import drain_notices
 from cyserve.response import BaseResponse, Fields, _fields
 
 __all__ = ["ServerSentEvent", "SSEResponse"]
@@ -84,21 +92,25 @@ def _encode_item(item: Any, default: Callable[[Any], Any] | None = None) -> byte
 
 
 class SSEResponse(BaseResponse):
-    """``SSEResponse(content, status=200, headers=None, *, ping_interval_s=15.0, default=None)``.
+    """``SSEResponse(content, status=200, headers=None, *, ping_interval_s=15.0, default=None,
+    drain_event=None)``.
 
     ``content`` is an async iterable of ``ServerSentEvent``, dicts of its fields, or plain data
     (``str``, or anything JSON can encode, with ``default`` as the JSON hook).  A keep-alive
     comment goes out after ``ping_interval_s`` without a write (None or 0: never).  The stream
     ends when the producer does; when the client leaves, the producer is cancelled and closed.
-    Sent with ``Content-Type: text/event-stream``, ``Cache-Control: no-cache`` and
+    When the server drains, the producer is cancelled and closed too, ``drain_event`` (an item
+    as the producer yields, e.g. ``ServerSentEvent(retry=1000)``) is sent if given, and the
+    stream ends cleanly.  Sent with ``Content-Type: text/event-stream``, ``Cache-Control: no-cache`` and
     ``X-Accel-Buffering: no`` (nginx would otherwise buffer the stream), unless given.
     """
 
-    __slots__ = ("content", "status", "headers", "content_type", "ping_interval_s", "default")
+    __slots__ = ("content", "status", "headers", "content_type", "ping_interval_s", "default",
+                 "drain_event")
 
     def __init__(self, content: AsyncIterable[Any], status: int = 200, headers: Fields = None, *,
                  ping_interval_s: float | None = 15.0,
-                 default: Callable[[Any], Any] | None = None) -> None:
+                 default: Callable[[Any], Any] | None = None, drain_event: Any = None) -> None:
         if not hasattr(content, "__aiter__"):
             raise TypeError("SSEResponse needs an async iterable (an async generator, say)")
         self.content = content
@@ -107,6 +119,7 @@ class SSEResponse(BaseResponse):
         self.content_type = "text/event-stream"
         self.ping_interval_s = ping_interval_s or None
         self.default = default
+        self.drain_event = drain_event
         present = {name.lower() for name, _ in self.headers}
         for name, value in (("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")):
             if name.lower() not in present:
@@ -119,18 +132,24 @@ class SSEResponse(BaseResponse):
         last_write = [loop.time()]
         pump = loop.create_task(self._pump(conn, iterator, last_write, loop))
         # One future per connection, shared: wait on it with asyncio.wait, which never cancels it.
-        gone = conn.stream.wait_disconnected()
+        stream = conn.stream
+        gone = stream.wait_disconnected()
+        draining = drain_notices.watch(stream)
         interval = self.ping_interval_s
+        drained = False
         try:
             while True:
                 timeout = None if interval is None else max(0.0, last_write[0] + interval - loop.time())
-                done, _ = await asyncio.wait((pump, gone), timeout=timeout,
+                done, _ = await asyncio.wait((pump, gone, draining), timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if pump in done:
                     pump.result()  # the producer's error, if any, ends the response uncleanly
                     break
                 if gone in done:
                     return
+                if draining in done:
+                    drained = True  # the server is stopping: end the stream cleanly, below
+                    break
                 assert interval is not None  # the wait timed out: there is an interval
                 if loop.time() - last_write[0] >= interval:
                     last_write[0] = loop.time()
@@ -138,16 +157,23 @@ class SSEResponse(BaseResponse):
         except Disconnected:
             return
         finally:
+            drain_notices.unwatch(stream)
             if not pump.done():
                 pump.cancel()
                 await asyncio.wait((pump,))
             # Mark the pump's outcome retrieved: raised above when it mattered; otherwise the
-            # client is gone and a producer failing on its cancellation has no one to tell.
+            # client is gone (or the server drains) and a producer failing on its cancellation
+            # has no one to tell.
             if not pump.cancelled():
                 pump.exception()
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if drained and self.drain_event is not None:
+            try:
+                await conn.write(_encode_item(self.drain_event, self.default))
+            except Disconnected:
+                return
         conn.end_stream()
 
     async def _pump(self, conn: Any, iterator: Any, last_write: list[float],

@@ -1,8 +1,20 @@
 """serve(): the listener on a running loop, and the graceful shutdown (``Server.shutdown``).
 
-Shutdown order (after uvicorn's): stop listening; close idle keep-alive connections and let busy
-ones close after their current response; wait up to ``Timeouts.shutdown_s`` for in-flight
-requests; then cancel what is left and drop the connections.
+Shutdown order (uvicorn's, with the long-lived responses told instead of waited for), all of it
+within one grace period (``timeout_s``, default ``Timeouts.shutdown_s``):
+
+1. stop accepting: the listener closes, ``server.draining`` turns true (``ready`` false);
+2. idle keep-alive connections close now; busy ones close after their current response (the
+   core's ``ServerState.begin_shutdown``); WebSockets get Close 1001 and run the closing
+   handshake (RFC 6455 §7.4.1, the WebSocket role, bounded by its ``close_timeout_s``);
+3. the draining is announced: ``app.lifecycle.draining`` is set and every connection is told
+   (``cyserve.lifecycle.drain_notices``), so an ``SSEResponse`` ends its stream with the
+   terminating chunk at once rather than running into the grace period;
+4. in-flight requests finish, plain ``StreamResponse`` producers included, until the deadline;
+5. what still runs then is cancelled and its connection dropped, with one warning line saying
+   how many;
+6. the app's shutdown: background tasks (for what is left of the grace period), hooks, lifespan
+   exit.
 """
 from __future__ import annotations
 
@@ -10,45 +22,103 @@ import asyncio
 import logging
 import socket
 import ssl as ssl_module
-from typing import Any
+from typing import Any, Awaitable
 
 from cyserve._core.http.server import server_connection
 from cyserve._core.http.state import ServerState
+from cyserve.lifecycle import drain_notices
 
 __all__ = ["Server", "serve"]
 
-_log = logging.getLogger("cyserve.server")
+_log = logging.getLogger("cyserve.error")
+
+# After the grace period: how long the dropped connections get to report they are gone (their
+# connection_lost runs on the loop's next turns) before the app's shutdown goes on regardless.
+_ABORT_SETTLE_S = 1.0
 
 
 class Server:
-    """A listening cyserve server; ``await server.shutdown()`` stops it gracefully."""
+    """A listening cyserve server; ``await server.shutdown()`` stops it gracefully.
+
+    ``ready`` is true from the moment it listens until its shutdown begins; ``draining`` from
+    then on.  Both read the core's ``ServerState``, the one owner of that fact.
+    """
 
     def __init__(self, app: Any, state: ServerState, listener: asyncio.Server) -> None:
         self.app = app
         self.state = state
         self.listener = listener
         sockets = list(listener.sockets or ())
-        #: The bound (host, port) pairs, kept after shutdown for logs and tests.
-        self.addresses = [s.getsockname()[:2] for s in sockets]
-        self.port: int = self.addresses[0][1] if self.addresses else 0
+        #: The bound addresses, kept after shutdown for logs and tests: (host, port) pairs, or a
+        #: path for a Unix socket.
+        self.addresses = [s.getsockname() if s.family == socket.AF_UNIX else s.getsockname()[:2]
+                          for s in sockets]
+        first = self.addresses[0] if self.addresses else None
+        self.port: int = first[1] if isinstance(first, tuple) else 0
+        self._finished: asyncio.Future[None] | None = None  # made by the first shutdown() call
 
     @property
     def sockets(self) -> list[socket.socket]:
         return list(self.listener.sockets or ())
 
+    @property
+    def draining(self) -> bool:
+        """True once ``shutdown()`` began: no new connections, the open ones are finishing."""
+        return bool(self.state.shutting_down)
+
+    @property
+    def ready(self) -> bool:
+        """True while the server listens and is not draining (readiness, ``cyserve.health``)."""
+        return not self.state.shutting_down
+
     async def shutdown(self, timeout_s: float | None = None) -> None:
-        grace = self.app.config.timeouts.shutdown_s if timeout_s is None else timeout_s
-        self.listener.close()
-        self.state.begin_shutdown()
+        """Stop gracefully within ``timeout_s`` (default: the app's ``Timeouts.shutdown_s``), in
+        the order the module docstring gives.  A second call waits for the first one's end."""
+        if self._finished is not None:
+            # shield: a caller cancelled while waiting must not cancel the first call's future.
+            await asyncio.shield(self._finished)
+            return
+        loop = asyncio.get_running_loop()
+        self._finished = loop.create_future()
         try:
-            await asyncio.wait_for(self.state.wait_closed(), grace)
-        except asyncio.TimeoutError:
-            _log.warning("%d connection(s) still busy after %.1fs: cancelling",
-                         len(self.state.connections), grace)
-            self.state.abort_all()
-            await asyncio.sleep(0)
-        await self.listener.wait_closed()
-        await self.app.shutdown()  # lifespan exit, tracked tasks, shutdown hooks (cyserve.lifecycle)
+            await self._shut_down(loop, self.app.config.timeouts.shutdown_s
+                                  if timeout_s is None else timeout_s)
+        finally:
+            if not self._finished.done():
+                self._finished.set_result(None)
+
+    async def _shut_down(self, loop: asyncio.AbstractEventLoop, grace_s: float) -> None:
+        deadline = loop.time() + grace_s
+        state = self.state
+        self.listener.close()
+        state.begin_shutdown()
+        held = list(state.connections)
+        self.app.lifecycle.begin_drain(deadline)
+        drain_notices.tell(held)
+        try:
+            if state.connections:
+                _log.info("waiting up to %.1fs for %d connection(s) to finish",
+                          grace_s, len(state.connections))
+            if not await _within(state.wait_closed(), deadline - loop.time()):
+                _log.warning("graceful shutdown: %d connection(s) still busy after %.1fs: "
+                             "cancelling their handlers and dropping them",
+                             len(state.connections), grace_s)
+                state.abort_all()
+                await _within(state.wait_closed(), _ABORT_SETTLE_S)
+        finally:
+            drain_notices.forget(held)
+        # Python 3.12+ waits here for the server's transports too: gone by now, or dropped.
+        await _within(self.listener.wait_closed(), _ABORT_SETTLE_S)
+        await self.app.shutdown()  # background tasks, hooks, lifespan exit (cyserve.lifecycle)
+
+
+async def _within(awaitable: Awaitable[None], timeout_s: float) -> bool:
+    """Await ``awaitable`` for at most ``timeout_s``: True if it finished in time."""
+    try:
+        await asyncio.wait_for(awaitable, max(0.0, timeout_s))
+    except asyncio.TimeoutError:
+        return False
+    return True
 
 
 async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
@@ -56,8 +126,11 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
                 ssl: ssl_module.SSLContext | None = None) -> Server:
     """Run the app's startup, then listen on the running loop and return the ``Server``.
 
-    ``ssl``: a server-side ``SSLContext`` to serve HTTPS (``tls_context()`` builds one).
-    A startup failure propagates (nothing listens); if listening fails, the app is shut down."""
+    ``sock``: an already bound (and listening, or not) socket to serve instead of ``host`` and
+    ``port``, TCP or Unix (an inherited or systemd-activated one).  ``ssl``: a server-side
+    ``SSLContext`` to serve HTTPS (``tls_context()`` or ``ReloadableTLS(...).context`` builds
+    one).  A startup failure propagates (nothing listens); if listening fails, the app is shut
+    down."""
     if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
         raise TypeError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
     if sock is None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
@@ -71,7 +144,11 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
         return server_connection(state)
 
     try:
-        if sock is not None:
+        listener: asyncio.Server
+        if sock is not None and sock.family == socket.AF_UNIX:
+            listener = await loop.create_unix_server(factory, sock=sock, backlog=app.config.backlog,
+                                                     ssl=ssl)
+        elif sock is not None:
             listener = await loop.create_server(factory, sock=sock, backlog=app.config.backlog,
                                                 ssl=ssl)
         else:
