@@ -87,10 +87,26 @@ class ServerConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     water_marks: WaterMarks = field(default_factory=WaterMarks)
     server_header: str | None = "cyserve"  # None: send no Server header
+    # RFC 9110 §6.6.1: an origin server with a clock MUST send Date; off only for a proxy in
+    # front that adds its own (uvicorn's --no-date-header).
+    date_header: bool = True
     receive_buffer_bytes: int = 64 * 1024  # initial receive buffer per connection
     backlog: int = 1024
+    # 503 Service Unavailable (with Connection: close) for a request while more than this many
+    # connections are open, or this many handlers are running (uvicorn's --limit-concurrency).
+    limit_concurrency: int | None = None
+    # 503 and close for a new connection from a host that already has this many open.
+    limit_connections_per_ip: int | None = None
+    # Read a PROXY protocol header (HAProxy's v1 text or v2 binary) before HTTP on each
+    # connection from a trusted peer (``ServerState.proxy_trusted``); the header's source
+    # address becomes the connection's peer.
+    proxy_protocol: bool = False
 
     def __post_init__(self) -> None:
+        for limit in ("limit_concurrency", "limit_connections_per_ip"):
+            value = getattr(self, limit)
+            if value is not None and value < 1:
+                raise ValueError(f"ServerConfig.{limit} must be at least 1 or None, got {value}")
         # Checked here, when the App is made, not when the first connection opens: a field value
         # carries no control byte but HTAB (RFC 9110 §5.5), and only latin-1 goes on the wire.
         name = self.server_header

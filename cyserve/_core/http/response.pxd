@@ -27,6 +27,9 @@ cdef class ResponseWriter:
     cdef HeadWriter _heads
     cdef BodyWriter _body
     cdef readonly int state
+    cdef readonly int status          # of the response started or sent (0 before)
+    cdef readonly long long sent      # content bytes handed to the outbox (no head, no framing)
+    cdef bint _silent                 # the streamed body is not sent (HEAD, 204, 304)
     cdef bint _http10                 # the request was HTTP/1.0
     cdef bint _head_request           # the request was HEAD: heads only
     cdef readonly bint close_after    # the response demands that the connection closes after it
@@ -36,6 +39,8 @@ cdef class ResponseWriter:
         self._http10 = http10
         self._head_request = head_request
         self.close_after = False
+        self.status = 0
+        self.sent = 0
         return 0
     cdef int respond(self, int status, object fields, object body, object content_type,
                      int conn) except -1
@@ -47,4 +52,5 @@ cdef class ResponseWriter:
     cdef int switching(self, str protocol, object fields) except -1
 
 
-cdef ResponseWriter response_writer(Outbox out, object server_name)
+# ``server_name`` None: no Server field; ``date_header`` false: no Date field.
+cdef ResponseWriter response_writer(Outbox out, object server_name, bint date_header)

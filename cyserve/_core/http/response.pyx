@@ -36,9 +36,12 @@ cdef class ResponseWriter:
         if self._heads.user_close or conn == CONN_CLOSE:
             self.close_after = True
         self.state = R_DONE
+        self.status = status
         self._out.send(head)
-        if not silent and blen > COALESCE_BODY_BYTES:
-            self._out.send(body)
+        if not silent:
+            self.sent = blen
+            if blen > COALESCE_BODY_BYTES:
+                self._out.send(body)
         return 0
 
     cdef int start(self, int status, object fields, object content_type,
@@ -54,7 +57,9 @@ cdef class ResponseWriter:
         if self._heads.user_close or conn == CONN_CLOSE:
             self.close_after = True
         self.state = R_STREAMING
-        self._body.start(framing, content_length, self._head_request or framing == BODY_NONE)
+        self.status = status
+        self._silent = self._head_request or framing == BODY_NONE
+        self._body.start(framing, content_length, self._silent)
         self._out.send(head)
         return 0
 
@@ -68,6 +73,8 @@ cdef class ResponseWriter:
         self._body.write(<bytes>data)
         if PyBytes_GET_SIZE(<bytes>data) == 0:
             return READY
+        if not self._silent:
+            self.sent += PyBytes_GET_SIZE(<bytes>data)
         return self._out.drain()
 
     cdef int end(self) except -1:
@@ -95,14 +102,15 @@ cdef class ResponseWriter:
         # "Connection: Upgrade"; it has no content and ends this connection's HTTP.
         head = self._heads.head(101, all_fields, None, BODY_NONE, -1, CONN_UPGRADE, None)
         self.state = R_DONE
+        self.status = 101
         self.close_after = True
         self._out.send(head)
         return 0
 
 
-cdef ResponseWriter response_writer(Outbox out, object server_name):
+cdef ResponseWriter response_writer(Outbox out, object server_name, bint date_header):
     cdef ResponseWriter w = ResponseWriter.__new__(ResponseWriter)
     w._out = out
-    w._heads = HeadWriter(server_name)
+    w._heads = HeadWriter(server_name, date_header)
     w._body = body_writer(out)
     return w

@@ -31,6 +31,7 @@ cdef class HeadWriter:
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _len
     cdef bytes _server_line             # b"Server: <name>\r\n", or b"" for none
+    cdef bint _date                     # write the Date field (RFC 9110 §6.6.1)
     cdef readonly bint user_close       # the last head's own fields asked for Connection: close
 
     # Serialise a response head: status line, Date, Server, Content-Type, the caller's fields

@@ -17,10 +17,11 @@ def py_body_framing(status: int, length_known: bool, http10: bool) -> int:
     """How a response body is delimited: one of the ``PY_BODY_*`` values (RFC 9112 §6.3)."""
 
 class HeadWriter:
-    """Per-connection head serialiser; ``HeadWriter(server_name=None)``."""
+    """Per-connection head serialiser; ``HeadWriter(server_name=None, date=True)``: no Server
+    field when ``server_name`` is None, no Date field when ``date`` is false."""
 
     user_close: bool
-    def __init__(self, server_name: str | None = ...) -> None: ...
+    def __init__(self, server_name: str | None = ..., date: bool = ...) -> None: ...
     def serialise(
         self,
         status: int,

@@ -101,7 +101,7 @@ cdef int body_framing(int status, bint length_known, bint http10) noexcept:
 cdef class HeadWriter:
     """Per-connection head serialiser; see serialise.pxd."""
 
-    def __cinit__(self, server_name=None):
+    def __cinit__(self, server_name=None, bint date=True):
         cdef bytes encoded
         cdef const unsigned char* v
         cdef Py_ssize_t i, n
@@ -111,6 +111,7 @@ cdef class HeadWriter:
             raise MemoryError()
         self._len = 0
         self.user_close = False
+        self._date = date
         if server_name is None:
             self._server_line = b""
         else:
@@ -249,10 +250,11 @@ cdef class HeadWriter:
         self.user_close = False
         line = <bytes>_STATUS_LINES[status]
         self._put(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
-        now = time(NULL)
-        if now != _date_second:
-            _refresh_date(now)
-        self._put(_date_line, _date_len)
+        if self._date:
+            now = time(NULL)
+            if now != _date_second:
+                _refresh_date(now)
+            self._put(_date_line, _date_len)
         if PyBytes_GET_SIZE(self._server_line):
             self._put(PyBytes_AS_STRING(self._server_line), PyBytes_GET_SIZE(self._server_line))
         if content_type is not None:

@@ -11,7 +11,15 @@ them.
 
 The app sees this object as ``conn``: ``respond``, ``start_stream``/``write``/``end_stream``,
 ``drain``, ``upgrade`` (101 and hand the stream to the next role); the connection's own facts
-(peer, transport, disconnects) are its stream's, ``conn.stream``.
+(peer, transport, disconnects) are its stream's, ``conn.stream``.  ``conn.forwarded`` is the one
+per-request slot others write: what a trusted proxy said about the request (the proxy-headers
+middleware sets it; ``Request`` and the access log read it).
+
+Server facts for operations, each costing one test per request when unused: the state's
+``observer`` hears of every finished response (``_report``), ``requests_total`` and
+``requests_active`` count, ``limit_concurrency`` and ``limit_connections_per_ip`` refuse with 503
+(``_refuse``), and with ``proxy_protocol`` a ``ProxyRole`` (``proxyproto``) reads the PROXY
+header first and then switches the stream to this role.
 """
 from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.framing cimport BodyReader
@@ -54,6 +62,11 @@ cdef class ServerRole:
     cdef BodyReader _reader           # the body still arriving (S_BODY), else None
     cdef Py_ssize_t _requests
     cdef object _task                 # the handler's Task once it suspended, else None
+    # Set by the proxy-headers middleware, None when each request starts: ``(client: (host,
+    # port) | None, scheme: str | None, host: str | None)`` as a trusted proxy reported them.
+    cdef public object forwarded
+    cdef object _observer             # the state's observer when this response began, until told
+    cdef double _started              # loop.time() when the request head was complete
 
     cdef int _process(self) except -1
     cdef int _start_request(self, Head head) except -1
@@ -65,8 +78,9 @@ cdef class ServerRole:
     cdef int _finish_request(self) except -1
     cdef int _next_request(self) except -1
     cdef int _reject(self, object exc) except -1
+    cdef int _refuse(self, int status, str detail) except -1
+    cdef int _report(self) except -1
     cdef int _respond_status(self, int status, str detail) except -1
     cdef int _conn_mode(self) except -1
     cdef int _shut(self) except -1
     cdef int _check_open(self) except -1
-

@@ -11,6 +11,10 @@ class ServerRole:
     """One connection's requests and responses."""
 
     stream: Stream
+    forwarded: tuple[tuple[str, int] | None, str | None, str | None] | None
+    """What a trusted proxy said about the current request, ``(client, scheme, host)``, each
+    None when it said nothing of it; set by the proxy-headers middleware, None when each request
+    starts.  ``Request.client``/``url`` and the access log read it."""
     def respond(self, status: int, fields: Fields, body: bytes, content_type: str | None = ...) -> None:
         """Send a whole response: head and body in one write when the body is small.
 

@@ -49,13 +49,27 @@ cdef object _CancelledError = asyncio.CancelledError
 
 
 # ---------------------------------------------------------------- the stream's calls (RoleHooks)
+cdef inline object _peer_host(object peername):
+    # The host a connection is counted (and trusted) under; Unix socket peers are all "unix:".
+    if type(peername) is tuple:
+        return (<tuple>peername)[0]
+    return "unix:"
+
+
 cdef int _made(object role) except -1:
     cdef ServerRole self = <ServerRole>role
-    if self._state.shutting_down:
+    cdef ServerState state = self._state
+    if state.shutting_down:
         self.stream.close()
         return 0
-    self.stream.set_write_timeout(self._state.write_s)
-    self.stream.expect_input(K_FIRST, self._state.first_request_s, False)
+    self.stream.set_write_timeout(state.write_s)
+    # Counted under the peer the role sees: after a PROXY header, the client the proxy saw.
+    if (state.limit_connections_per_ip > 0
+            and not state.admit(self.stream, _peer_host(self.stream.peername))):
+        # RFC 9110 §15.6.4: 503 for a temporary overload; this peer has its share already.
+        self._refuse(503, "too many connections from this address")
+        return 0
+    self.stream.expect_input(K_FIRST, state.first_request_s, False)
     return 0
 
 
@@ -75,6 +89,8 @@ cdef int _lost(object role, object exc) except -1:
     cdef ServerRole self = <ServerRole>role
     if self._body is not None:
         self._body.fail(Disconnected("the client closed the connection"))
+    if self._observer is not None and self._response.state != R_NONE:
+        self._report()   # a response cut short: what was sent of it
     return 0
 
 
@@ -211,7 +227,12 @@ cdef class ServerRole:
         cdef ServerState state = self._state
         cdef object body = b""
         self._requests += 1
+        state.requests_total += 1
         self._head = head
+        self.forwarded = None
+        self._observer = state.observer
+        if self._observer is not None:
+            self._started = state.loop.time()
         self._http10 = head.version == 10
         self._keep_alive = (self._keep_alive and head.keep_alive and not state.shutting_down
                             and (state.max_keepalive_requests <= 0
@@ -219,6 +240,13 @@ cdef class ServerRole:
         self._response.reset(self._http10, head.method == "HEAD")
         self._continue_owed = False
         self._phase = S_BUSY
+        if state.limit_concurrency > 0 and (len(state.connections) > state.limit_concurrency
+                                            or state.requests_active >= state.limit_concurrency):
+            # uvicorn's --limit-concurrency, answered from here without running the app (RFC
+            # 9110 §15.6.4).  Deliberately unlike uvicorn, this connection itself is not counted
+            # against the limit: there, a limit of 1 refuses every request.
+            self._refuse(503, "the server is at its concurrency limit")
+            return 0
         if head.framing != FRAMING_NONE:
             if head.framing == FRAMING_LENGTH and head.content_length > state.max_body_bytes:
                 # RFC 9110 §15.5.14: refuse at once, before any of the body is read.
@@ -287,6 +315,7 @@ cdef class ServerRole:
     cdef int _dispatch(self, Head head, object body) except -1:
         """Run the handler's first step now; only a handler that suspends gets a Task."""
         self._handler_running = True
+        self._state.requests_active += 1
         # Each request runs in its own copy of the context (contextvars set by one request never
         # leak into the next, nor into the loop's callbacks).
         ctx = PyContext_CopyCurrent()
@@ -320,6 +349,7 @@ cdef class ServerRole:
 
     cdef int _handler_done(self) except -1:
         self._handler_running = False
+        self._state.requests_active -= 1
         if self._phase == S_SWITCHED or self.stream.closing:
             return 0  # another role owns the connection, or it is going away
         if self._response.state == R_NONE:
@@ -329,11 +359,14 @@ cdef class ServerRole:
             self._respond_status(500, None)
         elif self._response.state == R_STREAMING:
             self._response.end()
+            if self._observer is not None:
+                self._report()
         self._finish_request()
         return 0
 
     cdef int _handler_failed(self, object exc) except -1:
         self._handler_running = False
+        self._state.requests_active -= 1
         if self._phase == S_SWITCHED:
             if not isinstance(exc, (_CancelledError, Disconnected)):
                 _log.error("unhandled error in the handler of a switched connection", exc_info=exc)
@@ -353,6 +386,8 @@ cdef class ServerRole:
         else:
             # The head is out and the body is cut short: framing can't be trusted, so close.
             self._keep_alive = False
+            if self._observer is not None:
+                self._report()
             self._shut()
         return 0
 
@@ -400,12 +435,37 @@ cdef class ServerRole:
     # ---------------------------------------------------------------- errors and closing
     cdef int _reject(self, object exc) except -1:
         """Answer a ProtocolError with its status and ``Connection: close``, then close."""
-        cdef int status = getattr(exc, "status", 400)
+        return self._refuse(getattr(exc, "status", 400), str(exc))
+
+    cdef int _refuse(self, int status, str detail) except -1:
+        """Answer ``status`` with ``Connection: close`` (unless a response started), then close:
+        framing can't be trusted any more, or the server will not serve this connection."""
+        cdef ServerState state = self._state
         self._keep_alive = False
         self._phase = S_DEAD
         if self._response.state == R_NONE and not self.stream.closing:
-            self._respond_status(status, str(exc))
+            if self._head is None:
+                # An answer before any head (400, 408, 431, a per-address 503) concerns no
+                # request: nothing forwarded applies.  It is a response all the same: observed
+                # with head None, timed from now.
+                self.forwarded = None
+                if state.observer is not None:
+                    self._observer = state.observer
+                    self._started = state.loop.time()
+            self._respond_status(status, detail)
         self._shut()
+        return 0
+
+    cdef int _report(self) except -1:
+        """Tell the observer of this response, once (``_observer`` is set only until then)."""
+        cdef object observer = self._observer
+        self._observer = None
+        try:
+            observer.response_done(self, self._head, self._response.status, self._response.sent,
+                                   self._state.loop.time() - self._started)
+        except Exception as exc:
+            # An access log or a metrics store that fails must not fail the connection.
+            _log.error("the response observer %r failed", observer, exc_info=exc)
         return 0
 
     cdef int _respond_status(self, int status, str detail) except -1:
@@ -455,6 +515,8 @@ cdef class ServerRole:
         if self.stream.closing:
             raise Disconnected("the connection is closed")
         self._response.respond(status, fields, body, content_type, self._conn_mode())
+        if self._observer is not None:
+            self._report()
 
     def start_stream(self, int status, fields=None, content_type=None, long long content_length=-1):
         self._check_open()
@@ -465,6 +527,8 @@ cdef class ServerRole:
 
     def end_stream(self):
         self._response.end()
+        if self._observer is not None:
+            self._report()
 
     def drain(self):
         return self.stream.outbox.drain()
@@ -479,6 +543,8 @@ cdef class ServerRole:
             raise RuntimeError("upgrade() needs the request's body read in full first")
         self._check_open()
         self._response.switching(protocol, fields)
+        if self._observer is not None:
+            self._report()
         self._phase = S_SWITCHED
         self._keep_alive = False
         take_over(stream)
@@ -506,7 +572,7 @@ def server_connection(ServerState state not None):
     role.stream = stream
     role._state = state
     role._scanner = HeadScanner(state.limits)
-    role._response = response_writer(stream.outbox, state.server_name)
+    role._response = response_writer(stream.outbox, state.server_name, state.date_header)
     role._phase = S_IDLE
     role._keep_alive = True
     stream.attach(role, &_HOOKS)

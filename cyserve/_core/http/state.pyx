@@ -5,6 +5,13 @@ cimport cython
 from cyserve._core.http.scanner cimport ParserLimits
 
 
+def trust_loopback(str host) -> bool:
+    """The default ``proxy_trusted``: loopback addresses and Unix socket peers (the default of
+    uvicorn's ``--forwarded-allow-ips``, 127.0.0.1, widened to the whole loopback net and ::1)."""
+    return (host == "unix:" or host.startswith("127.") or host == "::1"
+            or host.startswith("::ffff:127."))
+
+
 @cython.final
 cdef class ServerState:
     """``ServerState(entry, config, loop)``: ``config`` is a ``cyserve.config.ServerConfig``."""
@@ -38,7 +45,32 @@ cdef class ServerState:
         # The buffer must hold a whole head or a full pipeline window, plus one read.
         self.recv_max = max(limits.max_head_bytes, limits.max_pipeline_bytes) + 2 * MIN_READ_BYTES
         self.server_name = config.server_header
+        self.date_header = config.date_header
         self._idle = None
+        self.observer = None
+        self.requests_total = 0
+        self.requests_active = 0
+        self.limit_concurrency = config.limit_concurrency or 0
+        self.limit_connections_per_ip = config.limit_connections_per_ip or 0
+        self._per_ip = {}
+        self._counted = {}
+        self.proxy_protocol = config.proxy_protocol
+        self.proxy_trusted = trust_loopback
+
+    cdef int admit(self, object stream, object host) except -1:
+        cdef object count = self._per_ip.get(host)
+        if count is None:
+            self._per_ip[host] = 1
+        elif <Py_ssize_t>count >= self.limit_connections_per_ip:
+            return 0
+        else:
+            self._per_ip[host] = <Py_ssize_t>count + 1
+        self._counted[stream] = host
+        return 1
+
+    def connections_from(self, host) -> int:
+        """Open connections counted under ``host`` (only while limit_connections_per_ip is on)."""
+        return self._per_ip.get(host, 0)
 
     # The registry the streams report to (``Stream`` calls these; no import of the stream here).
     def join(self, stream) -> None:
@@ -46,6 +78,14 @@ cdef class ServerState:
 
     def leave(self, stream) -> None:
         self.connections.discard(stream)
+        if self._counted:
+            host = self._counted.pop(stream, None)
+            if host is not None:
+                count = self._per_ip[host] - 1
+                if count:
+                    self._per_ip[host] = count
+                else:
+                    del self._per_ip[host]   # the table holds only hosts with open connections
         if self._idle is not None and not self.connections and not self._idle.done():
             self._idle.set_result(None)
 
