@@ -1,0 +1,365 @@
+"""Logging for a running server: the stdlib ``logging`` module, set up the way uvicorn users know.
+
+Loggers (uvicorn's shape, ``uvicorn`` read as ``cyserve``):
+
+- ``cyserve``: the parent of every server message.  The default configuration gives it the one
+  handler (stderr) and stops propagation there, so the modules' own loggers (``cyserve.server``,
+  ``cyserve.app``, ``cyserve.lifecycle``, ``cyserve.websocket``, ``cyserve.client``, ...) all come
+  out through it, each under its own name.
+- ``cyserve.error``: a named child of ``cyserve`` for what uvicorn logs to ``uvicorn.error`` (the
+  supervisor and the command line write there).  A configuration written for ``uvicorn.error``
+  keeps working renamed; one that should catch *every* server message configures ``cyserve``.
+- ``cyserve.access``: one line per finished response (``AccessLog``), with a handler of its own
+  (stdout) and no propagation, so access lines never mix into the error stream.
+
+``configure(config)`` applies a ``RunConfig``: ``log_config`` (a dictConfig file in JSON or YAML,
+or an ini file for ``fileConfig``) or else the default configuration (``dict_config``) shaped by
+``log_format`` (text or JSON) and ``use_colors``; then ``log_level`` on both loggers; then
+``access_log=False`` silences ``cyserve.access``.  A TRACE level (5) is registered, as uvicorn does.
+
+The access line is uvicorn's plus what it lacks (bytes and the response time)::
+
+    127.0.0.1:54321 - "GET /path?q=1 HTTP/1.1" 200 13 0.42ms
+
+and its record carries the parts as attributes (``client_addr``, ``method``, ``path``,
+``http_version``, ``status_code``, ``bytes``, ``duration_ms``, ``request_id``) for a formatter.
+``JSONFormatter`` writes any record as one JSON object per line, those fields included.
+"""
+from __future__ import annotations
+
+import configparser
+import datetime
+import importlib
+import json
+import logging
+import logging.config
+import os
+import sys
+from typing import IO, TYPE_CHECKING, Any, Literal, Mapping
+
+from cyserve.context import _current as _current_request
+from cyserve.errors import StartupError
+
+if TYPE_CHECKING:
+    from cyserve.config import RunConfig
+
+__all__ = [
+    "TRACE",
+    "LOG_LEVELS",
+    "AccessLog",
+    "JSONFormatter",
+    "TextFormatter",
+    "configure",
+    "dict_config",
+    "load_config_file",
+]
+
+TRACE = 5
+"""Below DEBUG: protocol-level detail (uvicorn's ``--log-level trace``)."""
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE,
+}
+
+_INFO = logging.INFO
+
+
+# ------------------------------------------------------------------------------- configuration
+def configure(config: RunConfig) -> None:
+    """Set up ``logging`` from ``config``; call it early in every server process (it may run
+    again: each call replaces the handlers of the loggers it configures).
+
+    Raises ``StartupError`` (one line naming the file and the reason) when ``log_config`` cannot
+    be read or applied, or when ``log_level`` is not one of ``LOG_LEVELS``.
+    """
+    logging.addLevelName(TRACE, "TRACE")
+    level: int | None = None
+    if config.log_level is not None:
+        try:
+            level = LOG_LEVELS[config.log_level.lower()]
+        except KeyError:
+            raise StartupError(f"--log-level {config.log_level!r} is not one of "
+                               f"{', '.join(LOG_LEVELS)}") from None
+    if config.log_config is not None:
+        # The user's file replaces the default configuration entirely (uvicorn's rule), so
+        # log_format and use_colors, which only shape the default, do not apply to it.
+        load_config_file(config.log_config)
+    else:
+        logging.config.dictConfig(dict_config(config.log_format, config.use_colors))
+    if level is not None:
+        for name in ("cyserve", "cyserve.error", "cyserve.access"):
+            logging.getLogger(name).setLevel(level)
+    if not config.access_log:
+        access = logging.getLogger("cyserve.access")
+        access.handlers = []
+        access.propagate = False
+
+
+def dict_config(log_format: str = "text", use_colors: bool | None = None) -> dict[str, Any]:
+    """The default configuration as a ``logging.config.dictConfig`` dictionary (a fresh one each
+    call; a starting point for a user's own file): server messages to stderr, access lines to
+    stdout, both at INFO.
+
+    ``log_format`` "text" writes ``LEVEL:    message`` (``TextFormatter``), "json" one object per
+    line (``JSONFormatter``).  ``use_colors=None`` colours each stream when it is a terminal.
+    """
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log_format must be 'text' or 'json', got {log_format!r}")
+    formatters: dict[str, Any]
+    if log_format == "json":
+        formatters = {"default": {"()": JSONFormatter}, "access": {"()": JSONFormatter}}
+    else:
+        # Resolved here rather than in the formatter, which cannot see the stream it writes to.
+        err_colors = _isatty(sys.stderr) if use_colors is None else use_colors
+        out_colors = _isatty(sys.stdout) if use_colors is None else use_colors
+        formatters = {
+            "default": {"()": TextFormatter, "fmt": "%(levelprefix)s %(message)s",
+                        "use_colors": err_colors},
+            "access": {"()": TextFormatter, "fmt": "%(levelprefix)s %(message)s",
+                       "use_colors": out_colors},
+        }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": formatters,
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "default",
+                        "stream": "ext://sys.stderr"},
+            "access": {"class": "logging.StreamHandler", "formatter": "access",
+                       "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "cyserve": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "cyserve.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def load_config_file(path: str) -> None:
+    """Apply a logging configuration file, chosen by its extension as uvicorn does: ``.json``
+    and ``.yaml``/``.yml`` hold a dictConfig dictionary, anything else is an ini file for
+    ``fileConfig``.  Existing loggers stay enabled (module loggers are made at import, before
+    this runs).  Every failure is a ``StartupError`` naming the file and the reason."""
+    logging.addLevelName(TRACE, "TRACE")
+    lower = path.lower()
+    if not os.path.isfile(path):
+        # fileConfig reads a missing file as an empty one and fails later with a bare KeyError.
+        raise StartupError(f"--log-config {path}: no such file")
+    try:
+        if lower.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                loaded: Any = json.load(file)
+            _apply_dict(path, loaded)
+        elif lower.endswith((".yaml", ".yml")):
+            try:
+                # Imported by name: PyYAML ships no type information (its stubs are optional).
+                yaml: Any = importlib.import_module("yaml")
+            except ImportError:
+                raise StartupError(f"--log-config {path}: reading YAML needs PyYAML: "
+                                   "pip install 'cyserve[yaml]'") from None
+            try:
+                with open(path, encoding="utf-8") as file:
+                    loaded = yaml.safe_load(file)
+            except yaml.YAMLError as exc:
+                raise StartupError(f"--log-config {path}: {_one_line(exc)}") from exc
+            _apply_dict(path, loaded)
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except StartupError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError, RuntimeError,
+            configparser.Error) as exc:
+        # json.JSONDecodeError is a ValueError; dictConfig wraps most of its failures in
+        # ValueError; fileConfig raises RuntimeError for an empty or unparsable file (3.11.4+)
+        # and lets KeyError (a missing section) and configparser's own errors through.
+        raise StartupError(f"--log-config {path}: {_one_line(exc)}") from exc
+
+
+def _apply_dict(path: str, loaded: Any) -> None:
+    if not isinstance(loaded, dict):
+        raise StartupError(f"--log-config {path}: expected a mapping at the top, "
+                           f"got {type(loaded).__name__}")
+    logging.config.dictConfig(loaded)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _isatty(stream: IO[str] | None) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+# --------------------------------------------------------------------------------- formatters
+_RESET = "\x1b[0m"
+_LEVEL_COLOURS: dict[int, str] = {
+    TRACE: "\x1b[34m",                # blue
+    logging.DEBUG: "\x1b[36m",        # cyan
+    logging.INFO: "\x1b[32m",         # green
+    logging.WARNING: "\x1b[33m",      # yellow
+    logging.ERROR: "\x1b[31m",        # red
+    logging.CRITICAL: "\x1b[91m",     # bright red
+}
+
+
+class TextFormatter(logging.Formatter):
+    """uvicorn's text shape: adds ``%(levelprefix)s`` (``INFO:`` padded to 9 columns, the level
+    name coloured when ``use_colors``) to what a ``logging.Formatter`` offers.
+
+    ``use_colors=None`` colours when stderr is a terminal.  Usable from a user's dictConfig:
+    ``{"()": "cyserve.logs.TextFormatter", "fmt": "%(levelprefix)s %(message)s"}``.
+    """
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 style: Literal["%", "{", "$"] = "%", validate: bool = True, *,
+                 defaults: Mapping[str, Any] | None = None, use_colors: bool | None = None) -> None:
+        super().__init__(fmt, datefmt, style, validate, defaults=defaults)
+        self.use_colors = _isatty(sys.stderr) if use_colors is None else bool(use_colors)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        name = record.levelname
+        pad = " " * (8 - len(name))
+        colour = _LEVEL_COLOURS.get(record.levelno) if self.use_colors else None
+        # Set on the record as Formatter sets ``message`` and ``asctime``: no copy of it per line.
+        record.levelprefix = f"{colour}{name}{_RESET}:{pad}" if colour else f"{name}:{pad}"
+        return super().formatMessage(record)
+
+
+# Every attribute a plain LogRecord has; whatever else a record carries (the access fields, a
+# caller's ``extra=``) goes into the JSON object as its own key.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "levelprefix", "color_message", "taskName"}
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (ISO 8601, UTC, milliseconds),
+    ``level``, ``logger``, ``message``; then every extra attribute of the record (for access
+    lines ``client_addr``, ``method``, ``path``, ``http_version``, ``status_code``, ``bytes``,
+    ``duration_ms``, ``request_id``; a caller's ``extra=`` keys too); ``request_id`` for any
+    record logged while a request whose id was made or adopted (``RequestID`` middleware,
+    ``request.id``) is being handled; ``exc_info`` and ``stack_info`` as formatted text.
+
+    Values JSON cannot hold are written with ``str``.  Usable from a user's dictConfig:
+    ``{"()": "cyserve.logs.JSONFormatter"}`` (``datefmt`` replaces the ISO time when given).
+    """
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 style: Literal["%", "{", "$"] = "%", validate: bool = True, *,
+                 defaults: Mapping[str, Any] | None = None, use_colors: bool | None = None) -> None:
+        # use_colors is accepted (and ignored) so one dictConfig can switch formatters.
+        super().__init__(fmt, datefmt, style, validate, defaults=defaults)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        moment = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+        return moment.isoformat(timespec="milliseconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        record.message = message
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS:
+                out[key] = value
+        if out.get("request_id") is None:
+            rid = _request_id()
+            if rid is not None:
+                out["request_id"] = rid
+            else:
+                out.pop("request_id", None)
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc_info"] = record.exc_text
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(out, default=str)
+
+
+def _request_id() -> str | None:
+    """The id of the request being handled in this context, if one was made or adopted (never
+    made here: a line must not invent an id the response did not carry)."""
+    request = _current_request.get()
+    return None if request is None else request._id
+
+
+# --------------------------------------------------------------------------------- access log
+# Two templates, so the request line is never built unless a handler formats the record.
+_LINE = '%s - "%s %s HTTP/%s" %d %d %.2fms'
+_LINE_NO_HEAD = '%s - "-" %d %d %.2fms'   # the core answered before a head parsed (400, 431...)
+_VERSIONS = {10: "1.0", 11: "1.1"}
+
+
+class AccessLog:
+    """The access log: an observer the core calls once per finished response (``ServerState
+    .observer``), writing one INFO record to ``logger`` (``cyserve.access`` by default).
+
+    The client is the proxy-resolved one when the proxy-headers middleware set
+    ``conn.forwarded`` (a trusted peer's ``X-Forwarded-For``/``Forwarded``), else the socket
+    peer; ``host:port`` (``[v6]:port``), the host alone when no port is known, ``-`` for a
+    Unix-socket peer.  ``path`` is the request-target as sent (path and query, as uvicorn logs
+    it).  With no head (the core refused the bytes before one parsed) the request line is ``-``
+    and ``method``, ``path`` and ``http_version`` are None.
+
+    Cost: nothing but one ``isEnabledFor`` when the logger is off; otherwise one record, made
+    without ``findCaller`` (no stack walk) and with its message left unformatted until a handler
+    formats it.
+    """
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("cyserve.access")
+
+    def response_done(self, conn: Any, head: Any, status: int, sent_bytes: int,
+                      duration_s: float) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(_INFO):
+            return
+        forwarded = conn.forwarded
+        peer = forwarded[0] if forwarded is not None and forwarded[0] is not None \
+            else conn.stream.peername
+        if type(peer) is tuple:
+            host, port = peer[0], peer[1]
+            if ":" in host:
+                host = f"[{host}]"
+            client = f"{host}:{port}" if port else host
+        else:
+            client = "-"
+        ms = duration_s * 1000.0
+        if head is not None:
+            method: str | None = head.method
+            path: str | None = head.target
+            version: str | None = _VERSIONS.get(head.version, "1.1")
+            record = logger.makeRecord(logger.name, _INFO, __file__, 0, _LINE,
+                                       (client, method, path, version, status, sent_bytes, ms),
+                                       None)
+        else:
+            method = path = version = None
+            record = logger.makeRecord(logger.name, _INFO, __file__, 0, _LINE_NO_HEAD,
+                                       (client, status, sent_bytes, ms), None)
+        # Plain attribute stores: what an ``extra=`` dict would do, without making the dict.
+        record.client_addr = client
+        record.method = method
+        record.path = path
+        record.http_version = version
+        record.status_code = status
+        record.bytes = sent_bytes
+        record.duration_ms = ms
+        request = _current_request.get()
+        record.request_id = None if request is None else request._id
+        logger.handle(record)
