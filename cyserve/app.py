@@ -500,17 +500,34 @@ class App(MethodShortcuts):
         return target + "?" + query if query else target
 
     # -------------------------------------------------------------- running
-    def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
-        """Serve on uvloop (stdlib asyncio when uvloop is missing) until SIGINT/SIGTERM.
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve this App until SIGINT/SIGTERM, then drain (a second SIGINT stops at once).
 
-        If startup or listening fails, the error is logged and the process exits with status 1.
+        ``workers=N`` forks N processes serving it on one socket, under a supervisor that
+        replaces dead or hung workers and restarts them one by one on SIGHUP
+        (``cyserve.server.workers``).  Any ``RunConfig`` field is a keyword too
+        (``timeout_graceful_shutdown=``, ``uds=``, ``limit_max_requests=``, ``loop="asyncio"``...),
+        as are ``ssl=`` (an ``SSLContext``) and ``reuse_port=True``.  ``reload=True`` is refused:
+        reloading re-imports the module, so run ``cyserve module:app --reload``.
+
+        If the server cannot start (a startup hook raises, the address is taken...), one line
+        says why and the process exits with status 3 (``SystemExit``).
         """
-        from cyserve.server import run
-        try:
-            run(self, host, port, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - logged, then a non-zero exit
-            _log.critical("cyserve could not serve: %r; exiting with status 1", exc)
-            raise SystemExit(1) from exc
+        from cyserve.config import RunConfig
+        from cyserve.server.workers import launch
+
+        if options.get("reload"):
+            raise ValueError("App.run cannot reload an App object (reloading re-imports its "
+                             "module): run `cyserve module:app --reload` instead")
+        for name in ("app", "factory", "app_dir"):
+            if name in options:
+                raise TypeError(f"App.run serves this App: {name}= is for the cyserve command")
+        ssl = options.pop("ssl", None)
+        reuse_port = bool(options.pop("reuse_port", False))
+        config = RunConfig(host=host, port=port, **options)
+        code = launch(config, self, ssl=ssl, reuse_port=reuse_port)
+        if code:
+            raise SystemExit(code)
 
 
 def _adapt_after(hook: Callable[..., Any]) -> Callable[..., Any]:

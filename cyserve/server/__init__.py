@@ -1,7 +1,8 @@
-"""Running a server: ``serve`` and the graceful shutdown (``serve``), processes (``workers``),
-TLS (``tls``)."""
+"""Running a server: ``serve`` and the graceful shutdown (``serve``), one serving process
+(``process``), the supervisor of several and ``launch`` (``workers``), the listening socket
+(``listen``), ``--reload`` (``reload``), TLS (``tls``)."""
 from cyserve.server.serve import Server, serve
 from cyserve.server.tls import tls_context
-from cyserve.server.workers import new_event_loop, run
+from cyserve.server.workers import launch, new_event_loop, run
 
-__all__ = ["Server", "serve", "run", "new_event_loop", "tls_context"]
+__all__ = ["Server", "serve", "run", "launch", "new_event_loop", "tls_context"]
