@@ -13,6 +13,7 @@ from cyserve.errors import HTTPError
 
 if TYPE_CHECKING:
     from cyserve._core.http.head import Head
+    from cyserve.proxy import Forwarded
     from cyserve._core.http.server import ServerRole
     from cyserve.multipart import FormLimits
 
@@ -134,9 +135,26 @@ class Request:
 
     @property
     def client(self) -> tuple[str, int] | None:
-        """The peer's (host, port)."""
+        """The client's (host, port): what a trusted proxy reported (``cyserve.ProxyHeaders``;
+        port 0 when it gave none), else the connection's peer; ``None`` for a Unix-socket peer."""
+        forwarded = self._conn.forwarded  # None unless a trusted proxy said something
+        if forwarded is not None and forwarded[0] is not None:
+            return forwarded[0]
         peer = self._conn.stream.peername
         return (peer[0], peer[1]) if peer else None
+
+    @property
+    def forwarded(self) -> Forwarded | None:
+        """What a trusted proxy said about this request, ``(client, scheme, host)`` (see
+        ``cyserve.proxy``), or ``None``.  Set by ``ProxyHeaders``; ``client`` and ``url`` read it.
+        It lives on the connection (``conn.forwarded``, reset by the core for each request) so
+        that the access log sees it too."""
+        return self._conn.forwarded
+
+    @forwarded.setter
+    def forwarded(self, value: Forwarded | None) -> None:
+        self._conn.forwarded = value
+        self._url = None  # rebuilt with the proxy's scheme and host on next use
 
     @property
     def content_length(self) -> int | None:
@@ -153,16 +171,22 @@ class Request:
 
     @property
     def url(self) -> URL:
-        """The URL the client asked for: the scheme of this connection (https only over TLS),
-        the authority of an absolute-form target, else Host (RFC 9112 §3.2.2, §3.3), else the
-        address the connection came in on; path and query as sent."""
+        """The URL the client asked for.  The scheme: a trusted proxy's (``ProxyHeaders``), else
+        this connection's (https only over TLS).  The authority: a trusted proxy's, else that of
+        an absolute-form target, else Host (RFC 9112 §3.2.2, §3.3), else the address the
+        connection came in on.  Path and query as sent."""
         if self._url is None:
-            transport = self._conn.stream.transport
-            tls = transport is not None and transport.get_extra_info("sslcontext") is not None
-            scheme = "https" if tls else "http"
+            forwarded = self._conn.forwarded
+            scheme: str | None = None
+            authority: str | None = None
+            if forwarded is not None:
+                scheme, authority = forwarded[1], forwarded[2]
+            if scheme is None:
+                transport = self._conn.stream.transport
+                tls = transport is not None and transport.get_extra_info("sslcontext") is not None
+                scheme = "https" if tls else "http"
             target = self._head.target
-            authority = None
-            if target[:1] != "/" and "://" in target:
+            if not authority and target[:1] != "/" and "://" in target:
                 authority = target.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
             if not authority:
                 authority = self._head.get("host")
@@ -171,6 +195,14 @@ class Request:
                 authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             self._url = URL.build(scheme, authority, self._head.path, self._head.query_string)
         return self._url
+
+    def absolute_url(self, path: str) -> str:
+        """``path`` (e.g. ``app.url_for("item", id=3)``) as an absolute URL on the origin the
+        client used: ``url``'s scheme, host and port, so behind a trusted proxy the public one."""
+        if path[:1] != "/":
+            raise ValueError(f"absolute_url() needs a path starting with '/', got {path!r}")
+        url = self.url
+        return f"{url.scheme}://{url.netloc}{path}"
 
     @property
     def id(self) -> str:
