@@ -24,6 +24,7 @@ from cyserve._core.http.eager cimport first_step
 from cyserve._core.http.framing cimport BodyReader, start_body
 from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, FRAMING_NONE, Head
 from cyserve._core.http.parser cimport parse_request
+from cyserve._core.http.proxyproto cimport V2_HEADER_BYTES, proxy_first
 from cyserve._core.http.response cimport R_NONE, R_STREAMING, ResponseWriter, response_writer
 from cyserve._core.http.scanner cimport HeadScanner
 from cyserve._core.http.serialise cimport CONN_CLOSE, CONN_KEEP_ALIVE, CONN_NONE
@@ -575,5 +576,12 @@ def server_connection(ServerState state not None):
     role._response = response_writer(stream.outbox, state.server_name, state.date_header)
     role._phase = S_IDLE
     role._keep_alive = True
-    stream.attach(role, &_HOOKS)
+    if state.proxy_protocol:
+        # The PROXY header comes first (from trusted peers), within the head deadline; a v2
+        # header must leave the buffer room for a read.
+        proxy_first(stream, state.proxy_trusted,
+                    state.head_s if state.head_s > 0 else state.first_request_s,
+                    min(V2_HEADER_BYTES + 65535, state.recv_max - MIN_READ_BYTES), role, &_HOOKS)
+    else:
+        stream.attach(role, &_HOOKS)
     return stream

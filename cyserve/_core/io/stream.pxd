@@ -62,7 +62,9 @@ cdef class Stream:
     cdef readonly Outbox outbox
     cdef readonly ReadGate gate
     cdef readonly Deadline deadline
-    cdef readonly object peername
+    cdef readonly object peername         # the client: the socket's peer, or what a PROXY
+                                          # header said (set_peer)
+    cdef readonly object socket_peername  # the socket's own peer, whatever a header said
     cdef readonly object sockname
     cdef readonly object role
     cdef const RoleHooks* _hooks
@@ -106,6 +108,10 @@ cdef class Stream:
     # whose backpressure has limits of its own (WebSocket) sets them when it takes over.
     @cython.final
     cdef int set_write_limits(self, Py_ssize_t high, Py_ssize_t low) except -1
+    # The connection's client is ``peer`` (an address tuple as the loop gives), not the socket's
+    # peer: a trusted proxy told us who connected to it (PROXY protocol).
+    @cython.final
+    cdef int set_peer(self, object peer) except -1
     @cython.final
     cdef int close(self) except -1
     @cython.final

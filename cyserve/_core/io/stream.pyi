@@ -18,6 +18,10 @@ class Stream:
     gate: ReadGate
     deadline: Deadline
     peername: Any
+    """The client's address as the loop gives it (``(host, port)``, a 4-tuple for IPv6, ``""``
+    for a Unix socket): the socket's peer, or the source a trusted proxy's PROXY header named."""
+    socket_peername: Any
+    """The socket's own peer, whatever a PROXY header said."""
     sockname: Any
     role: Any
     """The role driving the stream; None once the connection is lost."""

@@ -139,6 +139,10 @@ cdef class Stream:
             self.transport.set_write_buffer_limits(high=high, low=low)
         return 0
 
+    cdef int set_peer(self, object peer) except -1:
+        self.peername = peer
+        return 0
+
     # ---------------------------------------------------------------- closing
     cdef int close(self) except -1:
         if self.closing:
@@ -208,7 +212,7 @@ cdef class Stream:
         self.transport = transport
         self.outbox.transport = transport
         self.gate.transport = transport
-        self.peername = transport.get_extra_info("peername")
+        self.peername = self.socket_peername = transport.get_extra_info("peername")
         self.sockname = transport.get_extra_info("sockname")
         transport.set_write_buffer_limits(high=self._write_high, low=self._write_low)
         if self._registry is not None:
