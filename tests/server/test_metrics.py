@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,6 +329,7 @@ def counted(samples: Samples) -> dict[tuple[str, str], float]:
 @pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])
 def test_every_workers_scrape_shows_the_sum_over_workers(loop_name: str) -> None:
     supervisor = Supervisor(loop_name)
+    directory: pathlib.Path | None = None
     try:
         directory = pathlib.Path(supervisor.line()["directory"])
         ports: dict[str, int] = {}
@@ -397,4 +399,6 @@ def test_every_workers_scrape_shows_the_sum_over_workers(loop_name: str) -> None
         assert not directory.exists()                # the private directory is removed
     finally:
         errors = supervisor.stop()
+        if directory is not None:    # left behind when the supervisor had to be killed
+            shutil.rmtree(directory, ignore_errors=True)
     assert "Traceback" not in errors, errors
