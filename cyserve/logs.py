@@ -238,6 +238,10 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
     "message", "asctime", "levelprefix", "color_message", "taskName"}
 
 
+# One encoder for every line (json.dumps with an argument makes a new one per call).
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per record, on one line: ``time`` (ISO 8601, UTC, milliseconds),
     ``level``, ``logger``, ``message``; then every extra attribute of the record (for access
@@ -271,9 +275,11 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": message,
         }
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRS:
-                out[key] = value
+        out.update({key: value for key, value in record.__dict__.items()
+                    if key not in _RECORD_ATTRS})
+        ms = out.get("duration_ms")
+        if type(ms) is float:
+            out["duration_ms"] = round(ms, 3)  # microseconds: what loop.time() resolves
         if out.get("request_id") is None:
             rid = _request_id()
             if rid is not None:
@@ -287,7 +293,7 @@ class JSONFormatter(logging.Formatter):
             out["exc_info"] = record.exc_text
         if record.stack_info:
             out["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str)
+        return _ENCODER.encode(out)
 
 
 def _request_id() -> str | None:
