@@ -38,8 +38,11 @@ __all__ = ["parse", "main", "version_line"]
 _PROG = "cyserve"
 #: uvicorn's LOG_LEVELS (TRACE is its level 5, below DEBUG).
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-#: The event loops cyserve runs on; "none" is uvicorn's "install no loop factory" (stdlib asyncio).
+#: The event loops cyserve runs on; "none" is uvicorn's "install no loop factory" (stdlib
+#: asyncio); "module:attr" names a loop factory, as in uvicorn.  uvicorn's "zuvloop" is accepted
+#: and runs on auto, with a warning.
 _LOOPS = ("auto", "asyncio", "uvloop", "none")
+_FOREIGN_LOOPS = ("zuvloop",)
 #: Bare ``--metrics`` serves the exposition here (Prometheus' conventional path).
 _METRICS_PATH = "/metrics"
 #: click's BoolParamType words, which uvicorn's environment variables go through.
@@ -110,6 +113,13 @@ def _header(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"header value {value!r} holds CR, LF, NUL or a "
                                          "character outside latin-1 (RFC 9110 §5.5)")
     return name, value
+
+
+def _loop(text: str) -> str:
+    if text in _LOOPS or text in _FOREIGN_LOOPS or ":" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from "
+                                     f"{', '.join(_LOOPS)}, or module:factory)")
 
 
 def _url_path(text: str) -> str:
@@ -228,7 +238,8 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
                 "seconds", _float, metavar="SECONDS", uvicorn=False),
     )),
     ("event loop and protocols", (
-        _Option("--loop", "loop", "event loop: auto (uvloop when installed), uvloop or asyncio",
+        _Option("--loop", "loop", "event loop: auto (uvloop when installed), uvloop, asyncio, "
+                "or module:factory naming a loop factory", _loop,
                 metavar="[auto|asyncio|uvloop]"),
         _Option("--http", "http", f"{_UVICORN_ONLY}; cyserve has its own HTTP/1.1 core",
                 metavar="[auto|h11|httptools]"),
@@ -242,7 +253,7 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
         _Option("--ws-ping-timeout", "ws_ping_timeout", "seconds to wait for a pong before "
                 "closing", _float),
         _Option("--ws-per-message-deflate", "ws_per_message_deflate", "offer permessage-deflate "
-                "(RFC 7692): true or false", _bool, metavar="BOOLEAN"),
+                "(RFC 7692): true or false", _bool, metavar="BOOLEAN", default_text="true"),
         _Option("--h11-max-incomplete-event-size", "h11_max_incomplete_event_size",
                 f"{_UVICORN_ONLY}; cyserve bounds a request head by its Limits", _int),
         _Option("--reset-contextvars", "reset_contextvars", f"{_UVICORN_ONLY} (an ASGI option)",
@@ -299,10 +310,10 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
         _Option("--ssl-keyfile", "ssl_keyfile", "private key file (PEM)", metavar="PATH"),
         _Option("--ssl-certfile", "ssl_certfile", "certificate chain file (PEM)", metavar="PATH"),
         _Option("--ssl-keyfile-password", "ssl_keyfile_password", "password of the private key"),
-        _Option("--ssl-version", "ssl_version", "protocol, as the ssl module numbers it "
-                "(17: PROTOCOL_TLS_SERVER)", _int),
+        _Option("--ssl-version", "ssl_version", "protocol, as the ssl module numbers it",
+                _int, default_text="17, PROTOCOL_TLS_SERVER"),
         _Option("--ssl-cert-reqs", "ssl_cert_reqs", "client certificate: 0 none, 1 optional, "
-                "2 required", _int),
+                "2 required", _int, default_text="0, none"),
         _Option("--ssl-ca-certs", "ssl_ca_certs", "CA certificates to verify clients with",
                 metavar="PATH"),
         _Option("--ssl-ciphers", "ssl_ciphers", "OpenSSL cipher string", default_text="OpenSSL's"),
@@ -430,8 +441,8 @@ def _settle(ns: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RunConf
     if not app:
         raise ValueError("missing APP, the app to serve (module:attribute, as in main:app)")
     notes = _warnings(values)
-    if values.get("loop", "auto") not in _LOOPS:
-        values["loop"] = "auto"  # warned: a custom loop factory is uvicorn's, not cyserve's
+    if values.get("loop") in _FOREIGN_LOOPS:
+        values["loop"] = "auto"  # warned: a loop cyserve does not know, where uvicorn would
     try:
         return RunConfig(app=app, **values), notes
     except ValueError as exc:
@@ -458,7 +469,7 @@ def _warnings(values: Mapping[str, Any]) -> list[str]:
         notes.append(f"{_PROG}: --interface {interface}: cyserve serves cyserve Apps "
                      "(use --interface auto)")
     loop = values.get("loop", "auto")
-    if loop not in _LOOPS:
+    if loop in _FOREIGN_LOOPS:
         notes.append(f"{_PROG}: --loop {loop} has no effect: cyserve runs on uvloop or asyncio "
                      "(auto)")
     if values.get("h11_max_incomplete_event_size") is not None:
