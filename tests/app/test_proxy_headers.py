@@ -243,6 +243,22 @@ def test_resolve_reads_the_cores_parsed_head() -> None:
     assert resolve(LOCAL, head, TrustedPeers()) == (("203.0.113.7", 0), "https", None)
 
 
+def test_remembered_answers_stay_right_and_bounded() -> None:
+    # The middleware's resolver remembers answers per header value; many distinct chains cycle
+    # the memory (bounded) without changing an answer, and a malformed value raises every time.
+    from cyserve.proxy import _CACHE_MAX, _Resolver
+    resolver = _Resolver(TrustedPeers(PROXIES), "auto")
+    for i in range(3 * _CACHE_MAX):
+        chain = f"6.6.6.6, 203.0.{i // 256 % 256}.{i % 256}, 10.0.0.{i % 200}"
+        for _ in range(2):
+            found = resolver(lambda name: [chain] if name == "x-forwarded-for" else [])
+            assert found == ((f"203.0.{i // 256 % 256}.{i % 256}", 0), None, None)
+    assert len(resolver._chains) <= _CACHE_MAX
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            resolver(lambda name: ['for="x'] if name == "forwarded" else [])
+
+
 def test_source_is_checked() -> None:
     with pytest.raises(ValueError, match="source"):
         ProxyHeaders(source="x-real-ip")
@@ -326,6 +342,12 @@ def test_a_malformed_forwarded_from_a_trusted_peer_is_answered_400(run: Any) -> 
     async def main() -> None:
         async with serving(proxied_app("127.0.0.1")) as server:
             client = await RawClient.open(server.port)
+            try:
+                reply = await client.request("GET", "/items/1", [("Forwarded", 'for="192.0.2.1')])
+                assert reply.status == 400
+            finally:
+                await client.close()
+            client = await RawClient.open(server.port)  # the same value again: 400 again
             try:
                 reply = await client.request("GET", "/items/1", [("Forwarded", 'for="192.0.2.1')])
                 assert reply.status == 400
