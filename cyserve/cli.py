@@ -28,7 +28,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from typing import Any, Callable, Literal, Mapping, NoReturn, Sequence
 
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
@@ -100,18 +100,18 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 def _header(text: str) -> tuple[str, str]:
     """``Name:Value`` (uvicorn's format), checked here so a bad header fails at the command line,
-    not on the first response: the name is a token (RFC 9110 §5.6.2), the value holds no CR, LF
-    or NUL (§5.5: they would split the header) and fits latin-1.  Whitespace around the value is
-    dropped: it is not part of a field value (§5.5); uvicorn keeps it and sends it doubled."""
+    not on the first response: the name is a token (RFC 9110 §5.6.2), the value holds no control
+    byte but HTAB (§5.5: CR or LF would split the header) and fits latin-1.  Whitespace around the
+    value is dropped: it is not part of a field value (§5.5); uvicorn keeps it in the value."""
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip(" \t")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected 'Name:Value', got {text!r}")
     if not set(name) <= _TCHAR:
         raise argparse.ArgumentTypeError(f"header name {name!r} is not a token (RFC 9110 §5.6.2)")
-    if any(c in "\r\n\x00" or ord(c) > 255 for c in value):
-        raise argparse.ArgumentTypeError(f"header value {value!r} holds CR, LF, NUL or a "
-                                         "character outside latin-1 (RFC 9110 §5.5)")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 or ord(c) > 255 for c in value):
+        raise argparse.ArgumentTypeError(f"header value {value!r} holds a control character or "
+                                         "one outside latin-1 (RFC 9110 §5.5)")
     return name, value
 
 
@@ -144,7 +144,7 @@ class _Option:
     field: str                                    # "ws_max_size"
     help: str
     convert: Callable[[str], Any] = _text         # command-line and environment text -> value
-    kind: str = "value"                           # value | flag (--x/--no-x) | multiple
+    kind: Literal["value", "flag", "multiple"] = "value"  # flag: --x/--no-x
     metavar: str | None = None
     uvicorn: bool = True                          # one of uvicorn's (UVICORN_* is read too)
     split: str | None = None                      # multiple from the environment: None = spaces
@@ -249,7 +249,8 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
         _Option("--ws-max-size", "ws_max_size", "largest WebSocket message in bytes", _int),
         _Option("--ws-max-queue", "ws_max_queue", "received WebSocket messages queued before "
                 "reading pauses", _int),
-        _Option("--ws-ping-interval", "ws_ping_interval", "seconds between WebSocket pings", _float),
+        _Option("--ws-ping-interval", "ws_ping_interval", "seconds between WebSocket pings",
+                _float),
         _Option("--ws-ping-timeout", "ws_ping_timeout", "seconds to wait for a pong before "
                 "closing", _float),
         _Option("--ws-per-message-deflate", "ws_per_message_deflate", "offer permessage-deflate "
@@ -354,8 +355,8 @@ def _parser() -> _Parser:
                 group.add_argument(option.flag, dest=option.field, help=option.full_help,
                                    action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
             elif option.kind == "multiple":
-                group.add_argument(option.flag, dest=option.field, help=option.full_help, action="append",
-                                   type=option.convert, metavar=option.metavar,
+                group.add_argument(option.flag, dest=option.field, help=option.full_help,
+                                   action="append", type=option.convert, metavar=option.metavar,
                                    default=argparse.SUPPRESS)
             else:
                 metavar = option.metavar or _METAVARS.get(option.convert, "TEXT")
@@ -442,7 +443,7 @@ def _settle(ns: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RunConf
         raise ValueError("missing APP, the app to serve (module:attribute, as in main:app)")
     notes = _warnings(values)
     if values.get("loop") in _FOREIGN_LOOPS:
-        values["loop"] = "auto"  # warned: a loop cyserve does not know, where uvicorn would
+        values["loop"] = "auto"  # warned: one of uvicorn's loops that cyserve does not run
     try:
         return RunConfig(app=app, **values), notes
     except ValueError as exc:

@@ -47,6 +47,7 @@ def create():
 def app_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     (tmp_path / "hello.py").write_text(HELLO)
     (tmp_path / "boom.py").write_text('raise RuntimeError("kaput at import")\n')
+    (tmp_path / "asgi.py").write_text("async def app(scope, receive, send):\n    pass\n")
     return tmp_path
 
 
@@ -175,10 +176,12 @@ def test_missing_env_file_exits_3_naming_it(app_dir: pathlib.Path) -> None:
     (["boom:app"], "kaput at import"),
     (["hello:nothing"], '"nothing"'),
     (["hello:create"], "--factory"),  # a factory served without --factory
+    (["asgi:app"], "looks like an ASGI"),  # until the ASGI adapter lands
+    (["--interface", "asgi3", "hello:app"], "is a cyserve App"),  # warned first, then refused
     (["--ssl-certfile", "absent-cert.pem", "--ssl-keyfile", "absent-key.pem", "hello:app"],
      "absent-cert.pem"),
 ], ids=["missing-module", "module-raises", "missing-attribute", "factory-without-flag",
-        "missing-certificate"])
+        "asgi-callable", "interface-asgi3-for-an-app", "missing-certificate"])
 def test_startup_failure_exits_3_with_one_line(args: list[str], cause: str,
                                                app_dir: pathlib.Path) -> None:
     result = run("--app-dir", str(app_dir), "--port", str(free_port()), *args)

@@ -15,11 +15,13 @@ from cyserve.config import RunConfig
     ([], {"WEB_CONCURRENCY": "2"}, 2),
     ([], {"WEB_CONCURRENCY": "2", "UVICORN_WORKERS": "3"}, 3),
     ([], {"WEB_CONCURRENCY": "2", "UVICORN_WORKERS": "3", "CYSERVE_WORKERS": "4"}, 4),
-    (["--workers", "5"], {"WEB_CONCURRENCY": "2", "UVICORN_WORKERS": "3", "CYSERVE_WORKERS": "4"}, 5),
+    (["--workers", "5"],
+     {"WEB_CONCURRENCY": "2", "UVICORN_WORKERS": "3", "CYSERVE_WORKERS": "4"}, 5),
     (["--workers", "5"], {"WEB_CONCURRENCY": "2"}, 5),
     ([], {"CYSERVE_WORKERS": "4", "WEB_CONCURRENCY": "2"}, 4),
 ], ids=["default", "web-concurrency", "uvicorn-beats-web-concurrency", "cyserve-beats-uvicorn",
-        "command-line-beats-all", "command-line-beats-web-concurrency", "cyserve-beats-web-concurrency"])
+        "command-line-beats-all", "command-line-beats-web-concurrency",
+        "cyserve-beats-web-concurrency"])
 def test_workers_precedence(argv: list[str], environ: dict[str, str], workers: int | None) -> None:
     assert parse(["m:app", *argv], environ).workers == workers
 
@@ -48,7 +50,8 @@ def test_app_from_the_environment() -> None:
 def test_command_line_flag_beats_environment_both_ways() -> None:
     assert parse(["m:app", "--no-access-log"], {"CYSERVE_ACCESS_LOG": "1"}).access_log is False
     assert parse(["m:app", "--reload"], {"CYSERVE_RELOAD": "0"}).reload is True
-    assert parse(["m:app"], {"CYSERVE_ACCESS_LOG": "0", "UVICORN_ACCESS_LOG": "1"}).access_log is False
+    environ = {"CYSERVE_ACCESS_LOG": "0", "UVICORN_ACCESS_LOG": "1"}
+    assert parse(["m:app"], environ).access_log is False
 
 
 def test_multiple_values_replace_rather_than_add() -> None:
@@ -126,7 +129,8 @@ def test_unrelated_variables_are_ignored() -> None:
     ({"CYSERVE_HEALTH_PATH": "healthz"}, "CYSERVE_HEALTH_PATH: expected a path starting with '/'"),
     ({"CYSERVE_METRICS": "sometimes"}, "CYSERVE_METRICS: invalid boolean value: 'sometimes'"),
     ({"CYSERVE_TIMEOUT_HEAD": "soon"}, "CYSERVE_TIMEOUT_HEAD: invalid float value: 'soon'"),
-    ({"CYSERVE_LIMIT_MAX_REQUESTS_JITTER": "-3"}, "CYSERVE_LIMIT_MAX_REQUESTS_JITTER: -3 is not >= 0"),
+    ({"CYSERVE_LIMIT_MAX_REQUESTS_JITTER": "-3"},
+     "CYSERVE_LIMIT_MAX_REQUESTS_JITTER: -3 is not >= 0"),
 ], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
 def test_bad_environment_value_names_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as info:
