@@ -32,6 +32,7 @@ class FakeConn:
 
     def __init__(self, tls: bool = False, sockname: tuple = ("127.0.0.1", 8000)) -> None:
         self.stream = FakeStream(tls, sockname)
+        self.forwarded = None  # the core's per-request slot the proxy-headers middleware sets
 
 
 def make_request(head: bytes, conn: FakeConn | None = None) -> Request:
