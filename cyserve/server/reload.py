@@ -51,18 +51,19 @@ class ChangeFilter:
 
     A path counts when its name matches ``*.py`` or one of ``includes`` (globs on the name or on
     the path relative to the watched directory), unless: a directory on the way or the file is
-    hidden (a leading dot) — an explicit include overrides this, so ``--reload-include .env``
-    works; a directory on the way is ``__pycache__``; the name is an editor's or Python's
-    by-product (``.pyc``, ``~``, swap files); or it matches one of ``excludes`` (on the name, the
-    relative path, or any directory on the way).  An exclude beats an include."""
+    hidden (a leading dot), which only an include that itself starts with a dot matches, as in
+    a shell's globbing (``--reload-include .env`` works, ``*.html`` skips ``.draft.html``); a
+    directory on the way is ``__pycache__``; the name is an editor's or Python's by-product
+    (``.pyc``, ``~``, swap files); or it matches one of ``excludes`` (on the name, the relative
+    path, or any directory on the way).  An exclude beats an include."""
 
     __slots__ = ("_roots", "_includes", "_explicit", "_excludes")
 
     def __init__(self, roots: Sequence[Path], includes: Sequence[str] = (),
                  excludes: Sequence[str] = ()) -> None:
         self._roots = tuple(roots)
-        self._explicit = tuple(includes)
-        self._includes = _DEFAULT_INCLUDES + self._explicit
+        self._includes = _DEFAULT_INCLUDES + tuple(includes)
+        self._explicit = tuple(p for p in includes if p.startswith("."))  # may match hidden
         self._excludes = tuple(excludes)
 
     def __call__(self, change: Any, path: str) -> bool:
@@ -81,10 +82,9 @@ class ChangeFilter:
                                   any(fnmatch.fnmatchcase(d, p) for d in dirs)
                                   for p in self._excludes):
             return False
-        explicit = any(_matches(p, name, relative) for p in self._explicit)
-        if not explicit and any(part.startswith(".") for part in parts):
-            return False
-        return explicit or any(_matches(p, name, relative) for p in _DEFAULT_INCLUDES)
+        if any(part.startswith(".") for part in parts):
+            return any(_matches(p, name, relative) for p in self._explicit)
+        return any(_matches(p, name, relative) for p in self._includes)
 
     def _relative_parts(self, path: Path) -> tuple[str, ...]:
         for root in self._roots:

@@ -637,7 +637,7 @@ class Supervisor:
         changed = [path for line in lines if line for path in parse_batch(line)]
         if not changed or self._stopping:
             return
-        shown = ", ".join(os.path.relpath(p) for p in changed[:3])
+        shown = ", ".join(_shown_path(p) for p in changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         say(logging.WARNING, f"changes in {shown}{more}: reloading")
         self._blocked = False
@@ -692,6 +692,12 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass  # it exited already; waitpid will tell
+
+
+def _shown_path(path: str) -> str:
+    """A changed file as the user knows it: relative to the current directory when under it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def _recycles(config: RunConfig) -> bool:
