@@ -540,13 +540,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     for line in notes:
         sys.stderr.write(line + "\n")
 
-    from cyserve.server.workers import launch
     try:
-        code = launch(config)
-    except StartupError as exc:  # launch reports its own; this keeps a traceback off the screen
-        sys.stderr.write(f"{_PROG}: {exc}\n")
-        code = 3
-    except KeyboardInterrupt:  # a Ctrl-C that beat launch's signal handlers: no traceback
+        from cyserve.server.workers import launch
+        code = launch(config)  # reports its own StartupError: one line, status 3
+    except KeyboardInterrupt:  # a Ctrl-C before launch's signal handlers are in place
         code = 130
     sys.exit(code)
 
