@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import ssl as ssl_module
-from typing import Any
+from typing import Any, Callable
 
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
+from cyserve.health import Health
+from cyserve.logs import AccessLog
 from cyserve.middleware import DefaultHeaders
+from cyserve.proxy import ProxyHeaders, TrustedPeers
+from cyserve.server.tls import ReloadableTLS
 
 __all__ = ["Prepared", "prepare"]
 
@@ -35,25 +40,44 @@ def _given(config: RunConfig, name: str) -> bool:
 
 
 class Prepared:
-    """What ``prepare`` made: the app to serve, the TLS context, and what to attach once the
-    server listens."""
+    """What ``prepare`` made: the app to serve, its TLS, and what to connect to the server."""
 
-    __slots__ = ("app", "config", "ssl", "observers")
+    __slots__ = ("app", "config", "tls", "observers", "trusted", "health", "metrics")
 
-    def __init__(self, app: Any, config: RunConfig, ssl: ssl_module.SSLContext | None) -> None:
+    def __init__(self, app: Any, config: RunConfig, tls: ReloadableTLS | None) -> None:
         self.app = app
         self.config = config
-        self.ssl = ssl
+        self.tls = tls
         #: Objects with ``response_done(conn, head, status, sent_bytes, duration_s)`` the core
         #: calls once per response (the access log, metrics).
         self.observers: list[Any] = []
+        #: The peers whose proxy headers and PROXY protocol headers are believed.
+        self.trusted: TrustedPeers | None = None
+        self.health: Health | None = None
+        self.metrics: Any = None
+
+    @property
+    def ssl(self) -> ssl_module.SSLContext | None:
+        """The server's TLS context (None without ``--ssl-certfile``)."""
+        return None if self.tls is None else self.tls.context
+
+    @property
+    def reload_tls(self) -> Callable[[], bool] | None:
+        """Load the certificate files again into the same context (SIGHUP in one process)."""
+        return None if self.tls is None else self.tls.reload
 
     def attach(self, server: Any) -> None:
         """Connect what needs the listening server (call right after ``serve()``)."""
         state = server.state
-        if self.observers and hasattr(state, "observer"):
+        if self.observers:
             state.observer = (self.observers[0] if len(self.observers) == 1
                               else _Fanout(tuple(self.observers)))
+        if self.config.proxy_protocol and self.trusted is not None:
+            state.proxy_trusted = self.trusted.__contains__
+        if self.health is not None:
+            self.health.bind(server)
+        if self.metrics is not None:
+            self.metrics.bind(server)
 
 
 class _Fanout:
@@ -71,15 +95,51 @@ class _Fanout:
 
 
 def prepare(app: Any, config: RunConfig) -> Prepared:
-    """Apply ``config`` to ``app`` (before it starts) and build its TLS context."""
+    """Apply ``config`` to ``app`` (before it starts) and build its TLS context.
+
+    The middleware the command line adds runs before the app's own, outermost first: proxy
+    headers (everything after sees the resolved client), ``--header`` fields (on every
+    response, probes included, as uvicorn adds them), health probes (never rate-limited or
+    authenticated by the app's middleware), then the metrics scrape."""
     _apply_server_config(app, config)
     _apply_websocket(app, config)
-    outer: list[Any] = []   # middleware that must see the request before the app's own
+    prepared = Prepared(app, config, _tls(config))
+    outer: list[Any] = []
+    if config.proxy_headers or config.proxy_protocol:
+        spec = (config.forwarded_allow_ips if config.forwarded_allow_ips is not None
+                else os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+        try:
+            prepared.trusted = TrustedPeers(spec)
+        except ValueError as exc:
+            raise StartupError(f"--forwarded-allow-ips: {exc}") from None
+        if config.proxy_headers:
+            outer.append(ProxyHeaders(prepared.trusted))
     if config.headers:
-        outer.append(DefaultHeaders(config.headers))
+        try:
+            outer.append(DefaultHeaders(config.headers))
+        except ValueError as exc:
+            raise StartupError(f"--header: {exc}") from None
+    if config.health_path is not None:
+        try:
+            prepared.health = Health(config.health_path)
+        except ValueError as exc:
+            raise StartupError(f"--health-path: {exc}") from None
+        outer.append(prepared.health)
+    if config.metrics is not None:
+        from cyserve.metrics import Metrics  # prometheus-client is an extra: only when asked
+        try:
+            metrics = Metrics(config.metrics)
+        except ValueError as exc:
+            raise StartupError(f"--metrics: {exc}") from None
+        prepared.metrics = metrics
+        prepared.observers.append(metrics)
+        outer.append(metrics)
+        app.on_shutdown(metrics.unbind)   # the last figures, once the connections are gone
+    if config.access_log:
+        prepared.observers.append(AccessLog())
     if outer:
         app.middlewares[:0] = outer
-    return Prepared(app, config, _tls(config))
+    return prepared
 
 
 def _apply_server_config(app: Any, config: RunConfig) -> None:
@@ -133,24 +193,12 @@ def _apply_websocket(app: Any, config: RunConfig) -> None:
             raise StartupError(f"WebSocket options: {exc}") from exc
 
 
-def _tls(config: RunConfig) -> ssl_module.SSLContext | None:
-    """The server's TLS context from uvicorn's ``--ssl-*`` options (None without a certificate)."""
+def _tls(config: RunConfig) -> ReloadableTLS | None:
+    """The server's TLS from uvicorn's ``--ssl-*`` options (None without a certificate)."""
     if config.ssl_certfile is None:
         if config.ssl_keyfile is not None:
             raise StartupError("--ssl-keyfile needs --ssl-certfile")
         return None
-    try:
-        context = ssl_module.SSLContext(config.ssl_version)
-        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile,
-                                config.ssl_keyfile_password)
-        context.verify_mode = ssl_module.VerifyMode(config.ssl_cert_reqs)
-        if config.ssl_ca_certs:
-            context.load_verify_locations(config.ssl_ca_certs)
-        if config.ssl_ciphers:
-            context.set_ciphers(config.ssl_ciphers)
-        context.set_alpn_protocols(["http/1.1"])
-    except FileNotFoundError as exc:
-        raise StartupError(f"TLS: no such file: {exc.filename or config.ssl_certfile}") from exc
-    except (ssl_module.SSLError, OSError, ValueError) as exc:
-        raise StartupError(f"TLS: could not load {config.ssl_certfile}: {exc}") from exc
-    return context
+    return ReloadableTLS(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password,
+                         ca_certs=config.ssl_ca_certs, cert_reqs=config.ssl_cert_reqs,
+                         ciphers=config.ssl_ciphers, version=config.ssl_version)

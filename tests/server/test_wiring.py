@@ -36,7 +36,8 @@ def test_defaults_keep_the_apps_settings() -> None:
     assert app.config.timeouts.keepalive_s == 30.0
     assert app.websocket_limits.max_message_bytes == 4096
     assert app.config.server_header == "cyserve"
-    assert app.middlewares == []
+    # uvicorn's defaults: proxy headers trusted from 127.0.0.1, the access log on.
+    assert [type(m).__name__ for m in app.middlewares] == ["ProxyHeaders"]
 
 
 def test_given_options_change_them() -> None:
@@ -79,9 +80,61 @@ def test_tls_from_ssl_options(tmp_path: Path) -> None:
     cert.private_key_pem.write_to_path(keyfile)
     prepared = wiring.prepare(make_app(), RunConfig(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)))
     assert isinstance(prepared.ssl, ssl.SSLContext)
-    with pytest.raises(StartupError, match="no such file"):
+    with pytest.raises(StartupError, match="missing.pem: No such file"):
         wiring.prepare(make_app(), RunConfig(ssl_certfile=str(tmp_path / "missing.pem")))
-    with pytest.raises(StartupError, match="could not load"):
+    with pytest.raises(StartupError, match="TLS: "):
         wiring.prepare(make_app(), RunConfig(ssl_certfile=str(keyfile), ssl_keyfile=str(certfile)))
     with pytest.raises(StartupError, match="needs --ssl-certfile"):
         wiring.prepare(make_app(), RunConfig(ssl_keyfile=str(keyfile)))
+
+
+def test_bad_option_values_are_startup_errors() -> None:
+    with pytest.raises(StartupError, match="--forwarded-allow-ips"):
+        wiring.prepare(make_app(), RunConfig(forwarded_allow_ips="10.0.0.300"))
+    with pytest.raises(StartupError, match="--health-path"):
+        wiring.prepare(make_app(), RunConfig(health_path="healthz"))
+    with pytest.raises(StartupError, match="--header"):
+        wiring.prepare(make_app(), RunConfig(headers=(("bad name", "x"),)))
+
+
+def test_served_with_every_concern(run, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """prepare + serve + attach: health, metrics, the access log and proxy headers all see the
+    running server, in the order the docstring gives."""
+    import asyncio
+    import logging
+
+    from cyserve import Client
+    from cyserve.server import serve
+
+    app = make_app()
+
+    @app.get("/who")
+    async def who(request):  # type: ignore[no-untyped-def]
+        return {"client": request.client[0], "scheme": request.url.scheme}
+
+    prepared = wiring.prepare(app, RunConfig(health_path="/healthz", metrics="/metrics",
+                                             headers=(("X-Team", "ops"),)))
+    assert [type(m).__name__ for m in app.middlewares] == ["ProxyHeaders", "DefaultHeaders",
+                                                           "Health", "Metrics"]
+
+    async def main() -> None:
+        server = await serve(app, "127.0.0.1", 0)
+        prepared.attach(server)
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            async with Client(base_url=base) as client:
+                ready = await client.get("/healthz/ready")
+                assert ready.status == 200 and ready.headers.get("x-team") == "ops"
+                who = await client.get("/who", headers={"x-forwarded-for": "203.0.113.9",
+                                                        "x-forwarded-proto": "https"})
+                assert await who.json() == {"client": "203.0.113.9", "scheme": "https"}
+                scrape = await (await client.get("/metrics")).text()
+                assert 'cyserve_requests_total{method="GET",status_class="2xx"}' in scrape
+        finally:
+            await server.shutdown()
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.INFO, logger="cyserve.access"):
+        run(main)
+    lines = [r.getMessage() for r in caplog.records if r.name == "cyserve.access"]
+    assert any(line.startswith("203.0.113.9") and '"GET /who HTTP/1.1" 200' in line for line in lines), lines
