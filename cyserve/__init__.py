@@ -36,7 +36,8 @@ from cyserve.client import (
 )
 from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
-from cyserve.config import Limits, Retries, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
+from cyserve.config import (Limits, Retries, RunConfig, ServerConfig, Timeouts, WaterMarks,
+                            WebSocketLimits)
 from cyserve.context import current_request, g
 from cyserve.csrf import CSRF, csrf_token
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
@@ -59,6 +60,7 @@ from cyserve.errors import (
     ProtocolError,
     PushError,
     ServiceUnavailable,
+    StartupError,
     TooManyRequests,
     Unauthorized,
     UnprocessableEntity,
@@ -67,12 +69,17 @@ from cyserve.errors import (
     WebSocketError,
 )
 from cyserve.files import FileResponse
-from cyserve.middleware import CORS, BaseMiddleware, RequestID, SecurityHeaders, TrustedHosts
+from cyserve.health import Health
+from cyserve.metrics import Metrics
+from cyserve.middleware import (CORS, BaseMiddleware, DefaultHeaders, RequestID, SecurityHeaders,
+                                TrustedHosts)
+from cyserve.proxy import ProxyHeaders, TrustedPeers
+from cyserve.ratelimit import MemoryStore, RateLimit
 from cyserve.multipart import FormLimits, UploadFile
 from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
 from cyserve.routing import Router, route
-from cyserve.server import Server, run, serve, tls_context
+from cyserve.server import ReloadableTLS, Server, launch, run, serve, tls_context
 from cyserve.sessions import Session, Sessions
 from cyserve.compat import (
     Deliver,
@@ -90,6 +97,17 @@ from cyserve.websocket import WebSocket
 __version__ = "0.1.0"
 
 __all__ = [
+    "RunConfig",
+    "StartupError",
+    "Health",
+    "Metrics",
+    "DefaultHeaders",
+    "ProxyHeaders",
+    "TrustedPeers",
+    "MemoryStore",
+    "RateLimit",
+    "ReloadableTLS",
+    "launch",
     "Body",
     "Cookie",
     "Header",
