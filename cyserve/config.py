@@ -321,7 +321,7 @@ class RunConfig:
 
     ``None`` in a field means "as the app (or the environment) says": e.g. ``workers=None`` reads
     ``WEB_CONCURRENCY``, ``forwarded_allow_ips=None`` reads ``FORWARDED_ALLOW_IPS`` (else
-    ``127.0.0.1``), ``timeout_graceful_shutdown=None`` keeps the app's ``Timeouts.shutdown_s``.
+    ``127.0.0.1,::1``, as uvicorn), ``timeout_graceful_shutdown=None`` keeps the app's ``Timeouts.shutdown_s``.
     """
 
     # what to serve

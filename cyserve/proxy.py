@@ -84,7 +84,7 @@ class TrustedPeers:
 
     __slots__ = ("everyone", "_exact", "_networks", "_cache", "_spec")
 
-    def __init__(self, spec: str | Iterable[str] = "127.0.0.1") -> None:
+    def __init__(self, spec: str | Iterable[str] = "127.0.0.1,::1") -> None:
         entries = spec.split(",") if isinstance(spec, str) else list(spec)
         self.everyone = False
         exact: set[str] = set()
@@ -454,7 +454,7 @@ def resolve(peer_host: str | None, headers: FieldLookup | Iterable[tuple[str, st
 class ProxyHeaders:
     """Middleware: believe the proxy headers of requests from ``trusted`` peers.
 
-    ``ProxyHeaders(trusted="127.0.0.1", source="auto")``: ``trusted`` as ``TrustedPeers`` takes it
+    ``ProxyHeaders(trusted="127.0.0.1,::1", source="auto")``: ``trusted`` as ``TrustedPeers`` takes it
     (``"10.0.0.0/8, 127.0.0.1"``, a list, ``"*"``, ``"unix:"``), or a ``TrustedPeers``.  What
     ``resolve`` finds becomes the request's: ``request.client``, ``request.url`` (scheme, host,
     port) and ``request.absolute_url()``, and the access log's client.  ``source``: the header
@@ -462,12 +462,12 @@ class ProxyHeaders:
     ``"forwarded"`` for a proxy that writes only RFC 7239 ``Forwarded``, ``"x-forwarded"`` to
     never read it).  A malformed ``Forwarded`` from a trusted peer is answered 400.  Install it first
     (``app.use``), so every other middleware sees the resolved client; the ``cyserve`` command
-    installs it for ``--proxy-headers`` (uvicorn's default: on, trusting 127.0.0.1).
+    installs it for ``--proxy-headers`` (uvicorn's default: on, trusting 127.0.0.1 and ::1).
     """
 
     __slots__ = ("trusted", "source", "_resolver")
 
-    def __init__(self, trusted: str | Iterable[str] | TrustedPeers = "127.0.0.1", *,
+    def __init__(self, trusted: str | Iterable[str] | TrustedPeers = "127.0.0.1,::1", *,
                  source: str = "auto") -> None:
         self.trusted = trusted if isinstance(trusted, TrustedPeers) else TrustedPeers(trusted)
         self.source = source

@@ -107,7 +107,7 @@ def prepare(app: Any, config: RunConfig) -> Prepared:
     outer: list[Any] = []
     if config.proxy_headers or config.proxy_protocol:
         spec = (config.forwarded_allow_ips if config.forwarded_allow_ips is not None
-                else os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+                else os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
         try:
             prepared.trusted = TrustedPeers(spec)
         except ValueError as exc:
