@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from cyserve.config import RunConfig
 
 __all__ = [
+    "DEFAULT_FORMAT",
     "TRACE",
     "LOG_LEVELS",
     "AccessLog",
@@ -118,10 +119,8 @@ def dict_config(log_format: str = "text", use_colors: bool | None = None) -> dic
         err_colors = _isatty(sys.stderr) if use_colors is None else use_colors
         out_colors = _isatty(sys.stdout) if use_colors is None else use_colors
         formatters = {
-            "default": {"()": TextFormatter, "fmt": "%(levelprefix)s %(message)s",
-                        "use_colors": err_colors},
-            "access": {"()": TextFormatter, "fmt": "%(levelprefix)s %(message)s",
-                       "use_colors": out_colors},
+            "default": {"()": TextFormatter, "fmt": DEFAULT_FORMAT, "use_colors": err_colors},
+            "access": {"()": TextFormatter, "fmt": DEFAULT_FORMAT, "use_colors": out_colors},
         }
     return {
         "version": 1,
@@ -198,6 +197,9 @@ def _isatty(stream: IO[str] | None) -> bool:
 
 
 # --------------------------------------------------------------------------------- formatters
+DEFAULT_FORMAT = "%(levelprefix)s %(message)s"
+"""uvicorn's default line: the padded level name, then the message."""
+
 _RESET = "\x1b[0m"
 _LEVEL_COLOURS: dict[int, str] = {
     TRACE: "\x1b[34m",                # blue
@@ -222,13 +224,31 @@ class TextFormatter(logging.Formatter):
                  defaults: Mapping[str, Any] | None = None, use_colors: bool | None = None) -> None:
         super().__init__(fmt, datefmt, style, validate, defaults=defaults)
         self.use_colors = _isatty(sys.stderr) if use_colors is None else bool(use_colors)
+        # The default shape is joined directly (one line per response on the access log):
+        # Formatter's general path scans the format for asctime and %-formats a dict each time.
+        self._plain = style == "%" and fmt == DEFAULT_FORMAT and not defaults
+        self._prefixes: dict[str, str] = {}
+
+    def _prefix(self, record: logging.LogRecord) -> str:
+        name = record.levelname
+        prefix = self._prefixes.get(name)
+        if prefix is None:
+            pad = " " * (8 - len(name))
+            colour = _LEVEL_COLOURS.get(record.levelno) if self.use_colors else None
+            prefix = f"{colour}{name}{_RESET}:{pad}" if colour else f"{name}:{pad}"
+            self._prefixes[name] = prefix
+        return prefix
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._plain and not (record.exc_info or record.exc_text or record.stack_info):
+            message = record.getMessage()
+            record.message = message
+            return f"{self._prefix(record)} {message}"
+        return super().format(record)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        name = record.levelname
-        pad = " " * (8 - len(name))
-        colour = _LEVEL_COLOURS.get(record.levelno) if self.use_colors else None
         # Set on the record as Formatter sets ``message`` and ``asctime``: no copy of it per line.
-        record.levelprefix = f"{colour}{name}{_RESET}:{pad}" if colour else f"{name}:{pad}"
+        record.levelprefix = self._prefix(record)
         return super().formatMessage(record)
 
 

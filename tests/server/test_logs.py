@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import logging.config
 import re
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ import pytest
 
 from cyserve import App, RequestID, Response, StreamResponse
 from cyserve._core.http.parser import parse_request_head
-from cyserve._core.http.state import ServerState
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 from cyserve.logs import LOG_LEVELS, TRACE, AccessLog, JSONFormatter, TextFormatter, configure, dict_config
@@ -26,8 +26,6 @@ from tests.support import RawClient, exchange, fetch, serving
 ACCESS_LINE = re.compile(r'^INFO: +(?P<client>\S+) - "(?:(?P<method>[A-Z]+) (?P<path>\S+) '
                          r'HTTP/(?P<version>1\.[01])|-)" (?P<status>\d{3}) (?P<bytes>\d+) '
                          r'(?P<ms>\d+\.\d\d)ms$')
-HAS_OBSERVER = hasattr(ServerState, "observer")
-needs_observer = pytest.mark.skipif(not HAS_OBSERVER, reason="core built without ServerState.observer")
 
 _LOGGERS = ("", "cyserve", "cyserve.error", "cyserve.access", "cyserve.server", "cyserve.app",
             "tests.logs")
@@ -290,6 +288,21 @@ def test_json_formatter_from_a_users_dict_config(tmp_path: Path) -> None:
     assert record["stack_info"].startswith("Stack (most recent call last):")
 
 
+def test_text_formatter_with_a_traceback_and_with_a_format_of_ones_own() -> None:
+    logger, out = collect(name="tests.logs.text")
+    try:
+        raise KeyError("gone")
+    except KeyError:
+        logger.exception("lookup failed")
+    text = out.getvalue()
+    assert text.startswith("ERROR:    lookup failed\nTraceback (most recent call last):\n")
+    assert text.rstrip().endswith("KeyError: 'gone'")
+    own, own_out = collect(TextFormatter("[%(name)s] %(levelprefix)s|%(message)s", use_colors=True),
+                           "tests.logs.own")
+    own.warning("%d left", 3)
+    assert lines(own_out) == ["[tests.logs.own] \x1b[33mWARNING\x1b[0m: |3 left"]
+
+
 # ----------------------------------------------------------------- the access log, unit level
 class _Stream:
     def __init__(self, peername: Any) -> None:
@@ -346,6 +359,13 @@ class _ListHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+def test_access_fields_serve_a_format_of_ones_own() -> None:
+    logger, out = collect(logging.Formatter(
+        "%(client_addr)s %(method)s %(path)s %(status_code)d %(bytes)d %(duration_ms).1f"))
+    AccessLog(logger).response_done(_Conn(("127.0.0.1", 9)), GET, 201, 7, 0.25)
+    assert lines(out) == ["127.0.0.1:9 GET /items?page=2 201 7 250.0"]
 
 
 def test_access_log_makes_no_record_when_its_logger_is_off() -> None:
@@ -412,7 +432,6 @@ def parsed(out: io.StringIO) -> list[dict[str, str]]:
     return found
 
 
-@needs_observer
 def test_access_lines_for_served_requests(run: Callable[..., Any]) -> None:
     logger, out = collect()
 
@@ -450,7 +469,6 @@ def test_access_lines_for_served_requests(run: Callable[..., Any]) -> None:
     assert all(0.0 <= float(f["ms"]) < 5000.0 for f in found)
 
 
-@needs_observer
 def test_json_access_lines_carry_the_request_id(run: Callable[..., Any]) -> None:
     logger, out = collect(JSONFormatter())
     _app_logger, app_out = collect(JSONFormatter(), "tests.logs.app")
@@ -486,7 +504,6 @@ def test_json_access_lines_carry_the_request_id(run: Callable[..., Any]) -> None
     assert inside["message"] == "inside the handler" and inside["request_id"] == ids[1]
 
 
-@needs_observer
 def test_access_line_names_the_client_a_trusted_proxy_reported(run: Callable[..., Any]) -> None:
     from cyserve.proxy import ProxyHeaders
 
@@ -509,7 +526,6 @@ def test_access_line_names_the_client_a_trusted_proxy_reported(run: Callable[...
     assert local[2].startswith("127.0.0.1:")
 
 
-@needs_observer
 def test_configured_access_log_writes_lines_to_stdout(run: Callable[..., Any],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     configure(RunConfig(use_colors=False, log_level="info"))
