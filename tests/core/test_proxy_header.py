@@ -105,7 +105,8 @@ def prefixes(data: bytes) -> list[bytes]:
     return [data[:i] for i in range(len(data))]
 
 
-@pytest.mark.parametrize("data, version, peer", [pytest.param(d, v, p, id=i) for i, d, v, p in VALID])
+@pytest.mark.parametrize("data, version, peer",
+                         [pytest.param(d, v, p, id=i) for i, d, v, p in VALID])
 def test_valid_header_parses_whole_and_waits_on_every_prefix(data: bytes, version: int,
                                                              peer: Any) -> None:
     assert parse_proxy_header(data) == (len(data), version, peer)

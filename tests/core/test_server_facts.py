@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cyserve._core.http.serialise import HeadWriter
 from cyserve._core.http.server import server_connection
 from cyserve._core.http.state import ServerState
 from cyserve._core.io.deadline import PY_SLOT_INPUT
@@ -507,3 +508,16 @@ def test_disconnected_is_what_a_writer_sees_after_the_cut(run: Any) -> None:
         assert state.observer.calls == [("/x", 200, 1)]
 
     run(main, timeout_s=5.0)
+
+
+# ---------------------------------------------------------------- Date and Server fields
+@pytest.mark.parametrize("server_name, date", [("cyserve", True), ("cyserve", False), (None, True),
+                                               (None, False)])
+def test_head_writer_writes_date_and_server_only_when_asked(server_name: str | None,
+                                                            date: bool) -> None:
+    head = HeadWriter(server_name, date).serialise(200, [("X-A", "1")], "text/plain", 2, body=b"ok")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert any(line.startswith(b"Date: ") for line in lines) is date
+    assert (b"Server: cyserve" in lines) is (server_name is not None)
+    assert head.endswith(b"\r\n\r\nok") and b"X-A: 1" in lines

@@ -230,9 +230,13 @@ cdef class ServerRole:
         self._requests += 1
         state.requests_total += 1
         self._head = head
-        self.forwarded = None
-        self._observer = state.observer
-        if self._observer is not None:
+        # Both tests, not stores: the common case (no proxy headers, no observer) touches no
+        # reference count.  ``_observer`` is None here unless a response went unreported,
+        # which only a lost connection leaves behind.
+        if self.forwarded is not None:
+            self.forwarded = None
+        if state.observer is not None:
+            self._observer = state.observer
             self._started = state.loop.time()
         self._http10 = head.version == 10
         self._keep_alive = (self._keep_alive and head.keep_alive and not state.shutting_down
