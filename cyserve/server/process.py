@@ -231,8 +231,11 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
     try:
         if link is not None:
             link.start(stop)
+        starting = asyncio.ensure_future(serve(served.app, sock=listener.sock, ssl=served.tls))
+        if not await _unless_forced(starting, stop):
+            return EXIT_FORCED  # a startup hook that hangs: two Ctrl-C still end it
         try:
-            server = await serve(served.app, sock=listener.sock, ssl=served.tls)
+            server = starting.result()
         except StartupError:
             raise
         except Exception as exc:  # noqa: BLE001 - the app's startup hook, or listening, failed
@@ -260,18 +263,28 @@ async def _drain(server: Server, timeout_s: float | None, stop: _StopRequest) ->
     """``server.shutdown`` (stop accepting, finish in-flight work, end streams, then cancel); a
     second SIGINT during it drops every connection at once."""
     draining = asyncio.ensure_future(server.shutdown(timeout_s))
-    forced = asyncio.ensure_future(stop.forced.wait())
-    try:
-        await asyncio.wait({draining, forced}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        forced.cancel()
-    if draining.done():
+    if await _unless_forced(draining, stop, server.state.abort_all):
         draining.result()
         return 0
-    server.state.abort_all()
-    draining.cancel()
-    await asyncio.wait({draining})
     return EXIT_FORCED
+
+
+async def _unless_forced(task: asyncio.Future[Any], stop: _StopRequest,
+                         before_cancel: Callable[[], Any] | None = None) -> bool:
+    """Wait for ``task``; True when it finished, False when a forced stop came first (then
+    ``before_cancel`` runs, and the task is cancelled and awaited)."""
+    forced = asyncio.ensure_future(stop.forced.wait())
+    try:
+        await asyncio.wait({task, forced}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if task.done():
+        return True
+    if before_cancel is not None:
+        before_cancel()
+    task.cancel()
+    await asyncio.wait({task})
+    return False
 
 
 def _grace_s(app: Any, config: RunConfig) -> float:

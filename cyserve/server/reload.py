@@ -28,6 +28,7 @@ __all__ = ["ChangeFilter", "require_watchfiles", "watch", "parse_batch", "watche
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".pyd", "~", ".swp", ".swx", ".tmp")
 _IGNORED_DIRS = frozenset({"__pycache__", "node_modules"})
 _DEFAULT_INCLUDES = ("*.py",)
+_IDLE_MS = 100  # how long watchfiles waits before reporting that nothing changed
 
 
 def require_watchfiles() -> None:
@@ -104,6 +105,8 @@ def watch(config: RunConfig, out_fd: int, keep_going: Callable[[], bool]) -> Non
     that pass the filter as one JSON line on ``out_fd``; return when ``keep_going()`` turns
     false (the supervisor is gone) or the pipe breaks.
 
+    The first line is an empty batch, written once the watch is in place: the supervisor starts
+    the first worker only then, so no edit falls between the worker's import and the watch.
     ``reload_delay`` is the quiet time that closes a batch: an editor's save (write, rename,
     chmod) arrives as one batch, one restart."""
     import watchfiles
@@ -117,9 +120,16 @@ def watch(config: RunConfig, out_fd: int, keep_going: Callable[[], bool]) -> Non
         def is_set(self) -> bool:
             return not keep_going()
 
+    watching = False
+    # yield_on_timeout: an empty batch every _IDLE_MS while nothing changes; the first one says
+    # the watch is in place.
     for changes in watchfiles.watch(*dirs, watch_filter=accept, step=step_ms,
                                     debounce=max(1600, 4 * step_ms), stop_event=_Stop(),
+                                    rust_timeout=_IDLE_MS, yield_on_timeout=True,
                                     raise_interrupt=False):
+        if not changes and watching:
+            continue
+        watching = True
         paths = sorted({path for _, path in changes})
         try:
             os.write(out_fd, (json.dumps(paths) + "\n").encode())

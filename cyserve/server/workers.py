@@ -62,6 +62,7 @@ _BACKOFF_MAX_S = 5.0     # the longest wait before respawning a worker that keep
 _KILL_MARGIN_S = 5.0     # past a worker's shutdown budget, before SIGKILL
 _RECYCLE_RETRY_S = 10.0  # after a replacement failed to start, before trying again
 _TICK_S = 0.25           # the supervisor's longest sleep (deadlines are checked this often)
+_WATCHER_START_S = 10.0  # --reload: the longest wait for the watcher before the first worker
 _DEFAULT_GRACE_S = 10.0  # a worker that never said ``ready`` (Timeouts.shutdown_s's default)
 
 # Signals the supervisor handles; blocked around fork so none reaches the child before it has
@@ -219,6 +220,7 @@ class Supervisor:
         self._watcher_pid: int | None = None
         self._watcher_fd: int | None = None
         self._watcher_inbox = b""
+        self._watcher_ready_by: float | None = None  # until its first (empty) batch
         self._metrics_exit: Callable[[int, str | None], None] | None = None
         self._metrics_teardown: Callable[[], None] | None = None
 
@@ -407,9 +409,15 @@ class Supervisor:
         _signal(worker.pid, signal.SIGTERM)
 
     def _reconcile(self, now: float) -> None:
-        """Start workers until ``target`` slots are filled (after any respawn delay)."""
+        """Start workers until ``target`` slots are filled (after any respawn delay; under
+        ``--reload``, once the watcher watches)."""
         if self._stopping or self._blocked or now < self._respawn_at:
             return
+        if self._watcher_ready_by is not None:
+            if now < self._watcher_ready_by:
+                return
+            say(logging.WARNING, "the reload watcher is not watching yet; starting anyway")
+            self._watcher_ready_by = None
         slots = sum(1 for w in self._workers.values() if w.serving_slot)
         for _ in range(self._target - slots):
             if self._spawn() is None:
@@ -488,9 +496,7 @@ class Supervisor:
             worker.fd = -1
         how = f"exit status {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
         if self._metrics_exit is not None:
-            self._metrics_exit(worker.pid, None if self._stopping else
-                               "unhealthy" if worker.killed and not worker.draining else
-                               worker.reason)
+            self._metrics_exit(worker.pid, self._restart_reason(worker, code))
         if worker is self._rolling:
             self._rolling = None
             if not worker.draining:
@@ -524,6 +530,19 @@ class Supervisor:
         else:
             say(logging.WARNING, f"worker [{worker.pid}] died ({how}); replacing it")
         self._after_crash(worker, now)
+
+    def _restart_reason(self, worker: _Worker, code: int) -> str | None:
+        """What ``cyserve.metrics`` counts this exit as: a restart reason, or None when the
+        worker is not replaced (a stop, one worker fewer, a start that failed)."""
+        if self._stopping:
+            return None
+        if worker.draining:
+            return worker.reason
+        if worker.killed:
+            return "unhealthy"
+        if worker.ready_at is None and (code == EXIT_STARTUP_FAILURE or worker.replaces is not None):
+            return None
+        return "died"
 
     def _after_crash(self, worker: _Worker | None, now: float) -> None:
         """The next respawn's delay: none after a worker that served a while; doubling after
@@ -618,8 +637,7 @@ class Supervisor:
         os.set_blocking(read_fd, False)
         self._watcher_pid, self._watcher_fd = pid, read_fd
         self._selector.register(read_fd, selectors.EVENT_READ, "watcher")
-        dirs = ", ".join(self._config.reload_dirs) or os.getcwd()
-        say(logging.INFO, f"watching {dirs} for changes")
+        self._watcher_ready_by = time.monotonic() + _WATCHER_START_S
 
     def _on_watcher(self) -> None:
         from cyserve.server.reload import parse_batch
@@ -628,12 +646,17 @@ class Supervisor:
             data = os.read(self._watcher_fd, 65536)
         except BlockingIOError:
             return
-        if not data:
+        if not data:  # the watcher is gone (its exit is logged when reaped)
             self._selector.unregister(self._watcher_fd)
             os.close(self._watcher_fd)
             self._watcher_fd = None
+            self._watcher_ready_by = None
             return
         *lines, self._watcher_inbox = (self._watcher_inbox + data).split(b"\n")
+        if lines and self._watcher_ready_by is not None:
+            self._watcher_ready_by = None
+            dirs = ", ".join(self._config.reload_dirs) or os.getcwd()
+            say(logging.INFO, f"watching {dirs} for changes")
         changed = [path for line in lines if line for path in parse_batch(line)]
         if not changed or self._stopping:
             return

@@ -134,8 +134,7 @@ def reloading(tmp_path: Path, app_dir: Path):
                                "reload": True, "reload_dirs": [str(app_dir)],
                                "reload_delay": 0.1})
     try:
-        wait_version(server, "one")
-        time.sleep(0.3)  # the watcher is up (it starts with the first worker)
+        wait_version(server, "one")  # the first worker starts once the watcher watches
         yield server
     finally:
         server.close()

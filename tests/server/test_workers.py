@@ -244,6 +244,19 @@ def test_a_second_sigint_stops_one_process_at_once(started, loop):
     assert "Traceback" not in server.output()
 
 
+def test_two_sigints_end_a_startup_hook_that_hangs(started):
+    server = started({"app": "tests.server.apps.hanging_startup:app"}, wait=False)
+    deadline = time.monotonic() + 20
+    while "startup hook waiting" not in server.output():
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.05)
+    server.signal(signal.SIGINT)
+    time.sleep(0.3)
+    server.signal(signal.SIGINT)
+    assert server.wait(5) == EXIT_FORCED
+    assert "Traceback" not in server.output()
+
+
 def test_a_second_sigint_kills_the_workers_at_once(started):
     server = started({"app": BASIC, "workers": 2, "timeout_graceful_shutdown": 30})
     workers = server.wait_workers(lambda pids: len(pids) == 2)
