@@ -13,7 +13,7 @@ from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 from cyserve.server.reload import ChangeFilter, watched_dirs
 
-from tests.server.processes import launch
+from tests.server.processes import launch, process_state
 
 pytest.importorskip("watchfiles", reason="--reload needs the reload extra (in the test extra)")
 
@@ -120,6 +120,15 @@ def wait_version(server, expected: str, timeout_s: float = 10.0) -> float:
     raise AssertionError(f"never served {expected!r} within {timeout_s}s:\n{server.output()}")
 
 
+def wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+    """Until process ``pid`` has exited (the old worker answers until its replacement is
+    ready and it has drained: the overlap is the point)."""
+    deadline = time.monotonic() + timeout_s
+    while process_state(pid) not in (None, "Z"):
+        assert time.monotonic() < deadline, f"worker {pid} still running"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "project"
@@ -145,7 +154,8 @@ def test_an_edited_module_is_served_within_about_a_second(reloading, app_dir):
     write_app(app_dir, "two")
     took = wait_version(reloading, "two")
     assert took < 2.5, f"reloaded after {took:.2f}s"
-    assert version_of(reloading)[1] != old_pid
+    wait_gone(int(old_pid))  # drained once its replacement was ready
+    assert version_of(reloading)[0] == "two"
     assert "reloading_app.py: reloading" in reloading.output()
 
 
@@ -160,7 +170,8 @@ def test_a_syntax_error_keeps_the_old_worker_serving_and_a_fix_restarts(reloadin
     assert version_of(reloading) == ("one", serving_pid)  # the old code, the old worker
     write_app(app_dir, "three")
     wait_version(reloading, "three")
-    assert version_of(reloading)[1] != serving_pid
+    wait_gone(int(serving_pid))
+    assert version_of(reloading)[0] == "three"
 
 
 def test_changes_to_ignored_files_do_not_restart(reloading, app_dir):

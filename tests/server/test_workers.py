@@ -3,10 +3,12 @@ sharing one socket, crashes, hangs, signals, recycling, startup failures.  Short
 timeouts keep the file fast; every wait is bounded."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -184,6 +186,40 @@ def test_an_address_in_use_exits_3_naming_it_and_the_reason(started, workers):
     err = server.stderr()
     assert f"could not bind 127.0.0.1:{port}: [Errno 98] Address already in use" in err
     assert "started worker" not in err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_missing_tls_file_exits_3_naming_it(started, tmp_path, workers):
+    missing = str(tmp_path / "missing-cert.pem")
+    server = started({"app": BASIC, "workers": workers, "ssl_certfile": missing}, wait=False)
+    assert server.wait(30) == EXIT_STARTUP_FAILURE
+    assert "missing-cert.pem" in server.stderr()
+    assert "Traceback" not in server.stderr()
+
+
+def test_workers_serve_https_from_the_ssl_options(started, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    server = started({"app": BASIC, "workers": 2, "ssl_certfile": str(cert_path),
+                      "ssl_keyfile": str(key_path)})
+    assert "listening on https://" in server.output()
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    pids = set()
+    deadline = time.monotonic() + 15
+    while len(pids) < 2 and time.monotonic() < deadline:
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=5,
+                                           context=client_context)
+        try:
+            conn.request("GET", "/pid")
+            pids.add(int(conn.getresponse().read()))
+        finally:
+            conn.close()
+    assert len(pids) == 2
 
 
 def test_workers_drain_and_exit_when_the_supervisor_is_killed(started):
