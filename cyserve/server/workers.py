@@ -1,18 +1,21 @@
 """Running server processes: ``launch(config, app)`` — what ``cyserve module:app`` and
 ``App.run`` call — serves in this process (``cyserve.server.process``), or supervises workers.
 
-One worker, no reload and no recycling: the server runs in this process.  Otherwise this
-process becomes a supervisor.  It binds the listening socket once
-(``cyserve.server.listen``), never runs an event loop itself (a ``selectors`` loop over its
-workers' pipes and ``signal.set_wakeup_fd``), and forks the workers, which inherit the socket,
-make a fresh event loop, load the app (after the fork, so a restart picks up new code) and serve.
-Each worker talks to the supervisor over a pipe, one line per message:
+One worker, no reload and no recycling: the server runs in this process.  Otherwise (recycling
+a single worker needs a replacement process too) this process becomes a supervisor.  It binds
+the listening socket once (``cyserve.server.listen``: one accept queue that outlives any worker,
+where a ``SO_REUSEPORT`` socket per worker would reset the connections queued on a worker that
+stops — ``bench/e2e/reuseport_vs_inherited.py``), never runs an event loop itself (a
+``selectors`` loop over its workers' pipes and ``signal.set_wakeup_fd``), and forks the workers,
+which inherit the socket, make a fresh event loop, load the app (after the fork, so a restart
+picks up new code) and serve.  Each worker talks to the supervisor over a pipe, one line per
+message:
 
-    boot           its event loop runs (the app is imported); heartbeats start
-    ready <s>      it listens; ``s`` is its graceful-shutdown budget in seconds
-    beat           every ``timeout_worker_healthcheck / 4``, from its event loop
-    recycle <kind> <why>   it passed ``limit_max_requests`` (kind ``max_requests``) or
-                   ``workers_max_rss`` (``max_rss``): replace it
+    boot                  its event loop runs (the app is imported); heartbeats start
+    ready <s>             it listens; ``s`` is its graceful-shutdown budget in seconds
+    beat                  every ``timeout_worker_healthcheck / 4`` (at most 1 s), from its loop
+    recycle <kind> <why>  it passed ``limit_max_requests`` (kind ``max_requests``) or
+                          ``workers_max_rss`` (``max_rss``): replace it
 
 The supervisor's side of the contract:
 - a worker silent for ``timeout_worker_healthcheck`` (a blocked loop, SIGSTOP) is killed
@@ -103,6 +106,8 @@ def launch(config: RunConfig, app: Any = None, *, ssl: ssl_module.SSLContext | N
     try:
         _announce(listener, config, ssl)
         return Supervisor(config, app, listener, ssl, workers).run()
+    except KeyboardInterrupt:  # before the supervisor's own SIGINT handling is in place
+        return EXIT_FORCED
     finally:
         listener.close()
 
