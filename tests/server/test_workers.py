@@ -3,6 +3,7 @@ sharing one socket, crashes, hangs, signals, recycling, startup failures.  Short
 timeouts keep the file fast; every wait is bounded."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -247,6 +248,32 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(started, loop):
     assert outcome["reply"][1].startswith(b"done")
     assert server.wait() == 0
     assert not server.workers()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sigterm_ends_sse_streams_and_closes_websockets_with_1001_promptly(started, loop):
+    websockets_sync = pytest.importorskip("websockets.sync.client")
+    from websockets.exceptions import ConnectionClosed
+    server = started({"app": BASIC, "workers": 2, "loop": loop, "timeout_graceful_shutdown": 20})
+    server.answering_pids(2)
+    stream = server.connection(timeout_s=10)
+    with contextlib.closing(stream), \
+            websockets_sync.connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5) as ws:
+        stream.request("GET", "/events")
+        events = stream.getresponse()
+        assert events.status == 200
+        assert events.readline().startswith(b"data: tick 0")
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        events.read()  # to the end of the chunked body: http.client raises if it is cut short
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert server.wait() == 0
+    # Nothing waited out the 20 s grace period: the streams ended as the drain began.
+    assert time.monotonic() - sent < 8
 
 
 @pytest.mark.parametrize("loop", LOOPS)
