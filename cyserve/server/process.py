@@ -39,6 +39,7 @@ _log = logging.getLogger("cyserve.error")
 
 _RECYCLE_RETRY_S = 10.0  # a worker repeats its recycle request this often until replaced
 _RSS_EVERY_S = 1.0       # workers_max_rss: how often a worker samples its RSS
+_ACCEPTED_SETTLE_S = 0.05  # between closing the listener and closing idle connections
 
 
 # ---------------------------------------------------------------------- the event loop
@@ -262,6 +263,12 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
 async def _drain(server: Server, timeout_s: float | None, stop: _StopRequest) -> int:
     """``server.shutdown`` (stop accepting, finish in-flight work, end streams, then cancel); a
     second SIGINT during it drops every connection at once."""
+    # Stop accepting first, and let the loop read what just-accepted connections already
+    # received: Server.shutdown closes the connections it finds idle, and a connection accepted
+    # an instant before whose request is still unread looks idle — closing it would reset a
+    # request the client sent (every rolling restart under load lost one or two that way).
+    server.listener.close()
+    await asyncio.sleep(_ACCEPTED_SETTLE_S)
     draining = asyncio.ensure_future(server.shutdown(timeout_s))
     if await _unless_forced(draining, stop, server.state.abort_all):
         draining.result()
