@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,11 +15,12 @@ from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 from cyserve.server.reload import ChangeFilter, watched_dirs
 
+from tests.server.processes import ROOT
 from tests.server.processes import launch, process_state
 
 pytest.importorskip("watchfiles", reason="--reload needs the reload extra (in the test extra)")
 
-ROOT = Path("/srv/app")
+PROJECT = Path("/srv/app")  # the filter only compares paths: it need not exist
 
 
 # ---------------------------------------------------------------------- the filter
@@ -35,33 +38,33 @@ ROOT = Path("/srv/app")
     ("README.md", False),
 ], ids=lambda value: str(value))
 def test_python_sources_count_and_by_products_do_not(path, expected):
-    assert ChangeFilter([ROOT]).matches(str(ROOT / path)) is expected
+    assert ChangeFilter([PROJECT]).matches(str(PROJECT / path)) is expected
 
 
 def test_includes_add_patterns_and_may_name_a_hidden_file():
-    accept = ChangeFilter([ROOT], includes=["*.html", ".env"])
-    assert accept.matches(str(ROOT / "templates/index.html"))
-    assert accept.matches(str(ROOT / ".env"))
-    assert accept.matches(str(ROOT / "main.py"))
-    assert not accept.matches(str(ROOT / ".secret.html"))  # hidden and not named
-    assert not accept.matches(str(ROOT / "app.js"))
+    accept = ChangeFilter([PROJECT], includes=["*.html", ".env"])
+    assert accept.matches(str(PROJECT / "templates/index.html"))
+    assert accept.matches(str(PROJECT / ".env"))
+    assert accept.matches(str(PROJECT / "main.py"))
+    assert not accept.matches(str(PROJECT / ".secret.html"))  # hidden and not named
+    assert not accept.matches(str(PROJECT / "app.js"))
 
 
 def test_excludes_beat_includes_by_name_path_or_directory():
-    accept = ChangeFilter([ROOT], includes=["*.html"],
+    accept = ChangeFilter([PROJECT], includes=["*.html"],
                           excludes=["test_*.py", "migrations", "build/*"])
-    assert not accept.matches(str(ROOT / "tests/test_api.py"))
-    assert not accept.matches(str(ROOT / "db/migrations/0001.py"))
-    assert not accept.matches(str(ROOT / "build/page.html"))
-    assert accept.matches(str(ROOT / "tests/conftest.py"))
-    assert accept.matches(str(ROOT / "db/models.py"))
+    assert not accept.matches(str(PROJECT / "tests/test_api.py"))
+    assert not accept.matches(str(PROJECT / "db/migrations/0001.py"))
+    assert not accept.matches(str(PROJECT / "build/page.html"))
+    assert accept.matches(str(PROJECT / "tests/conftest.py"))
+    assert accept.matches(str(PROJECT / "db/models.py"))
 
 
 def test_the_filter_takes_watchfiles_arguments():
     import watchfiles
-    accept = ChangeFilter([ROOT])
-    assert accept(watchfiles.Change.modified, str(ROOT / "main.py"))
-    assert not accept(watchfiles.Change.added, str(ROOT / "main.pyc"))
+    accept = ChangeFilter([PROJECT])
+    assert accept(watchfiles.Change.modified, str(PROJECT / "main.py"))
+    assert not accept(watchfiles.Change.added, str(PROJECT / "main.pyc"))
 
 
 def test_a_missing_reload_dir_is_a_startup_error(tmp_path):
@@ -72,6 +75,20 @@ def test_a_missing_reload_dir_is_a_startup_error(tmp_path):
                     wait=False)
     assert server.wait(20) == 3
     assert "missing: not a directory" in server.stderr()
+
+
+def test_reload_without_watchfiles_exits_3_naming_the_extra(tmp_path):
+    # A None entry in sys.modules is how Python marks a module as unavailable: find_spec then
+    # answers as it does when watchfiles is not installed.
+    code = ("import sys; sys.modules['watchfiles'] = None\n"
+            "from cyserve.config import RunConfig\n"
+            "from cyserve.server.workers import launch\n"
+            "sys.exit(launch(RunConfig(app='x:app', reload=True)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 3, done.stderr
+    assert "pip install 'cyserve[reload]'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # ---------------------------------------------------------------------- a reloading server
