@@ -78,7 +78,7 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 def report_startup_failure(exc: StartupError) -> None:
     """One line naming the cause: through ``cyserve.error`` when logging is configured, else
     ``cyserve: <message>`` on stderr.  Never a traceback."""
-    say(logging.ERROR, str(exc))
+    say(logging.ERROR, str(exc), always=True)
 
 
 def serve_here(config: RunConfig, app: Any, ssl: ssl_module.SSLContext | None,
@@ -417,14 +417,18 @@ class _ParentLink:
 
 # ---------------------------------------------------------------------- output
 def say(level: int, message: str, always: bool = False) -> None:
-    """Through ``cyserve.error`` once logging is configured; else warnings and errors (and
-    ``always`` lines: where the server listens) as ``cyserve: ...`` on stderr/stdout."""
-    if _log.hasHandlers():
+    """Through ``cyserve.error`` once logging is configured (at the level it shows); without
+    logging, warnings and errors as ``cyserve: ...`` on stderr.  An ``always`` line (where the
+    server listens, why it could not start) is printed when the log would not show it: it
+    must be seen once, even under ``--log-level critical``."""
+    configured = _log.hasHandlers()
+    if configured and _log.isEnabledFor(level):
         _log.log(level, "%s", message)
-    elif level >= logging.WARNING:
-        print(f"cyserve: {message}", file=sys.stderr, flush=True)
-    elif always:
-        print(f"cyserve {message}", flush=True)
+    elif always or (not configured and level >= logging.WARNING):
+        if level >= logging.WARNING:
+            print(f"cyserve: {message}", file=sys.stderr, flush=True)
+        else:
+            print(f"cyserve {message}", flush=True)
 
 
 def exit_now(code: int) -> NoReturn:
