@@ -150,3 +150,27 @@ def test_requests_total_counts_what_the_server_parsed(run: Any) -> None:
             assert server.state.requests_total == 3
 
     run(main)
+
+
+def test_observer_times_responses_finer_than_the_loop_clock(run: Any) -> None:
+    """The observer's duration comes from the monotonic clock, not ``loop.time()``: uvloop's is
+    libuv's millisecond clock, which would report every fast response as 0 or 1 ms."""
+    durations: list[float] = []
+
+    class Observer:
+        def response_done(self, conn: Any, head: Any, status: int, sent: int, duration_s: float) -> None:
+            durations.append(duration_s)
+
+    async def main() -> None:
+        app, _ = make_app()
+        async with serving(app) as server:
+            server.state.observer = Observer()
+            client = await RawClient.open(server.port)
+            for _ in range(20):
+                await client.request("GET", "/ok")
+            await client.close()
+
+    run(main)
+    assert len(durations) == 20 and all(0.0 < d < 5.0 for d in durations), durations
+    # Whole milliseconds would mean the loop's clock; a nanosecond clock is never that regular.
+    assert any(abs(d * 1000 - round(d * 1000)) > 1e-6 for d in durations), durations

@@ -66,7 +66,7 @@ cdef class ServerRole:
     # port) | None, scheme: str | None, host: str | None)`` as a trusted proxy reported them.
     cdef public object forwarded
     cdef object _observer             # the state's observer when this response began, until told
-    cdef double _started              # loop.time() when the request head was complete
+    cdef double _started              # the monotonic clock when the request head was complete
 
     cdef int _process(self) except -1
     cdef int _start_request(self, Head head) except -1
