@@ -382,9 +382,8 @@ class _ParentLink:
         if self._server is None:
             return None
         if self._request_limit is not None:
-            # ServerState.requests_total: requests started since the server started.
-            served = getattr(self._server.state, "requests_total", None)
-            if served is not None and served >= self._request_limit:
+            served = self._server.state.requests_total  # requests started since it listens
+            if served >= self._request_limit:
                 return f"max_requests served {served} requests (limit {self._request_limit})"
         if self._rss_limit is not None:
             now = time.monotonic()
