@@ -101,6 +101,11 @@ def prepare(app: Any, config: RunConfig) -> Prepared:
     headers (everything after sees the resolved client), ``--header`` fields (on every
     response, probes included, as uvicorn adds them), health probes (never rate-limited or
     authenticated by the app's middleware), then the metrics scrape."""
+    if config.proxy_protocol and config.ssl_certfile is not None:
+        # The PROXY header comes before the TLS handshake, where the TLS transport would read
+        # it as a (bad) record: terminate TLS at the proxy, or send PROXY to a plain listener.
+        raise StartupError("--proxy-protocol cannot be combined with --ssl-certfile: the PROXY "
+                           "header would arrive where the TLS handshake is expected")
     _apply_server_config(app, config)
     _apply_websocket(app, config)
     prepared = Prepared(app, config, _tls(config))

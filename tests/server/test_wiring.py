@@ -93,6 +93,8 @@ def test_bad_option_values_are_startup_errors() -> None:
         wiring.prepare(make_app(), RunConfig(forwarded_allow_ips="10.0.0.300"))
     with pytest.raises(StartupError, match="--health-path"):
         wiring.prepare(make_app(), RunConfig(health_path="healthz"))
+    with pytest.raises(StartupError, match="--proxy-protocol cannot be combined"):
+        wiring.prepare(make_app(), RunConfig(proxy_protocol=True, ssl_certfile="cert.pem"))
     with pytest.raises(StartupError, match="--header"):
         wiring.prepare(make_app(), RunConfig(headers=(("bad name", "x"),)))
 
