@@ -1,4 +1,8 @@
-"""The servers under test: pinning, free ports, start/stop, and CPU time and RSS read from /proc."""
+"""The servers under test: pinning, free ports, start/stop, and CPU time and RSS read from /proc.
+
+A server runs its app script (``app.run`` / ``uvicorn.run``) or, given a ``Cli``, its command
+line (``cyserve cyserve_app:app --workers 2 ...``, ``uvicorn uvicorn_app:app ...``).
+"""
 from __future__ import annotations
 
 import http.client
@@ -10,8 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import IO
 
 HOST = "127.0.0.1"  # the only address the harness ever listens on or connects to
 E2E_DIR = Path(__file__).resolve().parent
@@ -21,6 +27,10 @@ APPS: dict[str, Path] = {
     "uvicorn": E2E_DIR / "apps" / "uvicorn_app.py",
 }
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The client a proxy reports in ``--proxy-headers`` runs: TEST-NET-3 (RFC 5737), never a real peer.
+FORWARDED_CLIENT = "203.0.113.7"
+#: What wrk sends in those runs, as nginx in front of the server would (one hop, over https).
+FORWARDED_HEADERS = (f"X-Forwarded-For: {FORWARDED_CLIENT}", "X-Forwarded-Proto: https")
 
 
 class BenchError(RuntimeError):
@@ -65,20 +75,37 @@ def free_port() -> int:
 
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of pid and its live descendants, plus children they reaped."""
+    return sum(tree_cpu_by_pid(pid).values())
+
+
+def tree_cpu_by_pid(pid: int) -> dict[int, float]:
+    """CPU seconds of pid and of each live descendant, each counting the children it reaped:
+    a supervisor and its workers, one entry per process."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat_fields(int(entry))
             if fields:
                 children.setdefault(int(fields[1]), []).append(int(entry))  # fields[1]: ppid
-    ticks, todo = 0, [pid]
+    seconds: dict[int, float] = {}
+    todo = [pid]
     while todo:
         current = todo.pop()
         fields = _stat_fields(current)
         if fields:  # utime, stime, cutime, cstime (proc(5) fields 14-17)
-            ticks += sum(int(f) for f in fields[11:15])
+            seconds[current] = sum(int(f) for f in fields[11:15]) / _CLK_TCK
         todo.extend(children.get(current, ()))
-    return ticks / _CLK_TCK
+    return seconds
+
+
+def is_helper(pid: int) -> bool:
+    """A process of a server's tree that serves nothing: multiprocessing's resource tracker,
+    which uvicorn's spawned workers start beside themselves."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"multiprocessing.resource_tracker" in f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -118,21 +145,74 @@ def child_python(code: str) -> str:
     return f"unavailable ({last_line[:80]})"
 
 
+def console_script(name: str) -> list[str]:
+    """The command for an installed console script (``cyserve``, ``uvicorn``) of this interpreter:
+    the script beside it (what a Dockerfile runs), else ``python -m name``."""
+    script = Path(sys.executable).parent / name
+    return [str(script)] if script.is_file() else [sys.executable, "-m", name]
+
+
+@dataclass(frozen=True)
+class Cli:
+    """A server started through its command line, with the settings run.py's CLI modes vary.
+
+    Both servers get the same options: ``--workers N``, the access log on or off at log level
+    info (uvicorn and cyserve both drop access lines below info), proxy headers trusted from
+    127.0.0.1 or off.  uvicorn also gets ``--loop uvloop --http httptools --lifespan off`` (its
+    fastest parts; the raw ASGI app answers no lifespan scope).  ``forwarded``: wrk sends
+    ``FORWARDED_HEADERS``, set on both sides of a proxy-headers comparison so both parse the
+    same bytes."""
+
+    workers: int = 1
+    access_log: bool = False
+    proxy_headers: bool = False
+    forwarded: bool = False
+
+    @property
+    def label(self) -> str:
+        """What the name of the server adds: ``-w2``, ``+log``, ``+xff``."""
+        return f"-w{self.workers}" + ("+log" if self.access_log else "") + ("+xff" if self.proxy_headers else "")
+
+    def command(self, server: str, script: Path, port: int) -> list[str]:
+        """``server``'s command line serving ``script``'s ``app`` on ``HOST:port``."""
+        common = [f"{script.stem}:app", "--app-dir", str(script.parent), "--host", HOST, "--port", str(port),
+                  "--workers", str(self.workers), "--log-level", "info",
+                  "--access-log" if self.access_log else "--no-access-log"]
+        common += (["--proxy-headers", "--forwarded-allow-ips", HOST] if self.proxy_headers
+                   else ["--no-proxy-headers"])
+        if server == "cyserve":
+            return [*console_script("cyserve"), *common, "--loop", "uvloop"]
+        if server == "uvicorn":
+            return [*console_script("uvicorn"), *common, "--loop", "uvloop", "--http", "httptools",
+                    "--lifespan", "off"]
+        raise ValueError(f"no command line for {server!r}")
+
+
 class Server:
     """One server process; a context manager, so it is stopped however the harness ends."""
 
     def __init__(self, name: str, core: int | None, stop_grace_s: float = 10.0,
-                 app: str | None = None, tree: str | None = None) -> None:
+                 app: str | None = None, tree: str | None = None, cli: Cli | None = None) -> None:
         """``app``: which of APPS to run (default: ``name``); ``tree``: a checkout whose cyserve
-        (built in place) the server imports instead of this one's."""
+        (built in place) the server imports instead of this one's; ``cli``: start it through its
+        command line (``app`` then names the server: ``cyserve`` or ``uvicorn``), with stdout (the
+        access log) in a file of its own and stderr in the log."""
         self.name = name
         self.app = app or name
         self.tree = tree
         self.core = core
         self.stop_grace_s = stop_grace_s
+        self.cli = cli
         self.port = free_port()
         self._log = tempfile.NamedTemporaryFile(prefix=f"bench-e2e-{name}-", suffix=".log", delete=False)
+        self._out_path: str | None = None
+        self.command: list[str] = []  # as started
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def wrk_headers(self) -> tuple[str, ...]:
+        """Header lines wrk adds to every request to this server."""
+        return FORWARDED_HEADERS if self.cli is not None and self.cli.forwarded else ()
 
     @property
     def pid(self) -> int:
@@ -144,12 +224,30 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def __enter__(self) -> Server:
-        cmd = pinned([sys.executable, str(APPS[self.app]), "--host", HOST, "--port", str(self.port)], self.core)
-        # Own session: a Ctrl-C at the terminal reaches only the harness, which then stops us in order.
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=_child_env(self.tree), start_new_session=True)
+        stdout: int | IO[bytes] = self._log
+        if self.cli is None:
+            cmd = [sys.executable, str(APPS[self.app]), "--host", HOST, "--port", str(self.port)]
+        else:
+            cmd = self.cli.command(self.app, APPS[self.app], self.port)
+            # O_APPEND, so truncating between runs (truncate_output) leaves no hole at the
+            # writer's old offset.
+            fd, self._out_path = tempfile.mkstemp(prefix=f"bench-e2e-{self.name}-", suffix=".out")
+            os.close(fd)
+            stdout = os.open(self._out_path, os.O_WRONLY | os.O_APPEND)
+        self.command = pinned(cmd, self.core)
         try:
+            try:
+                # Own session: a Ctrl-C at the terminal reaches only the harness, which then stops
+                # us in order.
+                self._proc = subprocess.Popen(self.command, stdout=stdout,
+                                              stderr=subprocess.STDOUT if self.cli is None else self._log,
+                                              env=_child_env(self.tree), start_new_session=True)
+            finally:
+                if isinstance(stdout, int):
+                    os.close(stdout)  # the child has its copy
             self._wait_ready(timeout_s=20.0)
+            if self.cli is not None:
+                self._wait_workers(self.cli.workers, timeout_s=20.0)
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
@@ -163,6 +261,8 @@ class Server:
             os.unlink(self._log.name)
         else:
             print(f"[{self.name}] server log kept at {self._log.name}", file=sys.stderr)
+        if self._out_path is not None:
+            os.unlink(self._out_path)  # the access log: only read by the correctness gate
 
     def stop(self) -> None:
         """SIGTERM (graceful), then SIGKILL to the whole process group after a grace period."""
@@ -195,8 +295,27 @@ class Server:
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def output_text(self) -> str:
+        """What a command-line server wrote to stdout (its access log) since the last truncation."""
+        if self._out_path is None:
+            return ""
+        return Path(self._out_path).read_text(errors="replace")
+
+    def truncate_output(self) -> None:
+        """Empty the access-log file, so it stays small however long the run."""
+        if self._out_path is not None:
+            os.truncate(self._out_path, 0)
+
     def cpu_s(self) -> float:
         return tree_cpu_s(self.pid)
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of the server process and of each of its workers."""
+        return tree_cpu_by_pid(self.pid)
+
+    def worker_pids(self) -> list[int]:
+        """The processes under the server's that serve requests (its workers), in pid order."""
+        return sorted(pid for pid in tree_cpu_by_pid(self.pid) if pid != self.pid and not is_helper(pid))
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)
@@ -214,3 +333,16 @@ class Server:
             except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
         raise BenchError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def _wait_workers(self, workers: int, timeout_s: float) -> None:
+        """With workers, the first answer came from one of them: wait until all are started (one
+        still importing the app is then ready by the end of the warm-up)."""
+        if workers < 2:
+            return
+        deadline = time.monotonic() + timeout_s
+        while len(self.worker_pids()) < workers:
+            self.assert_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: fewer than {workers} worker processes after "
+                                 f"{timeout_s:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.1)

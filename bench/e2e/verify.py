@@ -6,7 +6,7 @@ import json
 import socket
 from typing import IO, Any
 
-from procs import HOST, BenchError
+from procs import FORWARDED_CLIENT, FORWARDED_HEADERS, HOST, BenchError
 
 # path -> (content type prefix, body check)
 EXPECTED: dict[str, tuple[str, Any]] = {
@@ -46,6 +46,34 @@ def _check_pipelined(name: str, port: int) -> None:
             response = http.client.HTTPResponse(stream)  # type: ignore[arg-type]
             response.begin()
             _check_response(f"{name} (pipelined)", path, response)
+
+
+def check_client(name: str, port: int, *, proxy_headers: bool) -> None:
+    """GET /client with wrk's proxy headers: the server must report the forwarded client when
+    it trusts this peer's proxy headers, and the peer itself when proxy headers are off."""
+    expected = FORWARDED_CLIENT if proxy_headers else HOST
+    conn = http.client.HTTPConnection(HOST, port, timeout=5.0)
+    try:
+        conn.request("GET", "/client", headers=dict(line.split(": ", 1) for line in FORWARDED_HEADERS))
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 200 or body != expected.encode():
+        raise BenchError(f"{name} GET /client with X-Forwarded-For (proxy headers "
+                         f"{'on' if proxy_headers else 'off'}): {response.status} {body[:200]!r}, "
+                         f"expected {expected!r}")
+
+
+def check_access_log(name: str, output: str, *, access_log: bool) -> None:
+    """After check_server: an access log that is on has a line for GET /plaintext (both
+    servers' lines carry ``"GET /plaintext HTTP/1.1" 200``); one that is off wrote nothing."""
+    logged = '"GET /plaintext HTTP/1.1" 200' in output
+    if access_log and not logged:
+        raise BenchError(f"{name}: access log on, but no line for GET /plaintext in its "
+                         f"stdout:\n{output[-2000:]}")
+    if not access_log and output.strip():
+        raise BenchError(f"{name}: access log off, but it wrote to stdout:\n{output[-2000:]}")
 
 
 class _SharedStream:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,14 @@ class WrkResult:
         return self.non_2xx + self.socket_errors
 
 
-def run(url: str, *, connections: int, duration_s: int, depth: int, core: int | None) -> WrkResult:
-    """One wrk run with one thread; depth > 1 pipelines that many requests per write."""
+def run(url: str, *, connections: int, duration_s: int, depth: int, core: int | None,
+        headers: Sequence[str] = ()) -> WrkResult:
+    """One wrk run with one thread; depth > 1 pipelines that many requests per write.
+    ``headers``: ``"Name: value"`` lines added to every request (pipelined ones too:
+    pipeline.lua's ``wrk.format()`` includes them)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
     if depth > 1:
         cmd += ["-s", str(PIPELINE_LUA), url, "--", str(depth)]
     else:

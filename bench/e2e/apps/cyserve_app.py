@@ -1,6 +1,7 @@
-"""cyserve side of bench/e2e: /plaintext, /json and /stream (for slow_reader.py).
+"""cyserve side of bench/e2e: /plaintext, /json, /client and /stream (for slow_reader.py).
 
-Run: python bench/e2e/apps/cyserve_app.py --port 8000  (the harness starts it for you).
+Run: python bench/e2e/apps/cyserve_app.py --port 8000  (the harness starts it for you), or
+through the command line: cyserve cyserve_app:app --app-dir bench/e2e/apps --port 8000.
 """
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ async def plaintext(request: Request) -> Response:
 @app.get("/json")
 async def json_(request: Request) -> dict[str, str]:
     return {"message": "Hello, World!"}
+
+
+@app.get("/client")
+async def client(request: Request) -> Response:
+    # The client address the server settled on: what the correctness gate reads to prove that
+    # --proxy-headers took the trusted proxy's X-Forwarded-For (or, off, ignored it).
+    found = request.client
+    return Response((found[0] if found else "-").encode(), content_type="text/plain")
 
 
 @app.get("/stream")

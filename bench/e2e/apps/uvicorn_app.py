@@ -1,7 +1,9 @@
 """uvicorn side of bench/e2e: a raw ASGI 3 app (no framework) with the routes of cyserve_app.py.
 
 Run: python bench/e2e/apps/uvicorn_app.py --port 8000  (the harness starts it for you).
-Served as `uvicorn --loop uvloop --http httptools --no-access-log --log-level warning --workers 1`.
+Served as `uvicorn --loop uvloop --http httptools --no-access-log --log-level warning --workers 1`,
+or through uvicorn's command line (run.py's --workers, --access-log, --proxy-headers modes):
+`uvicorn uvicorn_app:app --app-dir bench/e2e/apps --loop uvloop --http httptools --lifespan off`.
 """
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         # Serialised per request, like cyserve does for a returned dict.
         body = json.dumps({"message": "Hello, World!"}, separators=(",", ":")).encode()
         await _respond(send, 200, b"application/json", body)
+    elif path == "/client":  # the client address after uvicorn's proxy-headers middleware
+        client = scope.get("client")
+        await _respond(send, 200, b"text/plain", (client[0] if client else "-").encode())
     elif path == "/stream":
         await _stream(receive, send)
     else:
