@@ -51,6 +51,7 @@ from typing import Any, Callable
 
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
+from cyserve.logs import configure as configure_logging
 from cyserve.server.listen import Listener, bind
 from cyserve.server.process import (EXIT_FORCED, EXIT_STARTUP_FAILURE, exit_now, loop_factory,
                                     new_event_loop, report_startup_failure, say, serve_here,
@@ -85,7 +86,7 @@ def launch(config: RunConfig, app: Any = None, *, ssl: ssl_module.SSLContext | N
     A ``StartupError`` anywhere in startup is one line on stderr (``cyserve: ...``, or through
     the ``cyserve.error`` logger once logging is configured) and status 3."""
     try:
-        _configure_logging(config)
+        configure_logging(config)
         workers = worker_count(config)
         supervised = workers > 1 or config.reload or _recycles(config)
         if config.reload:
@@ -106,6 +107,9 @@ def launch(config: RunConfig, app: Any = None, *, ssl: ssl_module.SSLContext | N
     try:
         _announce(listener, config, ssl)
         return Supervisor(config, app, listener, ssl, workers).run()
+    except StartupError as exc:  # from the supervisor's own setup (metrics), before any fork
+        report_startup_failure(exc)
+        return EXIT_STARTUP_FAILURE
     except KeyboardInterrupt:  # before the supervisor's own SIGINT handling is in place
         return EXIT_FORCED
     finally:
@@ -138,28 +142,6 @@ def worker_count(config: RunConfig, environ: dict[str, str] | None = None) -> in
     if count < 1:
         raise StartupError(f"WEB_CONCURRENCY={raw!r}: at least one worker is needed")
     return count
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------- one process
-
-
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------- a worker process
-
-
 
 
 # ---------------------------------------------------------------------- the supervisor
@@ -698,12 +680,7 @@ class Supervisor:
         first fork, and each worker that exits is marked dead (``cyserve.metrics``)."""
         if not self._config.metrics:
             return
-        try:
-            from cyserve import metrics
-        except ModuleNotFoundError as exc:
-            if exc.name != "cyserve.metrics":
-                raise
-            return
+        from cyserve import metrics
         metrics.setup_multiprocess(None)
         self._metrics_exit = metrics.worker_exited
         self._metrics_teardown = metrics.teardown_multiprocess
@@ -734,24 +711,8 @@ def _recycles(config: RunConfig) -> bool:
             or config.workers_lifetime is not None)
 
 
-
-
-
-
-def _configure_logging(config: RunConfig) -> None:
-    try:
-        from cyserve import logs
-    except ModuleNotFoundError as exc:
-        if exc.name != "cyserve.logs":
-            raise
-        return
-    logs.configure(config)
-
-
 def _announce(listener: Listener, config: RunConfig, ssl: ssl_module.SSLContext | None) -> None:
     scheme = "https" if ssl is not None or config.ssl_certfile else "http"
     say(logging.INFO, f"listening on {listener.url(scheme)}", always=True)
-
-
 
 
