@@ -223,6 +223,43 @@ def test_workers_serve_https_from_the_ssl_options(started, tmp_path):
     assert len(pids) == 2
 
 
+def _issue(authority, directory: Path, name: str) -> tuple[str, str]:
+    cert = authority.issue_cert("127.0.0.1")
+    cert_path, key_path = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return str(cert_path), str(key_path)
+
+
+def test_sighup_reloads_one_process_certificate_and_keeps_open_connections(started, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    cert_path, key_path = _issue(old_ca, tmp_path, "live")
+    server = started({"app": BASIC, "ssl_certfile": cert_path, "ssl_keyfile": key_path})
+    trusts_old, trusts_new = ssl.create_default_context(), ssl.create_default_context()
+    old_ca.configure_trust(trusts_old)
+    new_ca.configure_trust(trusts_new)
+    kept = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=5, context=trusts_old)
+    with contextlib.closing(kept):
+        kept.request("GET", "/pid")
+        pid = int(kept.getresponse().read())
+        new_cert, new_key = _issue(new_ca, tmp_path, "next")
+        os.replace(new_cert, cert_path)
+        os.replace(new_key, key_path)
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "TLS certificate reloaded" not in server.output():
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        fresh = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=5,
+                                            context=trusts_new)
+        with contextlib.closing(fresh):
+            fresh.request("GET", "/pid")
+            assert int(fresh.getresponse().read()) == pid  # the same process, a new chain
+        kept.request("GET", "/pid")  # the connection made before the reload still serves
+        assert int(kept.getresponse().read()) == pid
+
+
 def test_workers_drain_and_exit_when_the_supervisor_is_killed(started):
     server = started({"app": BASIC, "workers": 2, "timeout_worker_healthcheck": 1.0})
     workers = server.wait_workers(lambda pids: len(pids) == 2)
