@@ -60,4 +60,5 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app.run(host=args.host, port=args.port)
+    # As its uvicorn peer runs: no access log (the --access-log mode of run.py measures it).
+    app.run(host=args.host, port=args.port, access_log=False)
