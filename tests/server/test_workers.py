@@ -455,3 +455,30 @@ def test_sighup_to_one_process_keeps_it_serving_and_says_how_to_restart(started)
         time.sleep(0.05)
     assert "--workers" in server.output()
     assert server.pid_of_answer() == pid
+
+
+def test_the_restart_counter_counts_each_replacement_by_reason(started):
+    parser = pytest.importorskip("prometheus_client.parser")
+    server = started({"app": BASIC, "workers": 2, "metrics": "/metrics"})
+    before = server.wait_workers(lambda pids: len(pids) == 2)
+    server.answering_pids(2)
+    os.kill(min(before), signal.SIGKILL)
+    rolled = server.wait_workers(lambda pids: len(pids) == 2 and pids != before)
+    server.signal(signal.SIGHUP)
+    server.wait_workers(lambda pids: len(pids) == 2 and not pids & rolled)
+
+    def restarts() -> dict[str, float]:
+        status, body = server.get("/metrics")
+        assert status == 200
+        return {sample.labels["reason"]: sample.value
+                for family in parser.text_string_to_metric_families(body.decode())
+                if family.name == "cyserve_worker_restarts"
+                for sample in family.samples if sample.name.endswith("_total")}
+
+    deadline = time.monotonic() + 10
+    while restarts().get("hup") != 2.0:
+        assert time.monotonic() < deadline, restarts()
+        time.sleep(0.1)
+    counted = restarts()
+    assert counted["died"] == 1.0 and counted["hup"] == 2.0
+    assert counted["unhealthy"] == counted["max_requests"] == counted["reload"] == 0.0
