@@ -8,6 +8,7 @@ import base64
 import contextlib
 import logging
 import os
+import socket
 import struct
 from typing import Any, AsyncIterator
 
@@ -16,7 +17,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from cyserve import App, WebSocket, WebSocketDisconnect, WebSocketLimits
+from cyserve import App, WebSocket, WebSocketDisconnect, WebSocketLimits, serve
 from cyserve.lifecycle import drain_notices
 from cyserve.response import StreamResponse
 from cyserve.sse import ServerSentEvent, SSEResponse
@@ -384,3 +385,38 @@ def test_a_websocket_peer_that_never_answers_the_close_is_dropped_after_close_ti
             assert 0.35 <= took < 0.4 + PROMPT_S
             assert seen and seen[0] in (1001, 1006)
     run(main)
+
+
+# ---------------------------------------------------------------- listeners
+def test_a_unix_socket_listener_serves_and_drains(run, tmp_path):
+    async def main():
+        app = App()
+
+        @app.get("/")
+        async def index(request):
+            return "over a unix socket"
+
+        path = str(tmp_path / "cyserve.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)      # bound by someone else (a supervisor, systemd), handed to serve()
+        async with serving_sock(app, sock) as server:
+            assert server.addresses == [path] and server.port == 0
+            reader, writer = await asyncio.open_unix_connection(path)
+            client = RawClient(reader, writer)
+            try:
+                reply = await client.request("GET", "/")
+                assert (reply.status, reply.body) == (200, b"over a unix socket")
+                assert await shut_down(server) < PROMPT_S
+                assert await client.is_closed_by_peer(timeout_s=2)   # the idle keep-alive
+            finally:
+                await client.close()
+    run(main)
+
+
+@contextlib.asynccontextmanager
+async def serving_sock(app: App, sock: socket.socket) -> AsyncIterator[Any]:
+    server = await serve(app, sock=sock)
+    try:
+        yield server
+    finally:
+        await server.shutdown(timeout_s=2)
