@@ -15,6 +15,9 @@ within one grace period (``timeout_s``, default ``Timeouts.shutdown_s``):
    how many;
 6. the app's shutdown: background tasks (for what is left of the grace period), hooks, lifespan
    exit.
+
+``Server.abort()`` (a second Ctrl-C) jumps to step 5 at once; a shutdown in progress then goes
+on with step 6.
 """
 from __future__ import annotations
 
@@ -86,6 +89,20 @@ class Server:
         finally:
             if not self._finished.done():
                 self._finished.set_result(None)
+
+    def abort(self) -> None:
+        """Cut the grace period short (a second Ctrl-C): stop accepting, cancel every running
+        handler and drop every connection now.  A ``shutdown()`` in progress then goes straight
+        on to the app's shutdown, so the lifespan still exits; background tasks are cancelled."""
+        loop = asyncio.get_running_loop()
+        self.listener.close()
+        state = self.state
+        if not state.shutting_down:
+            state.begin_shutdown()
+        self.app.lifecycle.begin_drain(loop.time())
+        if state.connections:
+            _log.warning("shutdown forced: dropping %d connection(s)", len(state.connections))
+        state.abort_all()
 
     async def _shut_down(self, loop: asyncio.AbstractEventLoop, grace_s: float) -> None:
         deadline = loop.time() + grace_s

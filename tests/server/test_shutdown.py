@@ -420,3 +420,40 @@ async def serving_sock(app: App, sock: socket.socket) -> AsyncIterator[Any]:
         yield server
     finally:
         await server.shutdown(timeout_s=2)
+
+
+def test_abort_cuts_the_grace_period_short_and_the_lifespan_still_exits(run, caplog):
+    async def main():
+        events: list[str] = []
+
+        async def lifespan(app):
+            yield
+            events.append("lifespan exit")
+
+        app = App(lifespan=lifespan)
+        started = asyncio.Event()
+
+        @app.get("/stuck")
+        async def stuck(request):
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                events.append("handler cancelled")
+                raise
+
+        async with served(app) as (server, clients):
+            client = await client_of(clients, server.port)
+            await client.send(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(started.wait(), 5)
+            shutdown = asyncio.ensure_future(shut_down(server))   # a grace of GRACE_S
+            await asyncio.sleep(0.1)
+            assert not shutdown.done()
+            with caplog.at_level(logging.WARNING, logger="cyserve.error"):
+                server.abort()                                    # the second Ctrl-C
+            assert await asyncio.wait_for(shutdown, 5) < PROMPT_S
+            assert events == ["handler cancelled", "lifespan exit"]
+            assert any("dropping 1 connection(s)" in r.getMessage() for r in caplog.records)
+            with pytest.raises((h11.RemoteProtocolError, ConnectionError)):
+                await client.response(timeout_s=3)
+    run(main)
