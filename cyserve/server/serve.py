@@ -3,7 +3,9 @@
 Shutdown order (uvicorn's, with the long-lived responses told instead of waited for), all of it
 within one grace period (``timeout_s``, default ``Timeouts.shutdown_s``):
 
-1. stop accepting: the listener closes, ``server.draining`` turns true (``ready`` false);
+1. stop accepting: the listener closes, ``server.draining`` turns true (``ready`` false), and
+   connections accepted an instant before get a moment (``_ACCEPTED_SETTLE_S``) to read what
+   their client already sent;
 2. idle keep-alive connections close now; busy ones close after their current response (the
    core's ``ServerState.begin_shutdown``); WebSockets get Close 1001 and run the closing
    handshake (RFC 6455 §7.4.1, the WebSocket role, bounded by its ``close_timeout_s``);
@@ -35,6 +37,13 @@ __all__ = ["Server", "serve"]
 
 _log = logging.getLogger("cyserve.error")
 
+# Between closing the listener and closing idle connections: a connection accepted an instant
+# ago whose request is in the kernel but not yet read looks idle, and closing it would lose a
+# request its client sent and will not retry on a fresh connection (RFC 9112 §9.3.1 lets clients
+# retry only what they know was not processed; many retry only on reused connections).  A few
+# loop turns are enough to read it; the grace period pays for them.
+_ACCEPTED_SETTLE_S = 0.05
+
 # After the grace period: how long the dropped connections get to report they are gone (their
 # connection_lost runs on the loop's next turns) before the app's shutdown goes on regardless.
 _ABORT_SETTLE_S = 1.0
@@ -44,7 +53,8 @@ class Server:
     """A listening cyserve server; ``await server.shutdown()`` stops it gracefully.
 
     ``ready`` is true from the moment it listens until its shutdown begins; ``draining`` from
-    then on.  Both read the core's ``ServerState``, the one owner of that fact.
+    then on (the first ``shutdown()`` call, or the core's ``ServerState.shutting_down`` after an
+    ``abort()``).
     """
 
     def __init__(self, app: Any, state: ServerState, listener: asyncio.Server) -> None:
@@ -66,13 +76,14 @@ class Server:
 
     @property
     def draining(self) -> bool:
-        """True once ``shutdown()`` began: no new connections, the open ones are finishing."""
-        return bool(self.state.shutting_down)
+        """True once ``shutdown()`` (or ``abort()``) began: no new connections, the open ones
+        are finishing."""
+        return self._finished is not None or bool(self.state.shutting_down)
 
     @property
     def ready(self) -> bool:
         """True while the server listens and is not draining (readiness, ``cyserve.health``)."""
-        return not self.state.shutting_down
+        return not self.draining
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
         """Stop gracefully within ``timeout_s`` (default: the app's ``Timeouts.shutdown_s``), in
@@ -108,9 +119,10 @@ class Server:
         deadline = loop.time() + grace_s
         state = self.state
         self.listener.close()
+        self.app.lifecycle.begin_drain(deadline)
+        await asyncio.sleep(min(_ACCEPTED_SETTLE_S, grace_s))
         state.begin_shutdown()
         held = list(state.connections)
-        self.app.lifecycle.begin_drain(deadline)
         drain_notices.tell(held)
         try:
             if state.connections:

@@ -457,3 +457,30 @@ def test_abort_cuts_the_grace_period_short_and_the_lifespan_still_exits(run, cap
             with pytest.raises((h11.RemoteProtocolError, ConnectionError)):
                 await client.response(timeout_s=3)
     run(main)
+
+
+def test_a_request_on_a_connection_accepted_just_before_the_shutdown_is_answered(run):
+    async def main():
+        app = App()
+
+        @app.get("/")
+        async def index(request):
+            return "answered"
+
+        async with served(app) as (server, clients):
+            client = await client_of(clients, server.port)
+            for _ in range(200):                        # until the server has accepted it
+                if server.state.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.state.connections
+            # The request is in the server's socket buffer, not yet read, when the shutdown
+            # begins: the connection looks idle.
+            client.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Scheduled now, so its first step runs in the loop turn that reads the request.
+            shutdown = asyncio.ensure_future(server.shutdown(timeout_s=GRACE_S))
+            reply = await client.response(timeout_s=5)
+            assert (reply.status, reply.body) == (200, b"answered")
+            await asyncio.wait_for(shutdown, 5)
+            assert await client.is_closed_by_peer(timeout_s=2)
+    run(main)
