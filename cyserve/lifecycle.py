@@ -213,7 +213,9 @@ class Lifecycle:
                 await _call_hook(hook)
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
-                _log.error("startup failed: %r", exc, exc_info=exc)
+                # Raised to the caller, who reports it (the command line in one line, exit 3):
+                # the traceback is for debugging, not for every failed start.
+                _log.debug("startup failed: %r", exc, exc_info=exc)
             await _cancel(set(self._tasks))  # tasks a hook created before the failure
             await self._close_stack()
             raise

@@ -39,7 +39,6 @@ _log = logging.getLogger("cyserve.error")
 
 _RECYCLE_RETRY_S = 10.0  # a worker repeats its recycle request this often until replaced
 _RSS_EVERY_S = 1.0       # workers_max_rss: how often a worker samples its RSS
-_ACCEPTED_SETTLE_S = 0.05  # between closing the listener and closing idle connections
 
 
 # ---------------------------------------------------------------------- the event loop
@@ -131,13 +130,15 @@ class _Served:
     """The app ready to serve: the config applied (``cyserve.server.wiring``), its TLS context,
     what to attach to the listening server, how to reload the certificate."""
 
-    __slots__ = ("app", "tls", "attach", "reload_tls")
+    __slots__ = ("app", "tls", "configure", "attach", "reload_tls")
 
     def __init__(self, app: Any, tls: ssl_module.SSLContext | None,
+                 configure: Callable[[Any], Any] | None,
                  attach: Callable[[Server], Any] | None,
                  reload_tls: Callable[[], Any] | None) -> None:
         self.app = app
         self.tls = tls
+        self.configure = configure   # on the core's ServerState, before anything listens
         self.attach = attach
         self.reload_tls = reload_tls
 
@@ -161,7 +162,7 @@ def _prepare(config: RunConfig, app: Any, ssl: ssl_module.SSLContext | None) -> 
         tls = ssl
     # A single process reloads its certificate on SIGHUP (``--ssl-*``); a context given as
     # ``ssl=`` is the caller's to reload.
-    return _Served(prepared.app, tls, prepared.attach, prepared.reload_tls)
+    return _Served(prepared.app, tls, prepared.configure, prepared.attach, prepared.reload_tls)
 
 
 class _StopRequest:
@@ -228,7 +229,8 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
     try:
         if link is not None:
             link.start(stop)
-        starting = asyncio.ensure_future(serve(served.app, sock=listener.sock, ssl=served.tls))
+        starting = asyncio.ensure_future(serve(served.app, sock=listener.sock, ssl=served.tls,
+                                               configure=served.configure))
         if not await _unless_forced(starting, stop):
             return EXIT_FORCED  # a startup hook that hangs: two Ctrl-C still end it
         try:
@@ -259,16 +261,21 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
 async def _drain(server: Server, timeout_s: float | None, stop: _StopRequest) -> int:
     """``server.shutdown`` (stop accepting, finish in-flight work, end streams, then cancel); a
     second SIGINT during it drops every connection at once."""
-    # Stop accepting first, and let the loop read what just-accepted connections already
-    # received: Server.shutdown closes the connections it finds idle, and a connection accepted
-    # an instant before whose request is still unread looks idle — closing it would reset a
-    # request the client sent (every rolling restart under load lost one or two that way).
-    server.listener.close()
-    await asyncio.sleep(_ACCEPTED_SETTLE_S)
+    # Server.shutdown stops accepting and lets just-accepted connections read what their client
+    # already sent before it closes idle ones (a request on such a connection is answered).
     draining = asyncio.ensure_future(server.shutdown(timeout_s))
-    if await _unless_forced(draining, stop, server.state.abort_all):
+    forced = asyncio.ensure_future(stop.forced.wait())
+    try:
+        await asyncio.wait({draining, forced}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if draining.done():
         draining.result()
         return 0
+    # A second SIGINT: drop every connection now; the shutdown in progress then goes straight
+    # on to the app's shutdown, so the lifespan still exits.
+    server.abort()
+    await draining
     return EXIT_FORCED
 
 

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import socket
 import ssl as ssl_module
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from cyserve._core.http.server import server_connection
 from cyserve._core.http.state import ServerState
@@ -152,14 +152,18 @@ async def _within(awaitable: Awaitable[None], timeout_s: float) -> bool:
 
 async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
                 sock: socket.socket | None = None, reuse_port: bool = False,
-                ssl: ssl_module.SSLContext | None = None) -> Server:
+                ssl: ssl_module.SSLContext | None = None,
+                configure: Callable[[ServerState], Any] | None = None) -> Server:
     """Run the app's startup, then listen on the running loop and return the ``Server``.
 
     ``sock``: an already bound (and listening, or not) socket to serve instead of ``host`` and
     ``port``, TCP or Unix (an inherited or systemd-activated one).  ``ssl``: a server-side
     ``SSLContext`` to serve HTTPS (``tls_context()`` or ``ReloadableTLS(...).context`` builds
     one).  A startup failure propagates (nothing listens); if listening fails, the app is shut
-    down."""
+    down.  ``configure(state)`` runs on the core's ``ServerState`` before anything listens: the
+    place to set what every connection must see from its first byte (``state.observer``,
+    ``state.proxy_trusted``), which a caller setting it after ``serve()`` returned could miss
+    for the connections the loop accepted in between."""
     if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
         raise TypeError(f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
     if sock is None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
@@ -168,6 +172,12 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
     loop = asyncio.get_running_loop()
     await app.startup()
     state = ServerState(app.handle, app.config, loop)
+    if configure is not None:
+        try:
+            configure(state)
+        except BaseException:
+            await app.shutdown()
+            raise
 
     def factory() -> Any:
         return server_connection(state)

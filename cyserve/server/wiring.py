@@ -3,8 +3,9 @@ app's settings, middleware and observers.
 
 ``prepare(app, config)`` runs in each serving process before the app starts (it changes the
 app's ``ServerConfig`` and ``WebSocketLimits`` and installs middleware, so it must run before
-the app is frozen); ``Prepared.attach(server)`` runs right after ``serve()`` listens, for what
-needs the running server (observers of the core, health, metrics).
+the app is frozen); ``Prepared.configure(state)`` is ``serve()``'s hook on the core's state
+before it listens (observers of the core, the PROXY protocol's trusted peers);
+``Prepared.attach(server)`` runs right after ``serve()`` listens (health, metrics).
 
 An option left at its default keeps the App's own setting: ``App(timeouts=Timeouts(
 keepalive_s=30))`` served by ``cyserve main:app`` keeps 30 s, ``--timeout-keep-alive 10`` makes it
@@ -66,14 +67,19 @@ class Prepared:
         """Load the certificate files again into the same context (SIGHUP in one process)."""
         return None if self.tls is None else self.tls.reload
 
-    def attach(self, server: Any) -> None:
-        """Connect what needs the listening server (call right after ``serve()``)."""
-        state = server.state
+    def configure(self, state: Any) -> None:
+        """Set what every connection must see from its first byte on the core's ``ServerState``
+        (``serve(..., configure=prepared.configure)`` calls it before anything listens): the
+        response observers and the PROXY protocol's trusted peers."""
         if self.observers:
             state.observer = (self.observers[0] if len(self.observers) == 1
                               else _Fanout(tuple(self.observers)))
         if self.config.proxy_protocol and self.trusted is not None:
             state.proxy_trusted = self.trusted.__contains__
+
+    def attach(self, server: Any) -> None:
+        """Bind what reads the listening server (call right after ``serve()``): health and
+        metrics."""
         if self.health is not None:
             self.health.bind(server)
         if self.metrics is not None:

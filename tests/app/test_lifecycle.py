@@ -87,7 +87,7 @@ def test_a_failed_startup_undoes_what_it_started_and_raises(run, caplog):
         with pytest.raises(ConnectionRefusedError):
             await app.startup()
         assert not app.lifecycle.started  # and the poller was cancelled: the run fixture checks
-    with caplog.at_level(logging.ERROR, logger="cyserve.lifecycle"):
+    with caplog.at_level(logging.DEBUG, logger="cyserve.lifecycle"):
         run(main)
     assert events == ["enter", "exit"]
     assert any("startup failed" in r.getMessage() for r in caplog.records)

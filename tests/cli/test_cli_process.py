@@ -48,6 +48,9 @@ def app_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     (tmp_path / "hello.py").write_text(HELLO)
     (tmp_path / "boom.py").write_text('raise RuntimeError("kaput at import")\n')
     (tmp_path / "asgi.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    (tmp_path / "hook.py").write_text(
+        "from cyserve import App\napp = App()\n\n@app.on_startup\n"
+        "async def connect():\n    raise RuntimeError('database unreachable')\n")
     return tmp_path
 
 
@@ -180,12 +183,24 @@ def test_missing_env_file_exits_3_naming_it(app_dir: pathlib.Path) -> None:
     (["--interface", "asgi3", "hello:app"], "is a cyserve App"),  # warned first, then refused
     (["--ssl-certfile", "absent-cert.pem", "--ssl-keyfile", "absent-key.pem", "hello:app"],
      "absent-cert.pem"),
+    (["hook:app"], "RuntimeError: database unreachable"),
 ], ids=["missing-module", "module-raises", "missing-attribute", "factory-without-flag",
-        "asgi-callable", "interface-asgi3-for-an-app", "missing-certificate"])
+        "asgi-callable", "interface-asgi3-for-an-app", "missing-certificate", "startup-hook-raises"])
 def test_startup_failure_exits_3_with_one_line(args: list[str], cause: str,
                                                app_dir: pathlib.Path) -> None:
     result = run("--app-dir", str(app_dir), "--port", str(free_port()), *args)
     one_line_failure(result, cause)
+
+
+def test_startup_hook_failing_in_workers_exits_3_without_traceback(app_dir: pathlib.Path) -> None:
+    """Each worker that fails says so in one line (no traceback); the supervisor stops with 3
+    and respawns nothing."""
+    result = run("--app-dir", str(app_dir), "--port", str(free_port()), "--workers", "2", "hook:app")
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    naming = [line for line in result.stderr.splitlines() if "RuntimeError: database unreachable" in line]
+    assert 1 <= len(naming) <= 2, result.stderr
+    assert result.stderr.count("started worker") == 2, result.stderr
 
 
 def test_port_already_bound_exits_3(app_dir: pathlib.Path) -> None:

@@ -120,7 +120,7 @@ def test_served_with_every_concern(run, caplog: pytest.LogCaptureFixture) -> Non
                                                            "Health", "Metrics"]
 
     async def main() -> None:
-        server = await serve(app, "127.0.0.1", 0)
+        server = await serve(app, "127.0.0.1", 0, configure=prepared.configure)
         prepared.attach(server)
         base = f"http://127.0.0.1:{server.port}"
         try:
