@@ -8,8 +8,12 @@ import io
 import json
 import logging
 import logging.config
+import os
 import re
 import sys
+import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,7 +23,9 @@ from cyserve import App, RequestID, Response, StreamResponse
 from cyserve._core.http.parser import parse_request_head
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
-from cyserve.logs import LOG_LEVELS, TRACE, AccessLog, JSONFormatter, TextFormatter, configure, dict_config
+from cyserve import logs
+from cyserve.logs import (LOG_LEVELS, TRACE, AccessLog, BatchedStreamHandler, JSONFormatter,
+                          TextFormatter, configure, dict_config)
 from tests.support import RawClient, exchange, fetch, serving
 
 # ``client - "METHOD TARGET HTTP/x.y" status bytes N.NNms`` (or ``"-"`` for no request line).
@@ -28,7 +34,7 @@ ACCESS_LINE = re.compile(r'^INFO: +(?P<client>\S+) - "(?:(?P<method>[A-Z]+) (?P<
                          r'(?P<ms>\d+\.\d\d)ms$')
 
 _LOGGERS = ("", "cyserve", "cyserve.error", "cyserve.access", "cyserve.server", "cyserve.app",
-            "tests.logs")
+            "tests.logs", "tests.logs.batched")
 
 
 @pytest.fixture(autouse=True)
@@ -394,6 +400,75 @@ def test_access_log_defaults_to_the_cyserve_access_logger() -> None:
     assert AccessLog().logger is logging.getLogger("cyserve.access")
 
 
+def _access_and_logging_records(logger: logging.Logger) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attributes of AccessLog's record, and of the one ``logger.makeRecord`` makes from
+    the same message, location and level."""
+    records: list[logging.LogRecord] = []
+    logger.handlers = [_ListHandler(records)]
+    AccessLog(logger).response_done(_Conn(("127.0.0.1", 1)), GET, 200, 13, 0.001)
+    [record] = records
+    assert isinstance(record.args, tuple)
+    made = logger.makeRecord(logger.name, logging.INFO, logs.__file__, 0, record.msg,
+                             record.args, None)
+    return vars(record), vars(made)
+
+
+def _assert_same_record(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    # Every attribute LogRecord sets, in its order, then the access fields.
+    assert list(ours)[:len(theirs)] == list(theirs)
+    assert list(ours)[len(theirs):] == ["client_addr", "method", "path", "http_version",
+                                        "status_code", "bytes", "duration_ms", "request_id"]
+    for key, value in theirs.items():
+        if key in ("created", "msecs", "relativeCreated"):
+            continue
+        assert ours[key] == value, key
+    created = ours["created"]
+    assert 0.0 <= theirs["created"] - created < 1.0
+    assert ours["msecs"] == int((created - int(created)) * 1000) and type(ours["msecs"]) is float
+    moved_ms = (theirs["created"] - created) * 1000
+    assert abs(theirs["relativeCreated"] - ours["relativeCreated"] - moved_ms) < 0.001
+
+
+def test_access_record_is_the_record_logging_would_make() -> None:
+    logger, _out = collect()
+    ours, theirs = _access_and_logging_records(logger)
+    _assert_same_record(ours, theirs)
+    assert ours["thread"] == threading.get_ident() and ours["process"] == os.getpid()
+    assert ours["msg"] == '%s - "%s %s HTTP/%s" %d %d %.2fms'
+    assert (ours["pathname"], ours["lineno"], ours["funcName"]) == (logs.__file__, 0, None)
+
+
+def test_access_record_follows_loggings_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing  # LogRecord asks it for the process name once it is imported
+
+    logger, _out = collect()
+    for switch in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, switch, False)
+    ours, theirs = _access_and_logging_records(logger)
+    _assert_same_record(ours, theirs)
+    assert ours["thread"] is ours["threadName"] is ours["process"] is ours["processName"] is None
+    monkeypatch.undo()
+    ours, theirs = _access_and_logging_records(logger)
+    _assert_same_record(ours, theirs)
+    assert ours["processName"] == multiprocessing.current_process().name == "MainProcess"
+
+
+class _OwnRecords(logging.Logger):
+    def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = super().makeRecord(*args, **kwargs)
+        record.own = True
+        return record
+
+
+def test_access_log_leaves_records_to_a_logger_class_that_makes_its_own() -> None:
+    records: list[logging.LogRecord] = []
+    logger = _OwnRecords("tests.logs.own-records")
+    logger.addHandler(_ListHandler(records))
+    AccessLog(logger).response_done(_Conn(("127.0.0.1", 1)), GET, 200, 13, 0.001)
+    [record] = records
+    assert record.own is True and record.status_code == 200  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------- the access log, end to end
 def served_app() -> App:
     app = App()
@@ -541,3 +616,258 @@ def test_configured_access_log_writes_lines_to_stdout(run: Callable[..., Any],
     match = ACCESS_LINE.match(line)
     assert match is not None and match["path"] == "/missing" and match["status"] == "404", line
     assert "/missing" not in captured.err
+
+
+# ------------------------------------------------------------- the batched access handler
+class _CountingStream(io.StringIO):
+    """A StringIO that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+class _SlowStream(_CountingStream):
+    """Writes each text in two halves with a thread switch between: two threads writing
+    without the handler's lock would interleave them."""
+
+    def write(self, text: str) -> int:
+        half = len(text) // 2
+        super().write(text[:half])
+        time.sleep(0)
+        io.StringIO.write(self, text[half:])
+        return len(text)
+
+
+def batched(stream: io.StringIO | Any, max_buffer_chars: int = 64 * 1024) -> logging.Logger:
+    handler = BatchedStreamHandler(stream, max_buffer_chars)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.logs.batched")
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def test_batched_lines_of_one_turn_are_written_once_in_order_after_it(
+        run: Callable[..., Any]) -> None:
+    stream = _CountingStream()
+    logger = batched(stream)
+
+    async def main() -> None:
+        for turn in range(3):
+            for i in range(100):
+                logger.info("turn %d line %d", turn, i)
+            assert stream.writes == turn  # nothing yet in the turn that logged
+            await asyncio.sleep(0)
+            assert stream.writes == turn + 1  # one write, before anything else of the next turn
+            assert lines(stream)[-100:] == [f"turn {turn} line {i}" for i in range(100)]
+
+    run(main)
+    assert len(lines(stream)) == 300
+
+
+def test_batched_line_without_a_running_loop_is_written_at_once() -> None:
+    stream = _CountingStream()
+    logger = batched(stream)
+    logger.info("first")
+    assert (stream.getvalue(), stream.writes) == ("first\n", 1)
+    logger.info("second")
+    assert (stream.getvalue(), stream.writes) == ("first\nsecond\n", 2)
+
+
+def test_batched_buffer_past_its_limit_is_written_in_the_turn(run: Callable[..., Any]) -> None:
+    stream = _CountingStream()
+    logger = batched(stream, max_buffer_chars=100)
+
+    async def main() -> None:
+        for i in range(9):
+            logger.info("line %d %s", i, "x" * 22)  # 30 characters with the newline
+        # 4 lines passed 100 characters, then 4 more: written as they did, the last one waits.
+        assert stream.writes == 2 and len(lines(stream)) == 8
+        await asyncio.sleep(0)
+        assert stream.writes == 3
+        assert lines(stream) == [f"line {i} {'x' * 22}" for i in range(9)]
+
+    run(main)
+
+
+@pytest.mark.parametrize("how", ["flush", "close", "shutdown", "set-stream"])
+def test_batched_lines_are_written_by_flush_close_and_shutdown(run: Callable[..., Any],
+                                                              how: str) -> None:
+    stream = _CountingStream()
+    logger = batched(stream)
+    [handler] = logger.handlers
+
+    async def main() -> None:
+        logger.info("one")
+        logger.info("two")
+        assert stream.getvalue() == ""
+        if how == "flush":
+            handler.flush()
+        elif how == "close":
+            handler.close()
+        elif how == "shutdown":  # what logging runs at exit, and dictConfig on old handlers
+            logging.shutdown([weakref.ref(handler)])
+        else:
+            assert isinstance(handler, BatchedStreamHandler)
+            handler.setStream(io.StringIO())
+        assert (stream.getvalue(), stream.writes) == ("one\ntwo\n", 1)
+        await asyncio.sleep(0)  # the turn's flush finds nothing left
+        assert stream.writes == 1
+
+    run(main)
+
+
+def test_batched_lines_left_by_a_stopped_loop_go_out_with_the_next_write(
+        run: Callable[..., Any]) -> None:
+    stream = _CountingStream()
+    logger = batched(stream)
+    stopped = asyncio.new_event_loop()
+
+    def last_callback() -> None:
+        logger.info("from the stopped loop")
+        stopped.stop()  # its flush is queued for a turn that never comes
+
+    stopped.call_soon(last_callback)
+    stopped.run_forever()
+    stopped.close()
+    assert stream.getvalue() == ""
+
+    async def main() -> None:
+        logger.info("from the next loop")
+        logger.info("in the same turn")
+        assert stream.writes == 0  # this loop took the flush over: its turn's lines wait
+        await asyncio.sleep(0)
+        assert stream.writes == 1
+
+    run(main)
+    assert lines(stream) == ["from the stopped loop", "from the next loop", "in the same turn"]
+
+
+def test_batched_handler_loses_no_line_to_threads_logging_at_once(
+        run: Callable[..., Any]) -> None:
+    stream = _SlowStream()
+    logger = batched(stream)
+    count = 300
+
+    def plain_thread() -> None:           # no loop: every line written at once
+        for i in range(count):
+            logger.info("plain %d", i)
+
+    def loop_thread() -> None:            # a loop of its own, batching its turns
+        async def turns() -> None:
+            for i in range(count):
+                logger.info("other-loop %d", i)
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+        asyncio.run(turns())
+
+    async def main() -> None:
+        threads = [threading.Thread(target=plain_thread), threading.Thread(target=loop_thread)]
+        for thread in threads:
+            thread.start()
+        i = 0
+        while i < count or any(thread.is_alive() for thread in threads):
+            for _ in range(5):
+                logger.info("loop %d", i)
+                i += 1
+            await asyncio.sleep(0)
+        for thread in threads:
+            thread.join()
+        await asyncio.sleep(0)
+
+    run(main)
+    found = lines(stream)
+    by_source: dict[str, list[int]] = {}
+    for line in found:
+        match = re.fullmatch(r"(plain|other-loop|loop) (\d+)", line)
+        assert match is not None, line  # no line cut or mixed with another
+        by_source.setdefault(match[1], []).append(int(match[2]))
+    loop_count = len(by_source["loop"])
+    assert loop_count >= count
+    assert by_source == {"plain": list(range(count)), "other-loop": list(range(count)),
+                         "loop": list(range(loop_count))}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_batched_lines_of_the_parent_are_not_written_by_a_forked_child(tmp_path: Path) -> None:
+    path = tmp_path / "forked.log"
+    with open(path, "a", encoding="utf-8") as file:
+        logger = batched(file)
+        [handler] = logger.handlers
+
+        async def main() -> None:
+            logger.info("parent, before the fork")
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    logger.info("child")
+                    handler.flush()
+                finally:
+                    os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+            await asyncio.sleep(0)
+
+        asyncio.run(main())
+        handler.close()
+    assert sorted(path.read_text().splitlines()) == ["child", "parent, before the fork"]
+
+
+def test_default_access_handler_is_the_batched_one() -> None:
+    configure(RunConfig(use_colors=False))
+    [access] = logging.getLogger("cyserve.access").handlers
+    [default] = logging.getLogger("cyserve").handlers
+    assert type(access) is BatchedStreamHandler and access.stream is sys.stdout
+    assert type(default) is logging.StreamHandler
+
+
+async def _file_lines(path: Path, count: int, timeout_s: float = 2.0) -> list[str]:
+    """The lines of ``path`` once it has ``count`` of them (or as it is after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = path.read_text(encoding="utf-8").splitlines()
+        if len(found) >= count or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.001)
+
+
+def test_access_file_holds_every_line_once_the_responses_are_received(
+        run: Callable[..., Any], tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    config = dict_config("text", use_colors=False)
+    with open(path, "a", encoding="utf-8") as file:
+        config["handlers"]["access"]["stream"] = file
+        logging.config.dictConfig(config)
+        [handler] = logging.getLogger("cyserve.access").handlers
+        assert type(handler) is BatchedStreamHandler
+
+        async def main() -> list[str]:
+            async with serving(served_app()) as server:
+                server.state.observer = AccessLog()
+                client = await RawClient.open(server.port)
+                for i in range(10):
+                    await client.request("GET", f"/?one={i}")
+                    assert len(await _file_lines(path, i + 1)) == i + 1
+                # Pipelined: many responses, and their lines, in few turns.
+                await client.send(b"".join(b"GET /?burst=%d HTTP/1.1\r\nHost: a\r\n\r\n" % i
+                                           for i in range(50)))
+                for _ in range(50):
+                    await client.response()
+                assert len(await _file_lines(path, 60)) == 60
+                # Connections at once.
+                await asyncio.gather(*(fetch(server.port, "GET", f"/?conn={i}") for i in range(10)))
+                found = await _file_lines(path, 70)
+                await client.close()
+            return found
+
+        found = run(main)
+        handler.close()
+    paths = [match["path"] for match in map(ACCESS_LINE.match, found) if match is not None]
+    assert len(paths) == len(found) == 70
+    assert paths[:60] == [f"/?one={i}" for i in range(10)] + [f"/?burst={i}" for i in range(50)]
+    assert sorted(paths[60:]) == sorted(f"/?conn={i}" for i in range(10))
