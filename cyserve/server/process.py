@@ -436,7 +436,9 @@ def say(level: int, message: str, always: bool = False) -> None:
 def exit_now(code: int) -> NoReturn:
     """Leave the process without unwinding: a forked child must never return into its
     parent's stack, and a forced stop must not wait for executor threads at exit."""
-    for handler in logging.getLogger().handlers + logging.getLogger("cyserve").handlers:
+    # cyserve.access too: its handler batches a loop turn's lines (cyserve.logs).
+    for handler in (logging.getLogger().handlers + logging.getLogger("cyserve").handlers
+                    + logging.getLogger("cyserve.access").handlers):
         try:
             handler.flush()
         except Exception:  # noqa: BLE001 - a broken handler must not keep the process alive
