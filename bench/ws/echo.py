@@ -113,6 +113,91 @@ def child(args: argparse.Namespace) -> None:
     uvloop.run(main())
 
 
+def raw_child(args: argparse.Namespace) -> None:
+    """The same load with no event loop: blocking sockets, each message framed and masked once
+    (RFC 6455 §5.3's key is fixed here: the servers unmask every frame alike, whatever the key),
+    each echo read whole with one ``recv_into(MSG_WAITALL)``.  Per round trip the client makes one
+    send and one receive system call and runs a few lines of Python: no epoll, no callback, no
+    frame parser.  With several connections it runs them in lockstep: one message on each, then
+    every echo, so each still has one message in flight."""
+    import socket
+
+    payload = bytes(i % 251 for i in range(args.size))
+    key = b"\x37\xfa\x21\x3d"
+    n = len(payload)
+    length = bytes([0x80 | n]) if n < 126 else (bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 1 << 16
+                                                 else bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+    frame = bytes([0x82]) + length + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+    head = bytes([0x82]) + (bytes([n]) if n < 126 else (bytes([126]) + n.to_bytes(2, "big") if n < 1 << 16
+                                                        else bytes([127]) + n.to_bytes(8, "big")))
+    size = len(head) + n
+    buf = bytearray(size)
+    view = memoryview(buf)
+    expected = head + payload
+    errors = dropped = 0
+    count = 0
+
+    def open_ws() -> socket.socket:
+        sock = socket.create_connection((wsprocs.HOST, args.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {wsprocs.HOST}:{args.port}\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(1)  # byte by byte: nothing past the 101's head is taken
+            if not chunk:
+                raise SystemExit("the server closed the connection during the handshake")
+            got += chunk
+        if not got.startswith(b"HTTP/1.1 101"):
+            raise SystemExit(f"handshake refused: {got.splitlines()[0]!r}")
+        return sock
+
+    socks = [open_ws() for _ in range(args.connections)]
+    for sock in socks:
+        # Plain blocking calls: with a timeout set, Python polls before every send and receive
+        # (one more system call each).  The driver's deadline kills a client that hangs.
+        sock.settimeout(None)
+    sends = [sock.sendall for sock in socks]
+    recvs = [sock.recv_into for sock in socks]
+    waitall = socket.MSG_WAITALL
+
+    def run_for(seconds: float) -> None:
+        nonlocal count, errors, dropped
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            for _ in range(100):  # the clock is read once per 100 rounds
+                for send in sends:
+                    send(frame)
+                for recv_into in recvs:
+                    if recv_into(view, size, waitall) != size:
+                        dropped += 1
+                        return
+                    if not buf.startswith(head):
+                        errors += 1
+                    elif count % CHECK_EVERY == 0 and buf != expected:
+                        errors += 1
+                    count += 1
+
+    run_for(args.warmup)
+    start_count, start_t, start_cpu = count, time.perf_counter(), _own_cpu_s()
+    print(json.dumps({"phase": "start"}), flush=True)
+    run_for(args.duration)
+    measured, seconds, cpu = count - start_count, time.perf_counter() - start_t, _own_cpu_s() - start_cpu
+    print(json.dumps({"phase": "end", "round_trips": measured, "seconds": seconds, "client_cpu_s": cpu,
+                      "errors": errors, "dropped": dropped}), flush=True)
+    close = bytes([0x88, 0x82]) + key + bytes(b ^ key[i] for i, b in enumerate((1000).to_bytes(2, "big")))
+    for sock in socks:
+        sock.sendall(close)
+        sock.settimeout(10)
+        try:
+            while sock.recv(4096):  # the server's close frame, then its FIN (RFC 6455 §7.1.1)
+                pass
+        except OSError:
+            pass
+        sock.close()
+
+
 def _own_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -123,20 +208,23 @@ def _own_cpu_s() -> float:
 class Sample:
     rps: float  # round trips per second, all connections together
     server_cpu_us: float  # server CPU time per round trip
+    server_sys_us: float  # the kernel's part of it (system time)
     server_cpu_pct: float
     client_cpu_pct: float
+    client_cpu_us: float  # the client's CPU time per round trip
 
 
 def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
             client_core: int | None) -> Sample:
-    cmd = ["--port", str(server.port), "--connections", str(MODES[mode]), "--size", str(size),
+    cmd = ["--port", str(server.port), "--client", args.client, "--connections", str(MODES[mode]), "--size", str(size),
            "--warmup", str(args.warmup), "--duration", str(args.duration)]
     with wsprocs.Client(Path(__file__), cmd, client_core, timeout_s=args.warmup + args.duration + 30) as client:
         first = client.read()
         assert first["phase"] == "start", first
-        cpu_before = server.cpu_s()
+        user_before, sys_before = wsprocs.cpu_split_s(server.pid)
         result = client.read()
-        cpu_s = server.cpu_s() - cpu_before
+        user_after, sys_after = wsprocs.cpu_split_s(server.pid)
+    cpu_s = user_after + sys_after - user_before - sys_before
     server.assert_alive()
     if result["errors"] or result["dropped"] or not result["round_trips"]:
         raise BenchError(f"{server.name} {mode} {size} B: {result['errors']} wrong echoes, "
@@ -144,14 +232,16 @@ def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
     seconds = result["seconds"]
     return Sample(rps=result["round_trips"] / seconds,
                   server_cpu_us=cpu_s * 1e6 / result["round_trips"],
+                  server_sys_us=(sys_after - sys_before) * 1e6 / result["round_trips"],
                   server_cpu_pct=100 * cpu_s / seconds,
-                  client_cpu_pct=100 * result["client_cpu_s"] / seconds)
+                  client_cpu_pct=100 * result["client_cpu_s"] / seconds,
+                  client_cpu_us=result["client_cpu_s"] * 1e6 / result["round_trips"])
 
 
 def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -> dict[str, Any]:
     print("\n" + "  ".join(f"{k} {v}" for k, v in found.items()))
-    print(f"\n{'scenario':<14}{'server':<12}{'req/s':>10}{'srv us/rt':>11}{'srv CPU%':>10}{'cli CPU%':>10}"
-          "   req/s by round")
+    print(f"\n{'scenario':<14}{'server':<12}{'req/s':>10}{'srv us/rt':>11}{'sys us/rt':>11}{'srv CPU%':>10}"
+          f"{'cli CPU%':>10}{'cli us/rt':>11}   req/s by round")
     out: dict[str, Any] = {}
     for scenario, by_server in results.items():
         out[scenario] = {}
@@ -160,7 +250,8 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
             out[scenario][name] = {"median": med, "rounds": [asdict(s) for s in samples]}
             rounds = " ".join(f"{s.rps:,.0f}" for s in samples)
             print(f"{scenario:<14}{name:<12}{med['rps']:>10,.0f}{med['server_cpu_us']:>11.1f}"
-                  f"{med['server_cpu_pct']:>10.0f}{med['client_cpu_pct']:>10.0f}   {rounds}")
+                  f"{med['server_sys_us']:>11.1f}{med['server_cpu_pct']:>10.0f}{med['client_cpu_pct']:>10.0f}"
+                  f"{med['client_cpu_us']:>11.1f}   {rounds}")
     if any("cyserve" in by_server and len(by_server) > 1 for by_server in results.values()):
         print("\ncyserve/peer   req/s ratio (target)           server-CPU-per-round-trip ratio (<1: cheaper)")
         for scenario, by_server in results.items():
@@ -191,6 +282,8 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--only", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--client", choices=("raw", "picows"), default="raw",
+                        help="the load generator: blocking sockets (raw) or picows' client")
     # The load generator itself (run by the driver, pinned):
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -198,7 +291,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args)
+        (raw_child if args.client == "raw" else child)(args)
         return 0
 
     servers = args.only.split(",")
@@ -225,13 +318,14 @@ def main() -> int:
                     sample = measure(running[name], mode, size, args, client_core)
                     results[f"{mode}-{size}B"][name].append(sample)
                     print(f"round {round_no + 1}/{args.rounds} {mode}-{size}B {name:<11}{sample.rps:>10,.0f} rt/s  "
-                          f"srv {sample.server_cpu_us:.1f} us/rt, CPU {sample.server_cpu_pct:.0f}%  "
-                          f"client CPU {sample.client_cpu_pct:.0f}%", flush=True)
+                          f"srv {sample.server_cpu_us:.1f} us/rt ({sample.server_sys_us:.1f} system), "
+                          f"CPU {sample.server_cpu_pct:.0f}%  client {sample.client_cpu_us:.1f} us/rt, "
+                          f"CPU {sample.client_cpu_pct:.0f}%", flush=True)
     signal.alarm(0)
     found = wsprocs.versions()
     out = report(results, found)
     if args.json:
-        config = {"command": " ".join(sys.argv), "duration_s": args.duration, "warmup_s": args.warmup,
+        config = {"command": " ".join(sys.argv), "client": args.client, "duration_s": args.duration, "warmup_s": args.warmup,
                   "rounds": args.rounds, "server_cpu": server_core, "client_cpu_64conn": other_core}
         Path(args.json).write_text(json.dumps({"versions": found, "config": config, "results": out}, indent=2))
         print(f"\nwrote {args.json}")
