@@ -14,8 +14,9 @@
 A WebSocket route is a GET route (``Router.websocket``): route parameters, middleware and
 ``before`` hooks run first, so authentication and origin checks happen before ``accept``.  The
 route's endpoint (``WebSocketEndpoint``) checks the upgrade request (§4.2.1; a bad one is answered
-400, or 426 for a version other than 13, and never reaches the handler), then calls the handler
-with the ``WebSocket`` where the request would go.  Until ``accept`` the handler may still answer
+400, or 426 for a version other than 13, and never reaches the handler), then runs the handler
+with the ``WebSocket`` where the request would go, as a task of its own that the request awaits
+(each message resumes the handler alone).  Until ``accept`` the handler may still answer
 HTTP: an ``HTTPError`` raised, ``reject(status, body)``, or 403 when it returns without
 accepting.  ``accept`` writes the ``101`` and hands the connection to the Cython
 ``WebSocketRole`` (``cyserve._core.ws.role``); the endpoint then returns a response of status 101
@@ -34,11 +35,12 @@ import binascii
 import functools
 import hashlib
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 
 from cyserve import _json
 from cyserve._core.ws.deflate import server_negotiate
-from cyserve._core.ws.role import PY_WS_OPEN, WebSocketRole, encode_message, websocket_role
+from cyserve._core.ws.role import (PY_WS_OPEN, WebSocketRole, broadcast_message, connection_anext,
+                                   connection_receive, connection_send, websocket_role)
 from cyserve.config import WebSocketLimits
 from cyserve.context import RequestGlobals
 from cyserve.datastructures import URL, Headers, QueryParams
@@ -52,9 +54,6 @@ __all__ = ["WebSocket", "WebSocketConnection", "WebSocketEndpoint", "accept_key"
 _log = logging.getLogger("cyserve.websocket")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"   # RFC 6455 §1.3
 _TEXT = "text/plain; charset=utf-8"
-# Close codes that end ``async for message in ws`` quietly: a normal closure, going away, and a
-# close frame without a code (RFC 6455 §7.4.1).
-_NORMAL_CLOSE = frozenset((1000, 1001, 1005))
 # Fields of the 101 the handshake writes itself (§4.2.2): accept() takes no others by these names.
 _HANDSHAKE_FIELDS = frozenset(("upgrade", "connection", "sec-websocket-accept",
                                "sec-websocket-protocol", "sec-websocket-extensions"))
@@ -91,13 +90,14 @@ class WebSocketConnection:
             raise RuntimeError("the WebSocket is not open: accept() it first")
         return role
 
-    async def receive(self) -> str | bytes:
-        """The next message: ``str`` for text, ``bytes`` for binary."""
-        role = self._open_role()
-        if role.handler_task is None:
-            # Whoever waits on the socket is what a server abort cancels (role.pyx, shutdown).
-            role.handler_task = asyncio.current_task()
-        return await role.receive()
+    # The three calls made once per message are C functions of the role's module, bound here as
+    # methods: no Python frame, and what they return is the role's coroutine-shaped awaitable
+    # rather than a coroutine (bench/ws/README.md: instructions per message).  Like a coroutine
+    # it does nothing until awaited, on the awaiting thread (the sync TestClient makes it on its
+    # own thread and runs it on the loop's).
+    receive = connection_receive
+    send = connection_send
+    __anext__ = connection_anext
 
     async def receive_text(self) -> str:
         """The next message, which must be text: a binary one closes with 1003 (RFC 6455
@@ -123,29 +123,19 @@ class WebSocketConnection:
         await role.close(1003, reason)
         raise WebSocketDisconnect(1003, reason)
 
-    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
-        """Send one message: ``str`` as text, bytes-like as binary.  Returns at once unless the
-        peer is slow to read; then it waits until the connection's send buffer drained below
-        ``write_low_water``."""
-        waiter = self._open_role().send(message)
-        if waiter is not None:
-            await waiter
-
-    async def send_text(self, text: str) -> None:
+    def send_text(self, text: str) -> Coroutine[Any, Any, None]:
         if type(text) is not str:
             raise TypeError(f"send_text() takes str, not {type(text).__name__}")
-        await self.send(text)
+        return self._open_role().sending(text)
 
-    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
-        await self.send(data)
+        return self._open_role().sending(data)
 
-    async def send_json(self, data: Any) -> None:
+    def send_json(self, data: Any) -> Coroutine[Any, Any, None]:
         """``data`` as compact JSON in a text message."""
-        waiter = self._open_role().send(_json.dumps(data), True)
-        if waiter is not None:
-            await waiter
+        return self._open_role().sending(_json.dumps(data), True)
 
     async def ping(self, data: bytes = b"") -> float:
         """Send a ping and wait for its pong: the round trip in seconds."""
@@ -178,14 +168,6 @@ class WebSocketConnection:
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self
-
-    async def __anext__(self) -> str | bytes:
-        try:
-            return await self.receive()
-        except WebSocketDisconnect as exc:
-            if exc.code in _NORMAL_CLOSE:
-                raise StopAsyncIteration from None
-            raise
 
 
 # ------------------------------------------------------------------ the server's WebSocket
@@ -294,7 +276,7 @@ class WebSocket(WebSocketConnection):
         self.subprotocol = subprotocol
         self.extensions = answer
         assert self._role is not None  # take_over ran, or upgrade() raised
-        self._role.handler_task = asyncio.current_task()  # None while the handler runs eagerly
+        self._role.handler_task = asyncio.current_task()  # the handler's task (the endpoint's)
 
     async def reject(self, status: int, body: bytes | str = b"",
                      headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
@@ -402,7 +384,12 @@ class WebSocketEndpoint:
             return checked
         ws = WebSocket(request, self.limits or self.default_limits, checked)
         try:
-            await self.handler(ws, **params)
+            # The handler runs as a task of its own, awaited here, so each message resumes the
+            # handler alone rather than the app's chain above it as well (about 1,000 of ~15,000
+            # instructions per echoed message: bench/ws/README.md).  Cancelling this request
+            # cancels the task it awaits; a server abort cancels the task itself (accept() makes
+            # it the role's handler_task); either way the CancelledError arrives here.
+            await asyncio.ensure_future(self.handler(ws, **params))
         except WebSocketDisconnect:
             if ws._phase != _ACCEPTED:
                 raise
@@ -440,18 +427,10 @@ def broadcast(sockets: Iterable[WebSocketConnection], message: str | bytes) -> l
     socket whose peer is slow (above its ``write_high_water``) is skipped: the skipped sockets
     are returned, for the caller to drop, retry or send to with ``await ws.send()``.  Closed
     sockets are passed over silently.  A client socket gets a frame of its own (each is masked
-    with a fresh key, RFC 6455 §5.3)."""
-    frame = encode_message(message)
-    slow: list[WebSocketConnection] = []
-    for ws in sockets:
-        role = ws._role
-        if role is None or role.state != PY_WS_OPEN:
-            continue
-        if role.write_paused:
-            slow.append(ws)
-            continue
-        try:
-            role.send_frame_bytes(encode_message(message, True) if role.is_client else frame, False)
-        except WebSocketDisconnect:
-            continue  # closing under us: it is not slow, it is gone
+    with a fresh key, RFC 6455 §5.3).
+
+    The frames leave at the next loop turn, one write per socket for all the broadcasts made in
+    this turn (a publisher handling several queued messages costs each member one system call,
+    not one per message); a socket's own ``send`` in the same turn keeps its place after them."""
+    slow: list[WebSocketConnection] = broadcast_message(sockets, message)
     return slow

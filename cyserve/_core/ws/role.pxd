@@ -101,6 +101,14 @@ cdef class WebSocketRole:
     cdef int _lost(self) except -1
     cdef object _disconnect(self)
     cdef object _send_frame(self, bytes frame)
+    # The handler API's steps (``receiving``/``iterating``/``sending``, their awaitables call these
+    # on the loop's thread).  ``_take``: the next queued message, or None with the queue empty.
+    cdef object _take(self)
+    # The future of the next message: ``WebSocketDisconnect`` once closed, ``RuntimeError`` while
+    # another receiver waits.
+    cdef object _wait(self)
+    # One message as one frame (``send``'s rules): None, or the drain awaitable while paused.
+    cdef object _send_message(self, object message, bint text)
 
 
 # Attach a role to ``stream`` (``Stream.switch``), built from ``limits`` (a WebSocketLimits);

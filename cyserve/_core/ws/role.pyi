@@ -6,7 +6,7 @@ The bytes after the response head are its first input.  ``cyserve.websocket.WebS
 handler-facing API over it.
 """
 import asyncio
-from typing import Any, Awaitable, Final
+from typing import Any, Awaitable, Coroutine, Final, Iterable
 
 from cyserve._core.io.stream import Stream
 from cyserve._core.ws.deflate import Deflater, Inflater
@@ -34,6 +34,20 @@ class WebSocketRole:
         Messages already queued come at once (no future), also after the connection closed;
         then ``WebSocketDisconnect(code, reason)``.  Taking a message from a full queue resumes
         reading.  One receiver at a time: ``RuntimeError`` while another waits."""
+    def receiving(self) -> Coroutine[Any, Any, str | bytes]:
+        """``receive()`` for the handler API (``WebSocketConnection.receive``): a coroutine-shaped
+        awaitable that does nothing until awaited, on the awaiting thread, and then needs no
+        Python frame: a queued message is its result at once, else it waits on the receive
+        future.  Closing it (or throwing into it) while it waits cancels that future, so a later
+        message stays queued."""
+    def iterating(self) -> Coroutine[Any, Any, str | bytes]:
+        """``receiving()`` for ``async for``: ``WebSocketDisconnect`` with a normal close code
+        (1000, 1001, 1005: RFC 6455 §7.4.1) ends the iteration with ``StopAsyncIteration``."""
+    def sending(self, message: str | bytes | bytearray | memoryview, text: bool = ...
+                ) -> Coroutine[Any, Any, None]:
+        """``send(message, text)`` for the handler API: a coroutine-shaped awaitable that sends
+        when first awaited (on the awaiting thread) and then, only if the peer is slow, waits
+        on the drain; the same errors as ``send``, raised by that first step."""
     def send(self, message: str | bytes | bytearray | memoryview, text: bool = ...
              ) -> Awaitable[None] | None:
         """Send one message (``str``: text; bytes-like: binary, or text with ``text``, when the
@@ -88,6 +102,21 @@ def websocket_role(stream: Stream, limits: WebSocketLimits, is_client: bool = ..
     frames; ``inflater``/``deflater`` from the permessage-deflate negotiation
     (``deflate.server_negotiate`` / ``client_accept``).  ``WebSocketDisconnect(1006)`` when the
     stream is already closing."""
+
+# The handler API's per-message calls (``WebSocketConnection.receive``, ``send`` and
+# ``__anext__`` are these, bound as methods); ``ws`` is any object with a ``_role`` (a
+# ``WebSocketRole``, or None before the connection is open: ``RuntimeError``).
+def connection_receive(ws: Any) -> Coroutine[Any, Any, str | bytes]:
+    """The next message (``str``: text, ``bytes``: binary): ``WebSocketRole.receiving``."""
+def connection_send(ws: Any, message: str | bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
+    """Send one message (``str``: text, bytes-like: binary): ``WebSocketRole.sending``."""
+def connection_anext(ws: Any) -> Coroutine[Any, Any, str | bytes]:
+    """The next message of ``async for``: ``WebSocketRole.iterating``."""
+
+def broadcast_message(sockets: Iterable[Any], message: str | bytes) -> list[Any]:
+    """``cyserve.websocket.broadcast``: one frame to every open socket below its write high
+    water, corked and written at the next loop turn (one write per socket for every broadcast
+    of that turn); returns the sockets skipped as slow."""
 
 def encode_message(message: str | bytes | bytearray | memoryview, mask: bool = ...) -> bytes:
     """One whole, uncompressed frame of ``message`` (text for ``str``), masked with a fresh key

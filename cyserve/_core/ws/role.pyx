@@ -2,9 +2,11 @@
 """``WebSocketRole``: one WebSocket connection on a ``Stream`` (see role.pxd for the states)."""
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 
 from cyserve._core.io.buffer cimport ReceiveBuffer
 from cyserve._core.io.deadline cimport SLOT_INPUT, SLOT_OUTPUT, SLOT_ROLE, monotonic
+from cyserve._core.io.outbox cimport Outbox
 from cyserve._core.io.readgate cimport PAUSE_QUEUE
 from cyserve._core.io.stream cimport RoleHooks, SHUTDOWN_GRACEFUL, Stream
 from cyserve._core.ws.deflate cimport Deflater, Inflater
@@ -16,11 +18,13 @@ from cyserve._core.ws.frames cimport (
 
 import asyncio
 import collections
+import collections.abc
 import os
 
 from cyserve.errors import WebSocketDisconnect
 
 cdef object _deque = collections.deque
+cdef object _InvalidStateError = asyncio.InvalidStateError
 cdef object _urandom = os.urandom
 
 # What a failed connection still reads and drops after its close frame (the lingering close,
@@ -50,6 +54,279 @@ cdef class _Received:
 
     def __next__(self):
         raise StopIteration(self.value)
+
+
+# ---------------------------------------------------------------- the handler API's awaitables
+# ``cyserve.websocket`` returns these from ``receive()``, ``__anext__()`` and ``send()`` instead
+# of coroutines: one small object per call where two Python coroutine frames were made and
+# resumed per message (bench/ws/callgrind_echo.py counts the difference).  They are
+# coroutine-shaped (``__await__``, ``send``, ``throw``, ``close``; ``collections.abc.Coroutine``
+# recognises them, so ``asyncio.create_task`` and ``run_coroutine_threadsafe`` take them) and do
+# nothing until their first step: the sync TestClient makes them on its own thread and awaits
+# them on the loop's, so the role is only ever touched from the loop's thread.
+#
+# Each has an ``am_send`` slot (PEP 590's companion, Python 3.10+: how ``await`` drives an
+# iterator it delegates to), so finishing with a value needs no StopIteration: ``await`` reads
+# the value straight from the slot, as it does for a Future's own iterator.  ``__next__`` and
+# ``send`` (what tracing and a Task driving the object directly use) raise StopIteration(value)
+# as the iterator protocol says.
+cdef extern from "Python.h":
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    ctypedef PySendResult (*sendfunc)(PyObject* iter, PyObject* arg, PyObject** result)
+    ctypedef struct PyAsyncMethods:
+        sendfunc am_send
+    ctypedef struct _AsyncType "PyTypeObject":
+        PyAsyncMethods* tp_as_async
+    PySendResult PyIter_Send(object iter, object arg, PyObject** result) except? PYGEN_ERROR
+
+cdef extern from *:
+    """
+    /* The iterator ``await`` takes from an awaitable: its am_await slot (a Future's is C, so no
+       __await__ lookup and call). */
+    static PyObject* cyserve_await_iter(PyObject* o) {
+        PyAsyncMethods* am = Py_TYPE(o)->tp_as_async;
+        if (am != NULL && am->am_await != NULL) {
+            return am->am_await(o);
+        }
+        PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    """
+    object cyserve_await_iter(object o)
+
+cdef enum:
+    _NEW = 0
+    _WAITING = 1
+    _DONE = 2
+
+cdef object _current_task = asyncio.current_task
+# Close codes that end ``async for message in ws`` quietly (RFC 6455 §7.4.1): normal closure,
+# going away, and a close frame without a code.
+cdef frozenset _NORMAL_CLOSE = frozenset((CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_NO_STATUS))
+
+
+cdef object _thrown(object typ, object val, object tb):
+    """The exception ``throw(typ[, val[, tb]])`` raises, built as a generator's throw builds it."""
+    if val is None:
+        exc = typ() if isinstance(typ, type) else typ
+    elif isinstance(val, BaseException):
+        exc = val
+    else:
+        exc = typ(val)
+    if tb is not None:
+        exc = exc.with_traceback(tb)
+    return exc
+
+
+cdef inline void _returned(object value, PyObject** result) noexcept:
+    """``value`` into an am_send result, as the new reference the slot hands over."""
+    Py_INCREF(value)
+    result[0] = <PyObject*>value
+
+
+@cython.final
+@cython.freelist(8)
+cdef class _Receiving:
+    """The next message: queued, it is the result of the first step (no future); else the step
+    yields the role's receive future to the Task and the message is the result of the next.
+    With ``_iterating``, ``WebSocketDisconnect`` with a normal close code becomes
+    ``StopAsyncIteration`` (the end of ``async for``).  Closing or throwing into it while it
+    waits cancels its future, so a message arriving later stays queued for the next receive
+    instead of resolving a future nobody awaits."""
+    cdef WebSocketRole _role
+    cdef object _future           # the role's receive future while waiting
+    cdef object _iter             # its iterator (the Task is handed the future through it)
+    cdef object _value            # the step's result: the message, or the future it yields
+    cdef int _phase
+    cdef bint _iterating
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._step()
+        return self._finish()
+
+    def send(self, value):
+        if value is not None and self._phase == _NEW:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        self._step()
+        return self._finish()
+
+    def throw(self, typ, val=None, tb=None):
+        # A Task throws a future's own exception in when it failed (the connection closed while
+        # we waited), or CancelledError; a normal close still ends the iteration.
+        exc = _thrown(typ, val, tb)
+        self._stop()
+        self._raise(exc)
+
+    def close(self):
+        self._stop()
+
+    cdef object _finish(self):
+        value = self._value
+        self._value = None
+        if self._phase == _DONE:
+            raise StopIteration(value)
+        return value
+
+    cdef int _step(self) except -1:
+        """Advance: ``_value`` is the message (``_phase`` DONE) or the future to wait on."""
+        cdef WebSocketRole role
+        cdef PyObject* out = NULL
+        cdef int status
+        if self._phase == _NEW:
+            self._phase = _WAITING
+            role = self._role
+            try:
+                if role.handler_task is None:
+                    # Whoever waits on the socket is what a server abort cancels (_shutdown).
+                    role.handler_task = _current_task()
+                message = role._take()
+                if message is not None:
+                    self._phase = _DONE
+                    self._value = message
+                    return 0
+                future = role._wait()
+                self._future = future
+                self._iter = cyserve_await_iter(future)
+            except BaseException as exc:
+                self._stop()
+                self._raise(exc)
+        elif self._phase == _DONE:
+            raise RuntimeError("cannot reuse an already awaited receive()")
+        # First: the future's iterator yields the future (marked blocking, as the Task expects).
+        # Resumed: the Task saw the future done, and its iterator returns the message.
+        try:
+            status = PyIter_Send(self._iter, None, &out)
+        except BaseException as exc:
+            self._stop()
+            self._raise(exc)
+        value = <object>out
+        Py_DECREF(value)   # PyIter_Send handed over a reference; ``value`` took one of its own
+        if status == PYGEN_RETURN:
+            self._phase = _DONE
+            self._future = None
+            self._iter = None
+        self._value = value
+        return 0
+
+    cdef int _raise(self, object exc) except -1:
+        if self._iterating and isinstance(exc, WebSocketDisconnect) and exc.code in _NORMAL_CLOSE:
+            raise StopAsyncIteration from None
+        raise exc
+
+    cdef int _stop(self) except -1:
+        future = self._future
+        self._future = None
+        self._iter = None
+        self._value = None
+        self._phase = _DONE
+        if future is not None and not future.done():
+            future.cancel()
+        return 0
+
+
+cdef int _receiving_send(PyObject* obj, PyObject* arg, PyObject** result) except -1:
+    # am_send: 0 PYGEN_RETURN (result: the message), 1 PYGEN_NEXT (result: the future), -1 error.
+    cdef _Receiving self = <_Receiving>obj
+    if self._phase == _NEW and <object>arg is not None:
+        raise TypeError("can't send non-None value to a just-started coroutine")
+    self._step()
+    value = self._value
+    self._value = None
+    _returned(value, result)
+    return PYGEN_RETURN if self._phase == _DONE else PYGEN_NEXT
+
+
+@cython.final
+@cython.freelist(8)
+cdef class _Sending:
+    """One message, sent by the first step; that step is also the last unless the peer is slow,
+    and then the steps go on as the outbox's drain awaitable (ready at ``write_low_water``)."""
+    cdef WebSocketRole _role
+    cdef object _message
+    cdef object _drain             # the drain awaitable's iterator while waiting
+    cdef int _phase
+    cdef bint _text
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+    def send(self, value):
+        cdef PyObject* out = NULL
+        cdef int status = self._step(value, &out)
+        result = <object>out
+        Py_DECREF(result)   # _step handed over a reference; ``result`` took one of its own
+        if status == PYGEN_NEXT:
+            return result
+        raise StopIteration(result)
+
+    def throw(self, typ, val=None, tb=None):
+        # As a Future's iterator does: the exception goes on up to whoever awaits.
+        self._close()
+        raise _thrown(typ, val, tb)
+
+    def close(self):
+        self._close()
+
+    cdef int _close(self) except -1:
+        self._phase = _DONE
+        self._drain = None
+        self._message = None
+        return 0
+
+    cdef int _step(self, object value, PyObject** result) except -1:
+        """Advance: PYGEN_RETURN (``result``: None, sent) or PYGEN_NEXT (``result``: what the
+        drain yields); a new reference in ``result`` either way."""
+        cdef int status
+        drain = self._drain
+        if self._phase == _NEW:
+            if value is not None:
+                raise TypeError("can't send non-None value to a just-started coroutine")
+            self._phase = _DONE
+            message = self._message
+            self._message = None
+            waiter = self._role._send_message(message, self._text)
+            if waiter is None:
+                _returned(None, result)
+                return PYGEN_RETURN
+            drain = waiter.__await__()
+            self._drain = drain
+            self._phase = _WAITING
+        elif self._phase == _DONE:
+            raise RuntimeError("cannot reuse an already awaited send()")
+        try:
+            status = PyIter_Send(drain, value, result)
+        except BaseException:
+            self._close()
+            raise
+        if status != PYGEN_NEXT:
+            self._close()
+        return status
+
+
+cdef int _sending_send(PyObject* obj, PyObject* arg, PyObject** result) except -1:
+    return (<_Sending>obj)._step(<object>arg, result)
+
+
+(<_AsyncType*>_Receiving).tp_as_async.am_send = <sendfunc>_receiving_send
+(<_AsyncType*>_Sending).tp_as_async.am_send = <sendfunc>_sending_send
+collections.abc.Coroutine.register(_Receiving)
+collections.abc.Coroutine.register(_Sending)
 
 
 # ---------------------------------------------------------------- the stream's calls (RoleHooks)
@@ -184,9 +461,13 @@ cdef class WebSocketRole:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            if not waiter.done():  # not cancelled: the message goes straight to the handler
+            # Straight to the waiting handler, unless the wait was cancelled (one call, not a
+            # done() check first: this runs once per message).
+            try:
                 waiter.set_result(message)
                 return 0
+            except _InvalidStateError:
+                pass
         if self.state == WS_CLOSING and len(self._queue) >= self._max_queue:
             return 0  # we are closing: the handler said it wants no more than it can queue
         self._queue.append(message)
@@ -361,19 +642,16 @@ cdef class WebSocketRole:
         return None
 
     # ---------------------------------------------------------------- the Python face
-    def receive(self):
-        """An awaitable of the next message (``str`` for text, ``bytes`` for binary).
-
-        Queued messages come first, even after the close; then ``WebSocketDisconnect`` with the
-        close's code and reason.  One receiver at a time (``RuntimeError`` otherwise)."""
-        cdef _Received done
+    cdef object _take(self):
         queue = self._queue
-        if queue:
-            done = _Received.__new__(_Received)
-            done.value = queue.popleft()
-            if self._holding and len(queue) < self._max_queue:
-                self._release()
-            return done
+        if not queue:
+            return None
+        message = queue.popleft()
+        if self._holding and len(queue) < self._max_queue:
+            self._release()
+        return message
+
+    cdef object _wait(self):
         if self.state >= WS_CLOSED:
             raise self._disconnect()
         waiter = self._waiter
@@ -383,12 +661,51 @@ cdef class WebSocketRole:
         self._waiter = waiter
         return waiter
 
+    def receive(self):
+        """An awaitable of the next message (``str`` for text, ``bytes`` for binary).
+
+        Queued messages come first, even after the close; then ``WebSocketDisconnect`` with the
+        close's code and reason.  One receiver at a time (``RuntimeError`` otherwise)."""
+        cdef _Received done
+        message = self._take()
+        if message is None:
+            return self._wait()
+        done = _Received.__new__(_Received)
+        done.value = message
+        return done
+
+    def receiving(self):
+        """``receive()`` as a coroutine-shaped awaitable that starts when first awaited, on the
+        awaiting thread (see ``_Receiving``)."""
+        cdef _Receiving step = _Receiving.__new__(_Receiving)
+        step._role = self
+        return step
+
+    def iterating(self):
+        """``receiving()`` for ``async for``: a normal close ends the iteration."""
+        cdef _Receiving step = _Receiving.__new__(_Receiving)
+        step._role = self
+        step._iterating = True
+        return step
+
+    def sending(self, message, bint text=False):
+        """``send(message, text)`` as a coroutine-shaped awaitable that starts when first awaited
+        (see ``_Sending``)."""
+        cdef _Sending step = _Sending.__new__(_Sending)
+        step._role = self
+        step._message = message
+        step._text = text
+        return step
+
     def send(self, message, bint text=False):
         """Send ``message`` as one frame: ``str`` as text, bytes-like as binary, or as text with
         ``text`` (the caller vouches that it is UTF-8: JSON made as bytes); compressed with
         permessage-deflate when it is at least ``compression_min_bytes`` long.  Returns None, or
         an awaitable while the peer is slow to read (above ``write_high_water``: it is ready again
         at ``write_low_water``).  ``WebSocketDisconnect`` once a close frame went either way."""
+        return self._send_message(message, text)
+
+    cdef object _send_message(self, object message, bint text):
         cdef bytes payload
         cdef int opcode = OP_TEXT if text else OP_BINARY
         cdef bint rsv1 = False
@@ -539,6 +856,92 @@ def websocket_role(Stream stream not None, limits not None, bint is_client=False
     if stream.lost or stream.closing:
         raise WebSocketDisconnect(CLOSE_ABNORMAL, "the connection closed before the WebSocket opened")
     return attach_role(stream, limits, is_client, inflater, deflater)
+
+
+# ---------------------------------------------------------------- the handler API's per-message calls
+# ``cyserve.websocket.WebSocketConnection`` takes these three as its methods (``receive``,
+# ``send``, ``__anext__``): they run once per message, and as C functions they cost no Python
+# frame.  ``ws`` is the connection; its ``_role`` is None until the WebSocket is open.
+cdef WebSocketRole _open_role(object ws):
+    role = ws._role
+    if role is None:
+        raise RuntimeError("the WebSocket is not open: accept() it first")
+    return <WebSocketRole?>role
+
+
+def connection_receive(ws):
+    """The next message: ``str`` for text, ``bytes`` for binary (``await`` it).  Queued
+    messages come first, also after the close; then ``WebSocketDisconnect(code, reason)``."""
+    cdef _Receiving step = _Receiving.__new__(_Receiving)
+    step._role = _open_role(ws)
+    return step
+
+
+def connection_send(ws, message):
+    """Send one message: ``str`` as text, bytes-like as binary (``await`` it).  Done at once
+    unless the peer is slow to read; then it waits until the connection's send buffer drained
+    below ``write_low_water``.  ``WebSocketDisconnect`` once the connection is closed."""
+    cdef _Sending step = _Sending.__new__(_Sending)
+    step._role = _open_role(ws)
+    step._message = message
+    return step
+
+
+def connection_anext(ws):
+    """The next message of ``async for message in ws``; a normal close (1000, 1001, or a close
+    frame without a code: RFC 6455 §7.4.1) ends the iteration."""
+    cdef _Receiving step = _Receiving.__new__(_Receiving)
+    step._role = _open_role(ws)
+    step._iterating = True
+    return step
+
+
+# ---------------------------------------------------------------- broadcast
+def broadcast_message(sockets, message):
+    """``cyserve.websocket.broadcast``: ``message`` as one frame (built once; a client's is
+    masked per connection) to every open socket of ``sockets`` not above its write high water;
+    returns those that are, skips closed ones.
+
+    The frames are corked into each member's outbox and leave at the next loop turn in one write
+    per member (``_uncork``): broadcasts made in the same turn (a publisher's queued messages)
+    reach a member in one system call, and the publisher's own replies are not held behind a
+    thousand writes."""
+    cdef bytes frame = encode_message(message)
+    cdef WebSocketRole role
+    cdef Outbox outbox
+    cdef list slow = []
+    cdef list corked = []
+    loop = None
+    for ws in sockets:
+        found = ws._role
+        if found is None:
+            continue
+        role = <WebSocketRole?>found
+        if role.state != WS_OPEN or role.stream.closing:
+            continue  # closing or gone: not slow, and nothing more is sent to it
+        outbox = role.stream.outbox
+        if outbox.closed:
+            continue
+        if outbox.paused or outbox.buffered() >= role._write_high:
+            slow.append(ws)
+            continue
+        if not outbox.corked:
+            # Not inside this connection's own read pass (whose end flushes it): ours to flush.
+            outbox.cork()
+            corked.append(outbox)
+            loop = role._loop
+        outbox.send(encode_message(message, True) if role.is_client else frame)
+    if corked:
+        loop.call_soon(_uncork, corked)
+    return slow
+
+
+def _uncork(list outboxes):
+    """What ``broadcast_message`` corked leaves, one write per connection (nothing for one that
+    closed meanwhile: its outbox flushed or dropped its queue then)."""
+    cdef Outbox outbox
+    for outbox in outboxes:
+        outbox.uncork()
 
 
 def encode_message(message, bint mask=False):
