@@ -248,27 +248,60 @@ def test_expected_table_reads() -> None:
     assert expected["server"] and expected["client"]
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_cyserve_server_passes_autobahn(loop: str, tmp_path: Path) -> None:
-    outdir = tmp_path / "reports"
-    server_log = tmp_path / "echo_app.log"
-    with process([sys.executable, str(ECHO_APP), "--port", "0", "--loop", loop], server_log) as server:
-        port = int(wait_for_line(server, server_log, r"listening on (\d+)").group(1))
-        cmd = [*kosoku_command(), "-m", "fuzzingclient", "-p", "2", "-o", str(outdir)]
-        for pattern in CASES_BY_LOOP[loop]:
-            cmd += ["-i", pattern]
-        with process([*cmd, f"127.0.0.1:{port}"], tmp_path / "kosoku.log") as runner:
-            try:
-                runner.wait(timeout=RUN_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"the fuzzingclient run took over {RUN_TIMEOUT_S:.0f} s (reports in {outdir})")
-        assert server.poll() is None, f"the echo server died:\n{server_log.read_text(errors='replace')[-2000:]}"
-    assert (outdir / "index.json").exists(), (tmp_path / "kosoku.log").read_text(errors="replace")[-2000:]
-    check_gate("server", read_index(outdir, agent="cyserve"), outdir, CASES_BY_LOOP[loop])
+class ServerRun:
+    """One fuzzingclient run against the echo app (``echo_app.py`` on ``loop``), its two processes
+    started at once and waited for by ``verdicts()``; ``close()`` stops whatever still runs."""
+
+    def __init__(self, loop: str, workdir: Path) -> None:
+        self.loop = loop
+        self.outdir = workdir / "reports"
+        self.server_log = workdir / "echo_app.log"
+        self.runner_log = workdir / "kosoku.log"
+        self._stack = contextlib.ExitStack()
+        try:
+            self.server = self._stack.enter_context(process(
+                [sys.executable, str(ECHO_APP), "--port", "0", "--loop", loop], self.server_log))
+            port = int(wait_for_line(self.server, self.server_log, r"listening on (\d+)").group(1))
+            cmd = [*kosoku_command(), "-m", "fuzzingclient", "-p", "2", "-o", str(self.outdir)]
+            for pattern in CASES_BY_LOOP[loop]:
+                cmd += ["-i", pattern]
+            self.started = time.monotonic()
+            self.runner = self._stack.enter_context(process([*cmd, f"127.0.0.1:{port}"], self.runner_log))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def verdicts(self) -> Verdicts:
+        try:
+            self.runner.wait(timeout=max(1.0, RUN_TIMEOUT_S - (time.monotonic() - self.started)))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the fuzzingclient run took over {RUN_TIMEOUT_S:.0f} s (reports in {self.outdir})")
+        assert self.server.poll() is None, (
+            f"the echo server died:\n{self.server_log.read_text(errors='replace')[-2000:]}")
+        self.close()
+        assert (self.outdir / "index.json").exists(), self.runner_log.read_text(errors="replace")[-2000:]
+        return read_index(self.outdir, agent="cyserve")
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def uvloop_server_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerRun]:
+    """The server side on uvloop (the long run: all of 12/13) starts when the module does, so it
+    runs beside the client-side tests, which come first in this file: the two sides together take
+    about the time of the longer one instead of their sum (each leaves a core partly idle)."""
+    run_ = ServerRun("uvloop", tmp_path_factory.mktemp("autobahn-server-uvloop"))
+    try:
+        yield run_
+    finally:
+        run_.close()
 
 
 def test_cyserve_client_passes_autobahn(run: Callable[..., Any], tmp_path: Path,
-                                        request: pytest.FixtureRequest) -> None:
+                                        request: pytest.FixtureRequest,
+                                        uvloop_server_run: ServerRun) -> None:
+    """(``uvloop_server_run`` only starts the server side early; its own test checks it.)"""
     cases = CASES_BY_LOOP[request.node.callspec.params["run"]]
     outdir = tmp_path / "reports"
     log = tmp_path / "kosoku.log"
@@ -285,3 +318,13 @@ def test_cyserve_client_passes_autobahn(run: Callable[..., Any], tmp_path: Path,
     observed = read_index(outdir, agent=CLIENT_AGENT)
     assert len(observed) == count, f"{count} cases served, {len(observed)} reported"
     check_gate("client", observed, outdir, cases)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_cyserve_server_passes_autobahn(loop: str, tmp_path: Path, uvloop_server_run: ServerRun) -> None:
+    server_run = uvloop_server_run if loop == "uvloop" else ServerRun(loop, tmp_path)
+    try:
+        observed = server_run.verdicts()
+    finally:
+        server_run.close()
+    check_gate("server", observed, server_run.outdir, CASES_BY_LOOP[loop])
