@@ -116,6 +116,126 @@ def receiver(args: argparse.Namespace) -> None:
     uvloop.run(main())
 
 
+def raw_receiver(args: argparse.Namespace) -> None:
+    """The members as plain asyncio protocols (on uvloop): each read is handled in bulk, with no
+    object or callback per message.  Every message is the same 102 bytes on the wire (an
+    unmasked binary frame, RFC 6455 §5.2: 2 header bytes, then the 100-byte payload whose first
+    8 bytes are the publisher's clock), so a read of whole such frames is checked with two
+    strided slices, counted by its length, and its timestamps unpacked by ``struct`` in C; only
+    a read holding anything else (a ping to answer, a close, a frame split across reads) is
+    walked frame by frame."""
+    import struct
+
+    import uvloop
+
+    hist = [0] * (BUCKETS_PER_E * 20)
+    top = len(hist) - 1
+    state = {"received": 0, "closed": 0}
+    clock, log = time.monotonic_ns, math.log
+    frame_bytes = 2 + MESSAGE_BYTES
+    head = bytes([0x82, MESSAGE_BYTES])
+    stamps = struct.Struct(f"<2xQ{MESSAGE_BYTES - 8}x")   # a frame's timestamp, frame after frame
+    key = b"\x00\x00\x00\x00"  # a client masks (§5.3); the key's value is the client's choice
+    request = (f"GET /room HTTP/1.1\r\nHost: {wsprocs.HOST}:{args.port}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def count(data: bytes, k: int) -> None:
+        now = clock()
+        for (sent,) in stamps.iter_unpack(data[:k * frame_bytes]):
+            latency_us = (now - sent) / 1000
+            hist[min(top, int(log(latency_us) * BUCKETS_PER_E)) if latency_us > 1 else 0] += 1
+        state["received"] += k
+
+    class Member(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.transport: Any = None
+            self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.pending = b""   # the handshake's head, then a frame split across reads
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            if not self.opened.done():
+                self.pending += data
+                end = self.pending.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                if not self.pending.startswith(b"HTTP/1.1 101"):
+                    self.opened.set_exception(BenchError(f"refused: {self.pending[:40]!r}"))
+                    return
+                data, self.pending = self.pending[end + 4:], b""
+                self.opened.set_result(None)
+            if self.pending:
+                data, self.pending = self.pending + data, b""
+            k = len(data) // frame_bytes
+            if k and data[0:k * frame_bytes:frame_bytes] == head[:1] * k \
+                    and data[1:k * frame_bytes:frame_bytes] == head[1:] * k:
+                count(data, k)            # whole data frames only: the common read
+                data = data[k * frame_bytes:]
+            self.walk(data)
+
+        def walk(self, data: bytes) -> None:
+            at = 0
+            while len(data) - at >= 2:
+                b0, b1 = data[at], data[at + 1]
+                n, start = b1 & 0x7F, at + 2
+                if n == 126:
+                    if len(data) - at < 4:
+                        break
+                    n, start = int.from_bytes(data[at + 2:at + 4], "big"), at + 4
+                elif n == 127:
+                    if len(data) - at < 10:
+                        break
+                    n, start = int.from_bytes(data[at + 2:at + 10], "big"), at + 10
+                if len(data) - start < n:
+                    break
+                opcode, payload = b0 & 0x0F, data[start:start + n]
+                if opcode == 0x2 and data[at:start] == head:
+                    count(data[at:start + n], 1)
+                elif opcode == 0x9 and self.transport is not None:   # §5.5.2: pong the ping
+                    self.transport.write(bytes([0x8A, 0x80 | n]) + key + payload)
+                elif opcode == 0x8 and self.transport is not None:   # the server closes
+                    self.transport.close()
+                at = start + n
+            self.pending = data[at:]
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            if not self.opened.done():
+                self.opened.set_exception(BenchError(f"closed during the handshake: {exc}"))
+            state["closed"] += 1
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        commands = wsprocs.stdin_commands()
+        members: list[Member] = []
+        for start in range(0, args.connections, 100):
+            batch = min(100, args.connections - start)
+            pairs = await asyncio.gather(*(loop.create_connection(Member, wsprocs.HOST, args.port)
+                                           for _ in range(batch)))
+            await asyncio.wait_for(asyncio.gather(*(member.opened for _, member in pairs)), 60)
+            members += [member for _, member in pairs]
+        _say(ready=len(members), cpu_s=_own_cpu_s())
+        while (command := await commands.get()) != "quit":
+            if command == "report":
+                _say(received=state["received"], closed=state["closed"], cpu_s=_own_cpu_s(),
+                     hist={i: n for i, n in enumerate(hist) if n})
+        close = bytes([0x88, 0x82]) + key + (1000).to_bytes(2, "big")   # masked with zeros
+        for member in members:
+            if member.transport is not None and not member.transport.is_closing():
+                member.transport.write(close)
+        deadline = loop.time() + 30
+        while state["closed"] < len(members) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for member in members:
+            if member.transport is not None:
+                member.transport.abort()
+
+    uvloop.run(main())
+
+
 def publisher(args: argparse.Namespace) -> None:
     import uvloop
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -188,6 +308,7 @@ class Sample:
     max_ms: float
     server_cpu_pct: float
     server_cpu_us_per_delivery: float  # server CPU time / delivered messages
+    server_sys_us_per_delivery: float  # its kernel part (system time)
     client_cpu_us_per_delivery: float  # the receivers' CPU time / delivered messages
     server_rss_mib: float
 
@@ -214,6 +335,7 @@ def scenario(server: WsServer, stack_args: argparse.Namespace, members: int, com
     common = ["--port", str(server.port)]
     with ExitStack() as stack:
         receivers = [stack.enter_context(wsprocs.Client(Path(__file__), [*common, "--role", "receiver",
+                                                                          "--client", args.client,
                                                                           "--connections", str(n)],
                                                         client_core, timeout_s)) for n in shares]
         client_cpu_s = -sum(client.read()["cpu_s"] for client in receivers)  # {"ready": n, "cpu_s": s}
@@ -221,10 +343,11 @@ def scenario(server: WsServer, stack_args: argparse.Namespace, members: int, com
             *common, "--role", "publisher", "--window", str(args.window), "--duration", str(args.duration),
             "--waves", str(args.waves), "--wave-interval", str(args.wave_interval)], client_core, timeout_s))
         pub.read()
-        cpu_before = server.cpu_s()
+        user_before, sys_before = wsprocs.cpu_split_s(server.pid)
         pub.send(command)
         done = pub.read()
-        cpu_s = server.cpu_s() - cpu_before
+        user_after, sys_after = wsprocs.cpu_split_s(server.pid)
+        cpu_s = user_after + sys_after - user_before - sys_before
         rss = server.rss_bytes()
         time.sleep(args.drain)
         hist: dict[int, int] = {}
@@ -250,13 +373,15 @@ def scenario(server: WsServer, stack_args: argparse.Namespace, members: int, com
                   p50_ms=percentile_ms(hist, 0.50), p99_ms=percentile_ms(hist, 0.99),
                   max_ms=percentile_ms(hist, 1.0), server_cpu_pct=100 * cpu_s / done["seconds"],
                   server_cpu_us_per_delivery=cpu_s * 1e6 / max(1, delivered),
+                  server_sys_us_per_delivery=(sys_after - sys_before) * 1e6 / max(1, delivered),
                   client_cpu_us_per_delivery=client_cpu_s * 1e6 / max(1, delivered), server_rss_mib=rss / 2**20)
 
 
 def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -> dict[str, Any]:
     print("\n" + "  ".join(f"{k} {v}" for k, v in found.items()))
     print(f"\n{'scenario':<12}{'server':<12}{'members':>8}{'delivered/s':>13}{'lost':>9}{'p50 ms':>9}"
-          f"{'p99 ms':>9}{'max ms':>9}{'srv CPU%':>10}{'srv us/msg':>11}{'cli us/msg':>11}{'RSS MiB':>9}"
+          f"{'p99 ms':>9}{'max ms':>9}{'srv CPU%':>10}{'srv us/msg':>11}{'sys us/msg':>11}{'cli us/msg':>11}"
+          f"{'RSS MiB':>9}"
           "   delivered/s by round")
     out: dict[str, Any] = {}
     for name_s, by_server in results.items():
@@ -269,7 +394,8 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
             rounds = " ".join(f"{s.delivered_per_s:,.0f}" for s in samples)
             print(f"{name_s:<12}{name:<12}{med['members']:>8.0f}{med['delivered_per_s']:>13,.0f}{med['lost']:>9.0f}"
                   f"{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{med['max_ms']:>9.2f}{med['server_cpu_pct']:>10.0f}"
-                  f"{med['server_cpu_us_per_delivery']:>11.2f}{med['client_cpu_us_per_delivery']:>11.2f}"
+                  f"{med['server_cpu_us_per_delivery']:>11.2f}{med['server_sys_us_per_delivery']:>11.2f}"
+                  f"{med['client_cpu_us_per_delivery']:>11.2f}"
                   f"{med['server_rss_mib']:>9.1f}   {rounds}")
     room, wave = out.get("room", {}), out.get("wave", {})
     if "cyserve" in room:
@@ -298,6 +424,8 @@ def main() -> int:
     parser.add_argument("--wave-interval", type=float, default=0.25, help="seconds between waves")
     parser.add_argument("--drain", type=float, default=1.0, help="seconds after the last ack before reading receivers")
     parser.add_argument("--procs", type=int, default=2, help="receiver processes sharing the members")
+    parser.add_argument("--client", choices=("raw", "picows"), default="raw",
+                        help="the members: asyncio protocols reading in bulk (raw) or picows' client")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds; medians are reported")
     parser.add_argument("--only", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -307,7 +435,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        (receiver if args.role == "receiver" else publisher)(args)
+        if args.role == "publisher":
+            publisher(args)
+        else:
+            (raw_receiver if args.client == "raw" else receiver)(args)
         return 0
 
     servers = args.only.split(",")

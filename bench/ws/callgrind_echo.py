@@ -84,12 +84,12 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return b"".join(parts)
 
 
-def open_ws(port: int) -> socket.socket:
+def open_ws(port: int, path: str = "/") -> socket.socket:
     """The opening handshake (RFC 6455 §4.1) on a blocking socket; no extension offered, so every
     server runs its uncompressed path, as in echo.py."""
     sock = socket.create_connection((HOST, port), timeout=IO_TIMEOUT_S)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -136,6 +136,57 @@ def drive(port: int, connections: int, messages: int, size: int) -> None:
             sock.close()
 
 
+def read_binary(sock: socket.socket, size: int) -> bytes:
+    """The next binary message's payload; pings on the way are answered (RFC 6455 §5.5.2: a
+    member that only listens is pinged by servers that keep connections alive)."""
+    while True:
+        b0, b1 = recv_exact(sock, 2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(recv_exact(sock, 2), "big")
+        elif n == 127:
+            n = int.from_bytes(recv_exact(sock, 8), "big")
+        payload = recv_exact(sock, n) if n else b""
+        if b0 & 0x0F == 0x9:
+            sock.sendall(masked_frame(0xA, payload))
+        elif b0 & 0x0F == 0x2:
+            if n != size:
+                raise BenchError(f"a member got {n} bytes, expected {size}")
+            return payload
+        else:
+            raise BenchError(f"a member got opcode {b0 & 0x0F:#x}")
+
+
+def drive_broadcast(port: int, members: int, rounds: int, window: int, size: int) -> None:
+    """``rounds`` times: the publisher sends ``window`` messages back to back and reads their acks,
+    then every member reads them.  Then everyone closes with 1000."""
+    room = [open_ws(port, "/room") for _ in range(members)]
+    publisher = open_ws(port, "/publish")
+    payload = bytes(i % 251 for i in range(size))
+    frame = masked_frame(0x2, payload)
+    try:
+        for _ in range(rounds):
+            publisher.sendall(frame * window)
+            for _ in range(window):
+                if read_binary(publisher, 3) != b"ack":
+                    raise BenchError("the publisher's ack was not b'ack'")
+            for sock in room:
+                for _ in range(window):
+                    read_binary(sock, size)
+        for sock in [*room, publisher]:
+            sock.sendall(masked_frame(0x8, (1000).to_bytes(2, "big")))
+        for sock in [*room, publisher]:
+            sock.settimeout(IO_TIMEOUT_S)
+            try:
+                while sock.recv(4096):   # the server's close frame, then its FIN
+                    pass
+            except OSError:
+                pass
+    finally:
+        for sock in [*room, publisher]:
+            sock.close()
+
+
 def instructions(name: str, messages: int, args: argparse.Namespace, keep: Path | None) -> int:
     """The callgrind instruction total of one server run that echoes ``messages`` per connection;
     its callgrind output is copied to ``keep`` (a file path) when given."""
@@ -167,7 +218,10 @@ def instructions(name: str, messages: int, args: argparse.Namespace, keep: Path 
                     raise BenchError(f"{name} under callgrind was not ready in {READY_TIMEOUT_S:.0f} s:\n"
                                      f"{_tail(output)}")
                 time.sleep(0.5)
-            drive(port, args.connections, messages, args.size)
+            if args.broadcast:
+                drive_broadcast(port, args.broadcast, messages, args.window, args.size)
+            else:
+                drive(port, args.connections, messages, args.size)
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(timeout=STOP_TIMEOUT_S)
@@ -218,15 +272,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="cyserve,aiohttp,websockets,picows",
                         help=f"comma list of {', '.join(SERVERS)}")
-    parser.add_argument("--size", type=int, default=256, help="message size in bytes")
+    parser.add_argument("--size", type=int, help="message size in bytes (256 for echo, 100 for broadcast)")
     parser.add_argument("--connections", type=int, default=1, help="connections, one message in flight on each")
     parser.add_argument("--small", type=int, default=2000, help="messages per connection, first run")
     parser.add_argument("--large", type=int, default=12000, help="messages per connection, second run")
+    parser.add_argument("--broadcast", type=int, default=0, metavar="MEMBERS",
+                        help="measure broadcast instead: MEMBERS room members, a publisher sending "
+                             "--window messages per round (--small/--large rounds); per delivery")
+    parser.add_argument("--window", type=int, default=2, help="broadcast: messages published per round")
     parser.add_argument("--keep", type=Path, help="keep both runs' callgrind output in this directory")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the N functions costing most per message (self cost, large - small)")
     parser.add_argument("--tree", help="a checkout (built in place) whose cyserve the servers import")
     args = parser.parse_args()
+    if args.size is None:
+        args.size = 100 if args.broadcast else 256
     names = args.only.split(",")
     if set(names) - set(SERVERS):
         parser.error(f"servers from {SERVERS}")
@@ -235,29 +295,36 @@ def main() -> int:
     if not 0 < args.small < args.large:
         parser.error("--small must be below --large")
     # Bound: start-up and shutdown twice per server, plus the messages at a generous 5 ms each.
-    total = args.connections * (args.small + args.large)
+    per_round = args.broadcast * args.window if args.broadcast else args.connections
+    total = per_round * (args.small + args.large)
     bound_s = int(len(names) * (2 * (READY_TIMEOUT_S + STOP_TIMEOUT_S) + total * 0.005)) + 60
     procs.arm_time_bound(bound_s, "bench/ws/callgrind_echo")
-    print(f"{args.connections} connection(s), {args.size} B messages, {args.small} and {args.large} "
-          f"messages per connection; bound {bound_s} s", flush=True)
+    if args.broadcast:
+        print(f"broadcast to {args.broadcast} members, {args.window} message(s) of {args.size} B per round, "
+              f"{args.small} and {args.large} rounds; bound {bound_s} s", flush=True)
+    else:
+        print(f"{args.connections} connection(s), {args.size} B messages, {args.small} and {args.large} "
+              f"messages per connection; bound {bound_s} s", flush=True)
+    unit = "delivered message" if args.broadcast else "echoed message"
     results: dict[str, float] = {}
     keep = args.keep or (Path(tempfile.mkdtemp(prefix="callgrind-echo-")) if args.profile else None)
     for name in names:
-        stem = f"callgrind.{name}.{args.connections}conn.{args.size}B"
+        stem = (f"callgrind.{name}.broadcast{args.broadcast}x{args.window}.{args.size}B" if args.broadcast
+                else f"callgrind.{name}.{args.connections}conn.{args.size}B")
         small_out = keep / f"{stem}.{args.small}.out" if keep else None
         large_out = keep / f"{stem}.{args.large}.out" if keep else None
         small = instructions(name, args.small, args, small_out)
         large = instructions(name, args.large, args, large_out)
-        messages = (args.large - args.small) * args.connections
+        messages = (args.large - args.small) * per_round
         results[name] = (large - small) / messages
-        print(f"{name:<11}{results[name]:>10,.0f} instructions per echoed message", flush=True)
+        print(f"{name:<11}{results[name]:>10,.0f} instructions per {unit}", flush=True)
         if args.profile and small_out and large_out:
             print_profile(small_out, large_out, messages, args.profile)
     if keep is not None and not args.keep:
         shutil.rmtree(keep)
     signal.alarm(0)
     if "cyserve" in results and len(results) > 1:
-        print("\ncyserve/peer (instructions per message; < 1: cheaper)")
+        print(f"\ncyserve/peer (instructions per {unit}; < 1: cheaper)")
         for name, value in results.items():
             if name != "cyserve":
                 print(f"  {name:<11}{results['cyserve'] / value:.2f}x   (peer/cyserve {value / results['cyserve']:.2f}x)")
