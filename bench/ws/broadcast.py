@@ -2,7 +2,7 @@
 
     python bench/ws/broadcast.py [--members 1000] [--duration 5] [--window 2] [--rounds 3]
                                  [--wave-members 10000] [--waves 20] [--wave-interval 0.25]
-                                 [--procs 2] [--only cyserve,picows] [--json out.json]
+                                 [--procs 2] [--client raw] [--only cyserve,picows] [--json out.json]
 
 Each server (bench/ws/servers/*, pinned to the first CPU) keeps a room: ``/room`` joins it,
 ``/publish`` sends each message it receives to every member and then answers ``b"ack"``.  cyserve
@@ -11,8 +11,12 @@ members skipped), websockets with its ``broadcast()``, picows with ``transport.s
 aiohttp by awaiting ``send_bytes`` per member (it has no broadcast helper).
 
 The clients are processes of this script (``--child``), pinned to the other CPU: ``--procs``
-receiver processes share the members (picows clients, one callback per frame), and one publisher
-keeps ``--window`` messages awaiting their ack.  A 100-byte binary message carries the
+receiver processes share the members, and one publisher (picows' client) keeps ``--window``
+messages awaiting their ack.  The members are plain asyncio protocols that take each read in bulk
+(``--client raw``, the default: a read of whole 102-byte frames is counted by its length and its
+timestamps unpacked in C, so the receivers' cost per message is a fraction of a server's and
+cannot be what limits the count), or picows clients with a callback per message
+(``--client picows``).  A 100-byte binary message carries the
 publisher's CLOCK_MONOTONIC time (the same clock in every process); a receiver takes the
 delivery latency as its own clock minus that, into a log histogram (2 % buckets) merged over the
 receivers for the percentiles.

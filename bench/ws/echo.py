@@ -1,13 +1,16 @@
 """WebSocket echo round trips per second: cyserve, picows, aiohttp and websockets in the same run.
 
     python bench/ws/echo.py [--duration 5] [--warmup 1] [--rounds 3] [--sizes 256,8192]
-                            [--only cyserve,picows] [--modes 1conn,64conn] [--json out.json]
+                            [--only cyserve,picows] [--modes 1conn,64conn] [--client auto]
+                            [--json out.json]
 
-One load generator for every server: picows' client (Cython, callback per frame, no coroutine or
-future per message), so the client costs as little as a Python-driven client can and the same for
-each server.  It offers no permessage-deflate, so every server runs its uncompressed path.  Each
-connection keeps one binary message in flight: send, wait for the echo (its size checked, its bytes
-compared on the first echo and every 1000th), send again.
+One load generator for every server in a mode, the cheapest there is for it, since its cost is in
+every server's figure alike: with ``1conn`` a blocking-socket client (``--client raw``: one send
+and one ``recv_into(MSG_WAITALL)`` per round trip, no event loop), with ``64conn`` picows' client
+(Cython, a callback per frame, no coroutine or future per message; it answers each echo as it
+arrives, so both cores work at once).  Neither offers permessage-deflate, so every server runs
+its uncompressed path.  Each connection keeps one binary message in flight: send, wait for the
+echo (its size checked, its bytes compared on the first echo and every 1000th), send again.
 
 Modes (bench/ws/README.md):
 - ``1conn``: one connection, server and client pinned to the same core.  Across cores, one
@@ -17,7 +20,8 @@ Modes (bench/ws/README.md):
 Servers are started once, pinned to the first CPU, and stay up for the whole run; each round runs
 every mode and size on every server, alternating the server order.  The server's CPU time is read
 from /proc when the client starts and ends its measured window.  Prints req/s medians, server CPU
-per round trip, and cyserve's ratio to each peer against the issue's targets.
+per round trip (and its system part: the kernel's socket work, which no library removes), the
+client's CPU per round trip, and cyserve's ratio to each peer against the issue's targets.
 """
 from __future__ import annotations
 
@@ -214,9 +218,19 @@ class Sample:
     client_cpu_us: float  # the client's CPU time per round trip
 
 
+def client_for(mode: str, choice: str) -> str:
+    """``auto``: the blocking client where client and server share a core (the fewest system
+    calls per round trip), picows' where they do not (it answers each echo as it comes, so the
+    two cores work at once; the blocking client's lockstep leaves one idle while the other runs)."""
+    if choice != "auto":
+        return choice
+    return "raw" if mode == "1conn" else "picows"
+
+
 def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
             client_core: int | None) -> Sample:
-    cmd = ["--port", str(server.port), "--client", args.client, "--connections", str(MODES[mode]), "--size", str(size),
+    cmd = ["--port", str(server.port), "--client", client_for(mode, args.client), "--connections", str(MODES[mode]),
+           "--size", str(size),
            "--warmup", str(args.warmup), "--duration", str(args.duration)]
     with wsprocs.Client(Path(__file__), cmd, client_core, timeout_s=args.warmup + args.duration + 30) as client:
         first = client.read()
@@ -282,8 +296,9 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--only", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--client", choices=("raw", "picows"), default="raw",
-                        help="the load generator: blocking sockets (raw) or picows' client")
+    parser.add_argument("--client", choices=("auto", "raw", "picows"), default="auto",
+                        help="the load generator: blocking sockets (raw), picows' client, or auto: "
+                             "raw for 1conn, picows for 64conn (the cheaper for each; README.md)")
     # The load generator itself (run by the driver, pinned):
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
