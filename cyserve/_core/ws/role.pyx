@@ -65,9 +65,10 @@ cdef class _Received:
 # nothing until their first step: the sync TestClient makes them on its own thread and awaits
 # them on the loop's, so the role is only ever touched from the loop's thread.
 #
-# Each has an ``am_send`` slot (PEP 590's companion, Python 3.10+: how ``await`` drives an
-# iterator it delegates to), so finishing with a value needs no StopIteration: ``await`` reads
-# the value straight from the slot, as it does for a Future's own iterator.  ``__next__`` and
+# Each has an ``am_send`` slot (Python 3.10+, bpo-41756: what ``await`` calls on the iterator it
+# delegates to), so finishing with a value needs no StopIteration: ``await`` reads the value
+# straight from the slot, as it does from a Future's own iterator.  Cython does not fill that
+# slot itself; it is set below, once, before either type is used.  ``__next__`` and
 # ``send`` (what tracing and a Task driving the object directly use) raise StopIteration(value)
 # as the iterator protocol says.
 cdef extern from "Python.h":
@@ -304,7 +305,7 @@ cdef class _Sending:
             if waiter is None:
                 _returned(None, result)
                 return PYGEN_RETURN
-            drain = waiter.__await__()
+            drain = cyserve_await_iter(waiter)
             self._drain = drain
             self._phase = _WAITING
         elif self._phase == _DONE:
