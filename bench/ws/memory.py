@@ -171,7 +171,7 @@ def measure(name: str, offer: str, args: argparse.Namespace, server_core: int | 
             client_core: int | None) -> Sample:
     n = args.connections
     shares = [n // args.procs + (1 if i < n % args.procs else 0) for i in range(args.procs)]
-    with WsServer(name, server_core) as server, ExitStack() as stack:
+    with WsServer(name, server_core, args.tree) as server, ExitStack() as stack:
         time.sleep(args.settle)
         before = server.rss_bytes()
         clients = [stack.enter_context(wsprocs.Client(Path(__file__), [
@@ -203,6 +203,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS reading")
     parser.add_argument("--only", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--tree", help="a checkout (built in place) whose cyserve the server imports")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--offer", choices=tuple(OFFERS), help=argparse.SUPPRESS)

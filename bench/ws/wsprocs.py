@@ -37,8 +37,9 @@ class WsServer(procs.Server):
     """One bench/ws server process: ``procs.Server`` (pinning, stop, CPU and RSS readings) with a
     WebSocket opening handshake on ``/`` as the readiness check (none of them serves /plaintext)."""
 
-    def __init__(self, name: str, core: int | None) -> None:
-        super().__init__(name, core, stop_grace_s=10.0, app=f"ws-{name}")
+    def __init__(self, name: str, core: int | None, tree: str | None = None) -> None:
+        """``tree``: a checkout (built in place) whose cyserve the server imports instead."""
+        super().__init__(name, core, stop_grace_s=10.0, app=f"ws-{name}", tree=tree)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

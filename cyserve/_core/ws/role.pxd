@@ -71,10 +71,12 @@ cdef class WebSocketRole:
     cdef double _ping_timeout_s             # 0: a keepalive ping never times out
     cdef double _close_timeout_s
     # input
-    cdef object _queue                      # collections.deque of str / bytes messages
+    cdef object _queue                      # collections.deque of str / bytes messages, or None
+                                            # until a message first has to wait
     cdef object _waiter                     # the pending receive() future, or None
     cdef bint _holding                      # reading is held with PAUSE_QUEUE
-    # pings: payload -> (future or None for the keepalive, monotonic send time), oldest first
+    # pings: payload -> (future or None for the keepalive, monotonic send time), oldest first;
+    # None until the first ping
     cdef dict _pings
     cdef bytes _keepalive                   # the keepalive ping in flight, or None
     cdef int _timer

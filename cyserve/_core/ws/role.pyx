@@ -428,7 +428,8 @@ cdef class WebSocketRole:
             if self.state >= WS_CLOSED or stream.closing:
                 buf.consume(n)  # after the close frame (or a failure) nothing more is read
                 return 0
-            if self.state == WS_OPEN and len(self._queue) >= self._max_queue:
+            queue = self._queue
+            if self.state == WS_OPEN and queue is not None and len(queue) >= self._max_queue:
                 # The handler is not receiving: hold the peer back (TCP backpressure) with the
                 # rest left in the buffer, until receive() takes a message.
                 if not self._holding:
@@ -469,9 +470,14 @@ cdef class WebSocketRole:
                 return 0
             except _InvalidStateError:
                 pass
-        if self.state == WS_CLOSING and len(self._queue) >= self._max_queue:
+        queue = self._queue
+        if queue is None:
+            # Made on the first message that finds no receiver waiting: an idle connection, or
+            # one whose handler always waits first, never pays for it (a deque is 760 bytes).
+            queue = self._queue = _deque()
+        elif self.state == WS_CLOSING and len(queue) >= self._max_queue:
             return 0  # we are closing: the handler said it wants no more than it can queue
-        self._queue.append(message)
+        queue.append(message)
         return 0
 
     cdef int _on_pong(self, bytes payload) except -1:
@@ -479,7 +485,7 @@ cdef class WebSocketRole:
         # before that one too; an unsolicited pong answers nothing.
         cdef dict pings = self._pings
         cdef double now
-        if payload not in pings:
+        if pings is None or payload not in pings:
             return 0
         now = monotonic()
         while pings:
@@ -573,7 +579,7 @@ cdef class WebSocketRole:
                 waiter.set_exception(self._disconnect())
         pings = self._pings
         if pings:
-            self._pings = {}
+            self._pings = None
             for future, _ in pings.values():
                 if future is not None and not future.done():
                     future.set_exception(self._disconnect())
@@ -604,6 +610,8 @@ cdef class WebSocketRole:
     # ---------------------------------------------------------------- timers
     cdef int _keepalive_ping(self) except -1:
         cdef bytes payload = _urandom(4)
+        if self._pings is None:
+            self._pings = {}
         while payload in self._pings:
             payload = _urandom(4)
         self._keepalive = payload
@@ -748,6 +756,8 @@ cdef class WebSocketRole:
             raise self._disconnect()
         if PyBytes_GET_SIZE(payload) > 125:
             raise ValueError("a ping's payload is at most 125 bytes (RFC 6455 §5.5)")
+        if self._pings is None:
+            self._pings = {}
         if not payload:
             payload = _urandom(4)
             while payload in self._pings:
@@ -811,7 +821,7 @@ cdef class WebSocketRole:
     @property
     def queued(self):
         """Messages received and not yet taken by ``receive``."""
-        return len(self._queue)
+        return 0 if self._queue is None else len(self._queue)
 
     @property
     def reading_held(self):
@@ -843,8 +853,8 @@ cdef WebSocketRole attach_role(Stream stream, object limits, bint is_client, obj
     self._ping_interval_s = limits.ping_interval_s or 0.0
     self._ping_timeout_s = limits.ping_timeout_s or 0.0
     self._close_timeout_s = limits.close_timeout_s
-    self._queue = _deque()
-    self._pings = {}
+    self._queue = None     # made by the first message that has to wait (_deliver)
+    self._pings = None     # made by the first ping
     self._reason = ""
     self.state = WS_OPEN
     stream.switch(self, &_HOOKS)
