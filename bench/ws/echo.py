@@ -4,12 +4,12 @@
                             [--only cyserve,picows] [--modes 1conn,64conn] [--client auto]
                             [--json out.json]
 
-One load generator for every server in a mode, the cheapest there is for it, since its cost is in
-every server's figure alike: with ``1conn`` a blocking-socket client (``--client raw``: one send
-and one ``recv_into(MSG_WAITALL)`` per round trip, no event loop), with ``64conn`` picows' client
-(Cython, a callback per frame, no coroutine or future per message; it answers each echo as it
-arrives, so both cores work at once).  Neither offers permessage-deflate, so every server runs
-its uncompressed path.  Each connection keeps one binary message in flight: send, wait for the
+One load generator for every server, the cheapest there is, since its cost is in every server's
+figure alike: blocking sockets (``--client raw``: one send and one ``recv_into(MSG_WAITALL)`` per
+round trip, no event loop; 64 connections run as two halves in turn, so the server works on one
+while the client answers the other).  ``--client picows`` runs picows' client instead (Cython, a
+callback per frame), the load generator of the 2026-12-06 figures.  Neither offers
+permessage-deflate, so every server runs its uncompressed path.  Each connection keeps one binary message in flight: send, wait for the
 echo (its size checked, its bytes compared on the first echo and every 1000th), send again.
 
 Modes (bench/ws/README.md):
@@ -122,8 +122,7 @@ def raw_child(args: argparse.Namespace) -> None:
     (RFC 6455 §5.3's key is fixed here: the servers unmask every frame alike, whatever the key),
     each echo read whole with one ``recv_into(MSG_WAITALL)``.  Per round trip the client makes one
     send and one receive system call and runs a few lines of Python: no epoll, no callback, no
-    frame parser.  With several connections it runs them in lockstep: one message on each, then
-    every echo, so each still has one message in flight."""
+    frame parser."""
     import socket
 
     payload = bytes(i % 251 for i in range(args.size))
@@ -166,22 +165,40 @@ def raw_child(args: argparse.Namespace) -> None:
     recvs = [sock.recv_into for sock in socks]
     waitall = socket.MSG_WAITALL
 
-    def run_for(seconds: float) -> None:
+    def take(group: list[Any]) -> bool:
+        """Read one echo on each connection of ``group``; False once one was dropped."""
         nonlocal count, errors, dropped
+        for recv_into in group:
+            if recv_into(view, size, waitall) != size:
+                dropped += 1
+                return False
+            if not buf.startswith(head):
+                errors += 1
+            elif count % CHECK_EVERY == 0 and buf != expected:
+                errors += 1
+            count += 1
+        return True
+
+    # Several connections run as two halves in turn, so the server works on one half while this
+    # process reads and answers the other: send B, read A, send A, read B, ... (each connection
+    # still has one message in flight).  One connection: send, read.
+    half = len(socks) // 2
+    sends_a, recvs_a, sends_b, recvs_b = sends[:half], recvs[:half], sends[half:], recvs[half:]
+    for send in sends_a:
+        send(frame)
+
+    def run_for(seconds: float) -> None:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             for _ in range(100):  # the clock is read once per 100 rounds
-                for send in sends:
+                for send in sends_b:
                     send(frame)
-                for recv_into in recvs:
-                    if recv_into(view, size, waitall) != size:
-                        dropped += 1
-                        return
-                    if not buf.startswith(head):
-                        errors += 1
-                    elif count % CHECK_EVERY == 0 and buf != expected:
-                        errors += 1
-                    count += 1
+                if not take(recvs_a):
+                    return
+                for send in sends_a:
+                    send(frame)
+                if not take(recvs_b):
+                    return
 
     run_for(args.warmup)
     start_count, start_t, start_cpu = count, time.perf_counter(), _own_cpu_s()
@@ -216,28 +233,22 @@ class Sample:
     server_cpu_pct: float
     client_cpu_pct: float
     client_cpu_us: float  # the client's CPU time per round trip
-
-
-def client_for(mode: str, choice: str) -> str:
-    """``auto``: the blocking client where client and server share a core (the fewest system
-    calls per round trip), picows' where they do not (it answers each echo as it comes, so the
-    two cores work at once; the blocking client's lockstep leaves one idle while the other runs)."""
-    if choice != "auto":
-        return choice
-    return "raw" if mode == "1conn" else "picows"
+    other_cpu_pct: float  # CPU the rest of the machine used meanwhile (of 100 per CPU)
 
 
 def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
             client_core: int | None) -> Sample:
-    cmd = ["--port", str(server.port), "--client", client_for(mode, args.client), "--connections", str(MODES[mode]),
+    cmd = ["--port", str(server.port), "--client", args.client, "--connections", str(MODES[mode]),
            "--size", str(size),
            "--warmup", str(args.warmup), "--duration", str(args.duration)]
     with wsprocs.Client(Path(__file__), cmd, client_core, timeout_s=args.warmup + args.duration + 30) as client:
         first = client.read()
         assert first["phase"] == "start", first
         user_before, sys_before = wsprocs.cpu_split_s(server.pid)
+        busy_before = wsprocs.machine_busy_s()
         result = client.read()
         user_after, sys_after = wsprocs.cpu_split_s(server.pid)
+        busy = wsprocs.machine_busy_s() - busy_before
     cpu_s = user_after + sys_after - user_before - sys_before
     server.assert_alive()
     if result["errors"] or result["dropped"] or not result["round_trips"]:
@@ -249,13 +260,14 @@ def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
                   server_sys_us=(sys_after - sys_before) * 1e6 / result["round_trips"],
                   server_cpu_pct=100 * cpu_s / seconds,
                   client_cpu_pct=100 * result["client_cpu_s"] / seconds,
-                  client_cpu_us=result["client_cpu_s"] * 1e6 / result["round_trips"])
+                  client_cpu_us=result["client_cpu_s"] * 1e6 / result["round_trips"],
+                  other_cpu_pct=max(0.0, 100 * (busy - cpu_s - result["client_cpu_s"]) / seconds))
 
 
 def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -> dict[str, Any]:
     print("\n" + "  ".join(f"{k} {v}" for k, v in found.items()))
     print(f"\n{'scenario':<14}{'server':<12}{'req/s':>10}{'srv us/rt':>11}{'sys us/rt':>11}{'srv CPU%':>10}"
-          f"{'cli CPU%':>10}{'cli us/rt':>11}   req/s by round")
+          f"{'cli CPU%':>10}{'cli us/rt':>11}{'other%':>8}   req/s by round")
     out: dict[str, Any] = {}
     for scenario, by_server in results.items():
         out[scenario] = {}
@@ -265,7 +277,7 @@ def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -
             rounds = " ".join(f"{s.rps:,.0f}" for s in samples)
             print(f"{scenario:<14}{name:<12}{med['rps']:>10,.0f}{med['server_cpu_us']:>11.1f}"
                   f"{med['server_sys_us']:>11.1f}{med['server_cpu_pct']:>10.0f}{med['client_cpu_pct']:>10.0f}"
-                  f"{med['client_cpu_us']:>11.1f}   {rounds}")
+                  f"{med['client_cpu_us']:>11.1f}{med['other_cpu_pct']:>8.0f}   {rounds}")
     if any("cyserve" in by_server and len(by_server) > 1 for by_server in results.values()):
         print("\ncyserve/peer   req/s ratio (target)           server-CPU-per-round-trip ratio (<1: cheaper)")
         for scenario, by_server in results.items():
@@ -296,9 +308,8 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--only", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--client", choices=("auto", "raw", "picows"), default="auto",
-                        help="the load generator: blocking sockets (raw), picows' client, or auto: "
-                             "raw for 1conn, picows for 64conn (the cheaper for each; README.md)")
+    parser.add_argument("--client", choices=("raw", "picows"), default="raw",
+                        help="the load generator: blocking sockets (raw) or picows' client (README.md)")
     # The load generator itself (run by the driver, pinned):
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -335,7 +346,7 @@ def main() -> int:
                     print(f"round {round_no + 1}/{args.rounds} {mode}-{size}B {name:<11}{sample.rps:>10,.0f} rt/s  "
                           f"srv {sample.server_cpu_us:.1f} us/rt ({sample.server_sys_us:.1f} system), "
                           f"CPU {sample.server_cpu_pct:.0f}%  client {sample.client_cpu_us:.1f} us/rt, "
-                          f"CPU {sample.client_cpu_pct:.0f}%", flush=True)
+                          f"CPU {sample.client_cpu_pct:.0f}%  others {sample.other_cpu_pct:.0f}%", flush=True)
     signal.alarm(0)
     found = wsprocs.versions()
     out = report(results, found)

@@ -29,8 +29,8 @@ SERVERS = ("cyserve", "picows", "aiohttp", "websockets")
 for _name in SERVERS:
     procs.APPS[f"ws-{_name}"] = WS_DIR / "servers" / f"{_name}_server.py"
 
-__all__ = ["HOST", "SERVERS", "BenchError", "WsServer", "procs", "cpu_split_s", "raise_nofile", "Client",
-           "stdin_commands", "versions"]
+__all__ = ["HOST", "SERVERS", "BenchError", "WsServer", "procs", "cpu_split_s", "machine_busy_s", "raise_nofile",
+           "Client", "stdin_commands", "versions"]
 
 
 class WsServer(procs.Server):
@@ -82,6 +82,15 @@ def cpu_split_s(pid: int) -> tuple[float, float]:
     if fields is None:
         raise BenchError(f"process {pid} is gone")
     return int(fields[11]) / procs._CLK_TCK, int(fields[12]) / procs._CLK_TCK
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every process of the machine has used (all CPUs, /proc/stat): over a window,
+    minus the benchmark's own processes, what others took from it."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / procs._CLK_TCK   # up to steal; guest time is inside user
 
 
 def raise_nofile(needed: int) -> int:
