@@ -429,8 +429,9 @@ def broadcast(sockets: Iterable[WebSocketConnection], message: str | bytes) -> l
     sockets are passed over silently.  A client socket gets a frame of its own (each is masked
     with a fresh key, RFC 6455 §5.3).
 
-    The frames leave at the next loop turn, one write per socket for all the broadcasts made in
-    this turn (a publisher handling several queued messages costs each member one system call,
-    not one per message); a socket's own ``send`` in the same turn keeps its place after them."""
+    The frames leave two loop turns later, one write per socket for all the broadcasts made
+    until then (a publisher handling its queued messages, or the next one it is sent meanwhile,
+    costs each member one system call, not one per message); a socket's own ``send`` in between
+    keeps its place after them."""
     slow: list[WebSocketConnection] = broadcast_message(sockets, message)
     return slow

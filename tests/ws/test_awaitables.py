@@ -262,20 +262,23 @@ def test_a_cancelled_iteration_loses_no_message(run):
 
 
 # ---------------------------------------------------------------- broadcast
-def test_broadcasts_of_one_loop_turn_reach_a_member_in_one_write(run):
+def test_broadcasts_made_before_the_flush_reach_a_member_in_one_write(run):
     async def main():
         members = [Conn(), Conn()]
         sockets = [connection(c) for c in members]
         assert broadcast(sockets, "one") == []
         assert broadcast(sockets, b"two") == []
         await sockets[0].send("own")                  # after the broadcasts, in order
-        assert all(c.transport.chunks == [] for c in members)   # corked until the next turn
+        await asyncio.sleep(0)
+        assert all(c.transport.chunks == [] for c in members)   # still corked a turn later
+        broadcast(sockets, b"woken")                   # a publisher woken in that turn joins in
         await settle()
         for c in members:
             assert len(c.transport.chunks) == 1
         assert [(op, p) for op, _, _, p in members[0].written()] == [
-            (TEXT, b"one"), (BINARY, b"two"), (TEXT, b"own")]
-        assert [(op, p) for op, _, _, p in members[1].written()] == [(TEXT, b"one"), (BINARY, b"two")]
+            (TEXT, b"one"), (BINARY, b"two"), (TEXT, b"own"), (BINARY, b"woken")]
+        assert [(op, p) for op, _, _, p in members[1].written()] == [
+            (TEXT, b"one"), (BINARY, b"two"), (BINARY, b"woken")]
         broadcast(sockets, "three")
         await settle()
         assert [len(c.transport.chunks) for c in members] == [2, 2]

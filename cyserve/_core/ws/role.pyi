@@ -115,8 +115,8 @@ def connection_anext(ws: Any) -> Coroutine[Any, Any, str | bytes]:
 
 def broadcast_message(sockets: Iterable[Any], message: str | bytes) -> list[Any]:
     """``cyserve.websocket.broadcast``: one frame to every open socket below its write high
-    water, corked and written at the next loop turn (one write per socket for every broadcast
-    of that turn); returns the sockets skipped as slow."""
+    water, corked and written two loop turns later (one write per socket for every broadcast
+    made until then); returns the sockets skipped as slow."""
 
 def encode_message(message: str | bytes | bytearray | memoryview, mask: bool = ...) -> bytes:
     """One whole, uncompressed frame of ``message`` (text for ``str``), masked with a fresh key

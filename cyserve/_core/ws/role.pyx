@@ -913,10 +913,12 @@ def broadcast_message(sockets, message):
     masked per connection) to every open socket of ``sockets`` not above its write high water;
     returns those that are, skips closed ones.
 
-    The frames are corked into each member's outbox and leave at the next loop turn in one write
-    per member (``_uncork``): broadcasts made in the same turn (a publisher's queued messages)
-    reach a member in one system call, and the publisher's own replies are not held behind a
-    thousand writes."""
+    The frames are corked into each member's outbox and leave two loop turns later in one write
+    per member (``_uncork``, ``_flush``): the broadcasts made until then (a publisher's queued
+    messages, and the next one it was sent meanwhile) reach a member in one system call, and the
+    publisher's own replies are not held behind a thousand writes.  A fan-out's cost is mostly
+    the kernel's, per write (bench/ws/README.md: 1,000 members, 190,860 -> 441,534 deliveries/s
+    on one core when a publisher keeps two messages in flight)."""
     cdef bytes frame = encode_message(message)
     cdef WebSocketRole role
     cdef Outbox outbox
@@ -946,13 +948,20 @@ def broadcast_message(sockets, message):
             loop = role._loop
         outbox.send(encode_message(message, True) if role.is_client else frame)
     if corked:
-        loop.call_soon(_uncork, corked)
+        loop.call_soon(_uncork, corked, loop)
     return slow
 
 
-def _uncork(list outboxes):
-    """What ``broadcast_message`` corked leaves, one write per connection (nothing for one that
-    closed meanwhile: its outbox flushed or dropped its queue then)."""
+def _uncork(list outboxes, loop):
+    """Hand ``broadcast_message``'s corked outboxes to ``_flush`` one loop turn later: a callback
+    scheduled now runs after the handlers the last poll woke, so a publisher that was sent its
+    next message meanwhile broadcasts it into the same writes."""
+    loop.call_soon(_flush, outboxes)
+
+
+def _flush(list outboxes):
+    """One write per connection of what broadcasts queued (nothing for one that closed
+    meanwhile: its outbox flushed or dropped its queue then)."""
     cdef Outbox outbox
     for outbox in outboxes:
         outbox.uncork()
