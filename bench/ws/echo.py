@@ -266,20 +266,26 @@ def measure(server: WsServer, mode: str, size: int, args: argparse.Namespace,
                   other_cpu_pct=max(0.0, 100 * (busy - cpu_s - result["client_cpu_s"]) / seconds))
 
 
-def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str]) -> dict[str, Any]:
+def report(results: dict[str, dict[str, list[Sample]]], found: dict[str, str], max_other: float) -> dict[str, Any]:
+    """Medians over the rounds no other process disturbed (``other%`` at most ``max_other``);
+    over every round, marked ``*``, where none was clean.  Contaminated rounds show in brackets."""
     print("\n" + "  ".join(f"{k} {v}" for k, v in found.items()))
     print(f"\n{'scenario':<14}{'server':<12}{'req/s':>10}{'srv us/rt':>11}{'sys us/rt':>11}{'srv CPU%':>10}"
-          f"{'cli CPU%':>10}{'cli us/rt':>11}{'other%':>8}   req/s by round")
+          f"{'cli CPU%':>10}{'cli us/rt':>11}{'other%':>8}   req/s by round ([...]: others took > {max_other:g}%)")
     out: dict[str, Any] = {}
     for scenario, by_server in results.items():
         out[scenario] = {}
         for name, samples in by_server.items():
-            med = {field: statistics.median(getattr(s, field) for s in samples) for field in Sample.__dataclass_fields__}
-            out[scenario][name] = {"median": med, "rounds": [asdict(s) for s in samples]}
-            rounds = " ".join(f"{s.rps:,.0f}" for s in samples)
+            clean = [s for s in samples if s.other_cpu_pct <= max_other]
+            used = clean or samples
+            med = {field: statistics.median(getattr(s, field) for s in used) for field in Sample.__dataclass_fields__}
+            out[scenario][name] = {"median": med, "clean_rounds": len(clean), "rounds": [asdict(s) for s in samples]}
+            rounds = " ".join(f"{s.rps:,.0f}" if s.other_cpu_pct <= max_other else f"[{s.rps:,.0f}]"
+                              for s in samples)
+            mark = "" if clean else "*"
             print(f"{scenario:<14}{name:<12}{med['rps']:>10,.0f}{med['server_cpu_us']:>11.1f}"
                   f"{med['server_sys_us']:>11.1f}{med['server_cpu_pct']:>10.0f}{med['client_cpu_pct']:>10.0f}"
-                  f"{med['client_cpu_us']:>11.1f}{med['other_cpu_pct']:>8.0f}   {rounds}")
+                  f"{med['client_cpu_us']:>11.1f}{med['other_cpu_pct']:>8.0f}{mark:1}  {rounds}")
     if any("cyserve" in by_server and len(by_server) > 1 for by_server in results.values()):
         print("\ncyserve/peer   req/s ratio (target)           server-CPU-per-round-trip ratio (<1: cheaper)")
         for scenario, by_server in results.items():
@@ -320,7 +326,15 @@ def main() -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report", metavar="JSON", help="print the report of a run saved with --json, and exit")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        again = {scenario: {name: [Sample(**r) for r in data["rounds"]] for name, data in by_server.items()
+                            if not name.startswith("ratio_")}
+                 for scenario, by_server in saved["results"].items()}
+        report(again, saved["versions"], saved["config"].get("max_other", args.max_other))
+        return 0
     if args.child:
         (raw_child if args.client == "raw" else child)(args)
         return 0
@@ -360,9 +374,10 @@ def main() -> int:
                     results[f"{mode}-{size}B"][name].append(sample)
     signal.alarm(0)
     found = wsprocs.versions()
-    out = report(results, found)
+    out = report(results, found, args.max_other)
     if args.json:
-        config = {"command": " ".join(sys.argv), "client": args.client, "duration_s": args.duration, "warmup_s": args.warmup,
+        config = {"command": " ".join(sys.argv), "client": args.client, "max_other": args.max_other,
+                  "duration_s": args.duration, "warmup_s": args.warmup,
                   "rounds": args.rounds, "server_cpu": server_core, "client_cpu_64conn": other_core}
         Path(args.json).write_text(json.dumps({"versions": found, "config": config, "results": out}, indent=2))
         print(f"\nwrote {args.json}")
