@@ -15,21 +15,7 @@ from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 from cyserve.server.listen import bind
 
-from tests.server.processes import BASIC, LOOPS, launch
-
-
-@pytest.fixture
-def started(tmp_path: Path):
-    servers = []
-
-    def start(options: dict, **kwargs):
-        server = launch(tmp_path, options, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+from tests.server.processes import BASIC, LOOPS
 
 
 @pytest.fixture

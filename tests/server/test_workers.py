@@ -26,21 +26,6 @@ from cyserve.server.workers import EXIT_FORCED, EXIT_STARTUP_FAILURE, worker_cou
 from tests.server.processes import BASIC, LOOPS, ROOT, Load, Server, launch, process_state
 
 
-@pytest.fixture
-def started(tmp_path: Path):
-    """``started(options)`` launches a server; every one is ended after the test."""
-    servers = []
-
-    def start(options: dict, **kwargs):
-        server = launch(tmp_path, options, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def in_flight(server, path: str) -> tuple[threading.Thread, dict]:
     """GET ``path`` from a thread; the outcome lands in the returned dict."""
     outcome: dict = {}
