@@ -10,7 +10,7 @@ from typing import Union
 
 __all__ = ["Limits", "Timeouts", "WaterMarks", "ServerConfig", "ClientLimits", "ClientTimeouts",
            "TimeoutArg", "to_timeouts", "Retries", "to_retries", "IDEMPOTENT_METHODS",
-           "WebSocketLimits", "RunConfig"]
+           "WebSocketLimits", "PushLimits", "RunConfig"]
 
 
 @dataclass(frozen=True)
@@ -308,6 +308,60 @@ class WebSocketLimits:
             raise ValueError(f"WebSocketLimits.compression_level must be 1..9, got {self.compression_level}")
         if self.compression_min_bytes < 0:
             raise ValueError("WebSocketLimits.compression_min_bytes must be >= 0")
+
+
+@dataclass(frozen=True)
+class PushLimits:
+    """A push hub's limits and timers (docs/push-protocol.md §8, §10, §11; ``Hub(limits=...)``).
+
+    ``max_frame_bytes`` bounds a frame both ways (64 B..1 GiB; a bigger publish fails at the
+    sender).  ``heartbeat_s``: each side pings after this long without sending; ``idle_timeout_s``:
+    a peer silent this long is closed with ``idle_timeout``; ``hello_timeout_s``: the HELLO must
+    be complete by then.  A session outlives its connection by ``resume_window_s`` and keeps its
+    latest pushes (``resume_history_count`` of them, ``resume_history_bytes`` at most) for a
+    resume.  ``queue_bytes``: a connection's unsent bytes (at its outbox) past which
+    ``slow_consumer`` applies to that client alone: ``"disconnect"`` (close ``slow_consumer``, the
+    session stays resumable) or ``"drop_oldest"`` (the oldest queued pushes go, a GAP says so).
+    ``close_timeout_s`` bounds the wait for a CLOSE to flush.  ``max_connections`` per hub and
+    process (REFUSE ``server_full`` past it); ``max_groups_per_client`` (a join past it raises).
+    ``max_calls_in_flight``: a client's concurrent CALLs; past it reading pauses until one ends.
+    """
+
+    max_frame_bytes: int = 1024 * 1024
+    heartbeat_s: float = 20.0
+    idle_timeout_s: float = 50.0
+    hello_timeout_s: float = 10.0
+    resume_window_s: float = 60.0
+    resume_history_count: int = 1000
+    resume_history_bytes: int = 1024 * 1024
+    queue_bytes: int = 1024 * 1024
+    slow_consumer: str = "disconnect"
+    close_timeout_s: float = 5.0
+    max_connections: int = 10_000
+    max_groups_per_client: int = 100
+    max_calls_in_flight: int = 16
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.max_frame_bytes <= 1 << 30:
+            raise ValueError(f"PushLimits.max_frame_bytes must be 64..2**30, got {self.max_frame_bytes}")
+        for name in ("heartbeat_s", "idle_timeout_s", "hello_timeout_s", "close_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PushLimits.{name} must be positive, got {getattr(self, name)}")
+        if self.idle_timeout_s <= self.heartbeat_s:
+            raise ValueError("PushLimits.idle_timeout_s must be longer than heartbeat_s "
+                             f"(got {self.idle_timeout_s} <= {self.heartbeat_s}): a live peer "
+                             "would be closed between two heartbeats")
+        if self.resume_window_s < 0:
+            raise ValueError(f"PushLimits.resume_window_s must be >= 0, got {self.resume_window_s}")
+        for name in ("resume_history_count", "resume_history_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PushLimits.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("queue_bytes", "max_connections", "max_groups_per_client", "max_calls_in_flight"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PushLimits.{name} must be positive, got {getattr(self, name)}")
+        if self.slow_consumer not in ("disconnect", "drop_oldest"):
+            raise ValueError("PushLimits.slow_consumer must be 'disconnect' or 'drop_oldest', "
+                             f"got {self.slow_consumer!r}")
 
 
 # ---------------------------------------------------------------------- running a server process

@@ -66,6 +66,11 @@ __all__ = [
     "WebSocketError",
     "WebSocketDisconnect",
     "PushError",
+    "PushDenied",
+    "PushClosed",
+    "PushRefused",
+    "PushCallError",
+    "BrokerUnavailable",
     "StartupError",
 ]
 
@@ -299,6 +304,61 @@ class WebSocketDisconnect(WebSocketError):
 
 class PushError(CyserveError):
     """Root of the long-lived connection (SSE, WebSocket, TCP push) errors."""
+
+
+class PushDenied(PushError):
+    """Raised by a push hub's ``on_connect`` hook to refuse a client (REFUSE ``unauthorized``),
+    or by a command handler to answer its CALL with ERROR ``code`` (default ``denied``) and
+    ``text`` — the only exception whose words reach the client."""
+
+    def __init__(self, text: str = "", code: str = "") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+class PushClosed(PushError):
+    """A push connection or session is closed: ``code`` is the close code (docs/push-protocol.md
+    §9), ``text`` the peer's words.  Raised by a client's ``call``/iteration once it gave up, and
+    by the hub for a client that is gone."""
+
+    def __init__(self, code: str = "going_away", text: str = "") -> None:
+        super().__init__(code, text)
+        self.code = code
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"push connection closed: {self.code}" + (f" ({self.text})" if self.text else "")
+
+
+class PushRefused(PushError):
+    """The server refused the client's HELLO (REFUSE ``code``: ``unauthorized``, ``server_full``...)."""
+
+    def __init__(self, code: str, text: str = "") -> None:
+        super().__init__(code, text)
+        self.code = code
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"push server refused the connection: {self.code}" + (f" ({self.text})" if self.text else "")
+
+
+class PushCallError(PushError):
+    """A CALL was answered with ERROR ``code`` (``unknown_command``, ``bad_payload``,
+    ``handler_error`` or the application's own) and ``text``."""
+
+    def __init__(self, code: str, text: str = "") -> None:
+        super().__init__(code, text)
+        self.code = code
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"push call failed: {self.code}" + (f" ({self.text})" if self.text else "")
+
+
+class BrokerUnavailable(PushError):
+    """A message could not be handed to the broker (Redis unreachable past the publish buffer's
+    bound or its wait): it was not sent, and says so rather than being dropped."""
 
 
 class StartupError(CyserveError):
