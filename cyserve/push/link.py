@@ -29,6 +29,10 @@ class LinkHandler(Protocol):
     def link_idle(self) -> None:
         """No byte arrived for the seconds of the last ``expect_idle``."""
 
+    def link_drained(self) -> None:
+        """The transport's write buffer fell below its low water mark after it had passed the
+        high one (``resume_writing``): pushes the handler held back may go now."""
+
     def link_shutdown(self, abort: bool) -> None:
         """The server stops: ``abort`` False = say CLOSE ``going_away`` and close; True = drop."""
 
