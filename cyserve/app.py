@@ -135,6 +135,8 @@ class App(MethodShortcuts):
         # The global chain (hooks and app.use) around _routed, composed by _freeze; None without any.
         self._outer: Handler | None = None
         self._frozen = False
+        #: The push hubs served with this app (``App.push``), as ``cyserve.push.mount.PushMount``.
+        self.push_mounts: list[Any] = []
         if lifespan is not None:
             self.lifespan(lifespan)
 
@@ -293,6 +295,18 @@ class App(MethodShortcuts):
     async def shutdown(self) -> None:
         """Run the shutdown (``Server.shutdown()`` calls this after the connections closed)."""
         await self.lifecycle.stop(self.config.timeouts.shutdown_s)
+
+    def push(self, hub: Any, *, port: int | None = None, host: str = "127.0.0.1",
+             websocket: str | None = None, ssl: Any = None, reuse_port: bool | None = None) -> Any:
+        """Serve a push ``hub`` (``cyserve.push.Hub``) with this app: a TCP listener on ``host``
+        and ``port`` (0: any free port; the returned ``PushMount``'s ``address`` says which once
+        the app started) and/or a WebSocket endpoint
+        at the path ``websocket``.  The hub starts with the app and is told to close its
+        connections (``going_away``) when the server begins draining.  See
+        ``cyserve.push.mount``."""
+        from cyserve.push.mount import mount
+        return mount(self, hub, port=port, host=host, websocket=websocket, ssl=ssl,
+                     reuse_port=reuse_port)
 
     def static(self, prefix: str, directory: str, **options: Any) -> Any:
         """Serve the files under ``directory`` at ``prefix`` (``app.static("/assets", "site/")``).

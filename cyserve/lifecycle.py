@@ -185,6 +185,11 @@ class Lifecycle:
         cleanly.  A new event each time the app starts: read it after startup."""
         return self._draining
 
+    @property
+    def drain_deadline(self) -> float | None:
+        """The loop time a drain in progress must be over by; None when not draining."""
+        return self._drain_deadline
+
     def begin_drain(self, deadline: float) -> None:
         """The serving server stopped accepting and must be done by ``deadline`` (loop time):
         set ``draining``; background tasks get no later than the deadline (``stop``)."""

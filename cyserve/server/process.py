@@ -29,7 +29,7 @@ from cyserve.errors import StartupError
 from cyserve.server.listen import Listener, bind
 from cyserve.server.serve import Server, serve
 
-__all__ = ["serve_here", "worker_main", "new_event_loop", "loop_factory",
+__all__ = ["serve_here", "worker_main", "in_worker", "new_event_loop", "loop_factory",
            "report_startup_failure", "say", "exit_now", "EXIT_STARTUP_FAILURE", "EXIT_FORCED"]
 
 EXIT_STARTUP_FAILURE = 3
@@ -71,6 +71,15 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
             raise StartupError(f"--loop {name}: not a callable loop factory")
         return factory  # type: ignore[no-any-return]
     raise StartupError(f"--loop {name}: expected auto, uvloop, asyncio, none or module:factory")
+
+
+_in_worker = False  # set in a process the supervisor forked (worker_main)
+
+
+def in_worker() -> bool:
+    """True in a worker process of the ``cyserve`` supervisor: its siblings serve the same
+    ports (an App's own extra listener, such as a push port, needs ``SO_REUSEPORT`` there)."""
+    return _in_worker
 
 
 # ---------------------------------------------------------------------- one process
@@ -307,6 +316,8 @@ def _grace_s(app: Any, config: RunConfig) -> float:
 def worker_main(config: RunConfig, app: Any, listener: Listener,
                  ssl: ssl_module.SSLContext | None, fd: int, parent: int) -> int:
     """A forked worker's life; its exit status."""
+    global _in_worker
+    _in_worker = True
     if config.reload:
         # Import the edited files, not bytecode cached from them: a .pyc is trusted when the
         # source's mtime (whole seconds) and size match, which an edit within the same second
