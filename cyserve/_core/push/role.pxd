@@ -13,8 +13,10 @@ is held, what is buffered is dropped; the handler's lingering ``close`` reads an
 Before ``start`` the first frame is kept and reading is held, so what waits for the handler is
 one frame plus at most one buffer of bytes.  The decoder keeps a frame split across reads itself
 (at most ``max_frame_bytes``), so the receive buffer never has to hold a whole frame: it grows
-(doubling, to ``recv_max``) while reads fill it, and is given back after a pass that did not
-fill it, so an idle connection holds no receive buffer at all.
+(fourfold, to ``recv_max``) while reads fill it, and is given back after a pass that did not
+fill it, so an idle connection holds no receive buffer at all.  (uvloop holds a view of the
+buffer while the pass runs, so a resize then happens a loop turn later, in the listener's turn
+callback.)
 
 Output: writes outside a read pass (the hub's fan-out, its timers, a reply computed later) cork
 the outbox and leave together two loop turns later (``PushListener`` flushes every corked
@@ -50,10 +52,14 @@ cdef class PushListener:
     cdef readonly Py_ssize_t recv_initial, recv_max
     cdef readonly double write_timeout_s
     cdef list _corked                   # PushRoles whose outbox this listener corked this turn
-    cdef bint _scheduled                # the flush of ``_corked`` is scheduled
+    cdef list _refits                   # PushRoles whose receive buffer wants another size
+    cdef bint _scheduled                # the next turn's callback is scheduled
 
-    # Cork ``role``'s outbox until the listener's next flush.
+    # Cork ``role``'s outbox until the listener's flush two turns on.
     cdef int cork(self, PushRole role) except -1
+    # ``role._refit()`` on the next turn.
+    cdef int refit(self, PushRole role) except -1
+    cdef int _refit_all(self, list roles) except -1
     cdef int _flush(self, list roles) except -1
 
 
@@ -68,11 +74,15 @@ cdef class PushRole:
     cdef bint _lost
     cdef bint _sent                     # anything sent since take_sent()
     cdef bint _drain_watch              # a callback waits on the outbox's drain (link_drained)
+    cdef bint _fit_pending              # in the listener's refits
+    cdef int _fit                       # what the receive buffer needs (FIT_* in role.pyx)
 
     # The data hook: decode what the buffer holds, report it.
     cdef int _process(self) except -1
     # Grow the receive buffer after a read that filled it; give it back after one that did not.
+    # uvloop exports the buffer to the read during the pass: a resize waits for ``_refit``.
     cdef int _fit_buffer(self, bint filled) except -1
+    cdef int _refit(self) except -1
     # One piece of output through the outbox (corked until the next flush outside a pass).
     cdef int _write(self, bytes data) except -1
     # Watch for resume_writing (the drain future) while the outbox is paused.

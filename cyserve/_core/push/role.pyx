@@ -22,6 +22,12 @@ from cyserve.errors import Disconnected
 cdef enum:
     _LINGER_SLACK = 65536
 
+# What a pass asks of the receive buffer, a turn later when uvloop held it during the pass.
+cdef enum:
+    FIT_NONE = 0
+    FIT_GROW = 1
+    FIT_RELEASE = 2
+
 # recv_initial: a HELLO, a CALL or a PING fits; 10,000 idle connections hold none (the block is
 # given back after each pass that did not fill it).  recv_max: reads of big frames or bursts of
 # calls grow to this; a frame larger than it is assembled by the decoder (max_frame_bytes).
@@ -124,7 +130,20 @@ cdef class PushListener:
         self._corked.append(role)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(_uncork, self)
+            self._loop.call_soon(_turn, self)
+        return 0
+
+    cdef int refit(self, PushRole role) except -1:
+        self._refits.append(role)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(_turn, self)
+        return 0
+
+    cdef int _refit_all(self, list roles) except -1:
+        cdef PushRole role
+        for role in roles:
+            role._refit()
         return 0
 
     cdef int _flush(self, list roles) except -1:
@@ -140,15 +159,21 @@ cdef class PushListener:
         return 0
 
 
-def _uncork(PushListener listener):
-    """Hand the corked connections of this turn to ``_flush`` one loop turn later: a callback
-    scheduled now runs after the handlers the last poll woke, so a publisher that was sent its
-    next message meanwhile pushes it into the same writes (as ``cyserve._core.ws.role``'s
-    broadcast)."""
-    roles = listener._corked
-    listener._corked = []
+def _turn(PushListener listener):
+    """A turn after connections corked or read: resize the receive buffers that asked for it
+    (none is exported to the loop now), and hand the corked outboxes to ``_flush`` one more
+    turn later: a callback scheduled now runs after the handlers the last poll woke, so a
+    publisher that was sent its next message meanwhile pushes it into the same writes (as
+    ``cyserve._core.ws.role``'s broadcast)."""
+    corked = listener._corked
+    refits = listener._refits
     listener._scheduled = False
-    listener._loop.call_soon(_flush, listener, roles)
+    if refits:
+        listener._refits = []
+        listener._refit_all(refits)
+    if corked:
+        listener._corked = []
+        listener._loop.call_soon(_flush, listener, corked)
 
 
 def _flush(PushListener listener, list roles):
@@ -188,6 +213,7 @@ def push_listener(loop, on_link, *, Py_ssize_t max_frame_bytes, Py_ssize_t write
     self.recv_max = recv_max
     self.write_timeout_s = write_timeout_s
     self._corked = []
+    self._refits = []
     self._scheduled = False
     return self
 
@@ -263,15 +289,41 @@ cdef class PushRole:
 
     cdef int _fit_buffer(self, bint filled) except -1:
         cdef ReceiveBuffer buf = self.stream.buffer
+        cdef int fit = FIT_NONE
         if buf.size():
             return 0    # held bytes stay where they are
         if filled:
             if buf.capacity < buf.max_capacity:
-                buf.reserve(buf.capacity * 2)
-        else:
-            # Nothing waits: the next read allocates recv_initial bytes afresh.  An idle
-            # connection keeps no receive buffer (docs: <= 8 KiB per idle connection).
+                fit = FIT_GROW
+        elif buf.capacity:
+            # Nothing waits: give the block back (the next read allocates recv_initial bytes
+            # afresh), so an idle connection keeps no receive buffer.  uvloop still holds the
+            # read's view of it during the pass: then a turn later.
             buf.release()
+            if buf.capacity:
+                fit = FIT_RELEASE
+        if fit != FIT_NONE:
+            self._fit = fit
+            if not self._fit_pending:
+                self._fit_pending = True
+                self._listener.refit(self)
+        return 0
+
+    cdef int _refit(self) except -1:
+        cdef ReceiveBuffer buf = self.stream.buffer
+        cdef int fit = self._fit
+        self._fit_pending = False
+        self._fit = FIT_NONE
+        if self.stream.lost or buf.size():
+            return 0
+        if fit == FIT_GROW:
+            # Reads filled it: the next one gets four times the room (at most recv_max).
+            try:
+                buf.reserve(max(buf.capacity, self._listener.recv_initial) * 4)
+            except BufferError:
+                pass    # a TLS read holds a view of it still: it stays the size it is
+        elif fit == FIT_RELEASE:
+            buf.release()   # (a no-op while a view is held)
         return 0
 
     # ---------------------------------------------------------------- output
