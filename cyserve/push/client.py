@@ -199,8 +199,8 @@ class _TcpWire(asyncio.Protocol):
 
     # asyncio's callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport is not an asyncio.Transport subclass; it has the same methods.
+        self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self._conn.received(data)
@@ -674,14 +674,10 @@ class PushClient:
         self._loop = asyncio.get_running_loop()
         self._settled = asyncio.Event()
         try:
-            conn = await self._attempt()
+            await self._attempt()   # its WELCOME made the client OPEN (_welcomed)
         except BaseException:
-            self._state = _CLOSED
-            await self._close_http()
+            await self._shut(graceful=False)
             raise
-        self._state = _OPEN
-        self._conn = conn
-        self._settled.set()
 
     async def close(self) -> None:
         """End the session (§9): CLOSE ``normal``, wait for the server's answer (at most
@@ -732,6 +728,11 @@ class PushClient:
         except asyncio.TimeoutError:
             conn.abort()
             await conn.wire.wait_gone()
+        except asyncio.CancelledError:
+            # A reconnect cancelled by close(): close() buries it instead.
+            if self._dead is None:
+                self._dead = conn
+            raise
 
     async def _close_http(self) -> None:
         http, self._http = self._http, None
@@ -739,8 +740,9 @@ class PushClient:
             await http.aclose()
 
     # ------------------------------------------------------------------ connecting
-    async def _attempt(self) -> _Connection:
-        """One connection up to WELCOME (within ``connect_timeout_s``), or its failure."""
+    async def _attempt(self) -> None:
+        """One connection up to WELCOME (within ``connect_timeout_s``), or its failure.  The
+        WELCOME itself makes the client OPEN (``_welcomed``), in the read that brought it."""
         conn = _Connection(self, self._framing, self._limits.max_frame_bytes)
         hello: dict[str, Any] = {"codec": self._codec.name, "credentials": self._credentials}
         if self._resume_token is not None:
@@ -752,12 +754,11 @@ class PushClient:
                 conn.wire = await self._open_wire(conn)
                 conn.send(KIND_HELLO, 0, VERSION, hello)
                 await conn.ready
-            if conn.ended is not None:
-                # It ended in the same read as its WELCOME: a failed attempt, not a session up.
-                raise conn.ended
         except BaseException:
-            if self._conn is conn:
-                self._conn = None
+            if conn.state != _C_HELLO and conn.state != _C_DONE:
+                # Cancelled after its WELCOME was taken: the connection is the session's now,
+                # and whoever cancelled (close()) closes it.
+                raise
             if conn.state != _C_DONE:
                 conn.state = _C_DONE
                 if conn.wire is not None:
@@ -765,7 +766,6 @@ class PushClient:
             if conn.wire is not None:
                 await asyncio.shield(conn.wire.wait_gone())
             raise
-        return conn
 
     async def _open_wire(self, conn: _Connection) -> _Wire:
         loop = asyncio.get_running_loop()
@@ -822,9 +822,14 @@ class PushClient:
         return ""
 
     def _welcomed(self, conn: _Connection, welcome: dict[str, Any]) -> None:
-        """A WELCOME (checked by ``_check_welcome``) arrived on ``conn``: the session takes it."""
+        """A WELCOME (checked by ``_check_welcome``) arrived on ``conn``: the session takes it,
+        and the client is OPEN from here, so that the frames after it in the same read (a CLOSE,
+        a violation) end this connection as any other."""
         if self._state in (_NEW, _RECONNECTING):
             self._conn = conn
+            self._state = _OPEN
+            assert self._settled is not None
+            self._settled.set()
         old = self._client_id
         self._welcome = welcome
         self._client_id = welcome["client_id"]
@@ -872,7 +877,7 @@ class PushClient:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0) if attempt else random.uniform(0, delay))
             attempt += 1
             try:
-                conn = await self._attempt()
+                await self._attempt()   # its WELCOME made the client OPEN (_welcomed)
             except PushRefused as exc:
                 if exc.code in _FINAL_REFUSE:
                     self._fail(exc)
@@ -888,11 +893,8 @@ class PushClient:
                 # and the WebSocket handshake's failures (ClientError).
                 error = exc
             else:
-                self._reconnector = None
-                self._conn = conn
-                self._state = _OPEN
-                assert self._settled is not None
-                self._settled.set()
+                if self._reconnector is asyncio.current_task():
+                    self._reconnector = None
                 _log.info("push connection to %s %s after %d attempt(s)", self._url,
                           "resumed" if self.resumed else "opened a new session", attempt)
                 return

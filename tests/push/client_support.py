@@ -19,7 +19,7 @@ import orjson
 
 from cyserve import App, WebSocket
 from cyserve._core.push.frames import (
-    FRAMING_BINARY, FRAMING_WS_BINARY, FRAMING_WS_TEXT, KIND_HELLO,
+    FRAMING_BINARY, FRAMING_WS_BINARY, FRAMING_WS_TEXT, KIND_CLOSE, KIND_HELLO,
     KIND_NAMES, KIND_REFUSE, KIND_WELCOME, VERSION, Frame, FrameDecoder, Violation, encode,
 )
 from cyserve.errors import WebSocketDisconnect
@@ -154,11 +154,17 @@ class Peer:
         return frame
 
     async def closed(self, timeout_s: float = 5.0) -> list[Frame]:
-        """Wait until the client closes the connection; the frames it sent before."""
+        """Wait until the client closes the connection; the frames it sent before.  A CLOSE
+        ``normal`` from the client is answered as a server does (§9: CLOSE ``normal``, then the
+        connection is closed)."""
         frames = []
         try:
             while True:
-                frames.append(await self.recv(timeout_s))
+                frame = await self.recv(timeout_s)
+                frames.append(frame)
+                if frame.kind == KIND_CLOSE and frame.name == "normal":
+                    self.send(KIND_CLOSE, 0, "normal", "")
+                    await self.io.finish()
         except PeerClosed:
             return frames
 
