@@ -1,0 +1,1013 @@
+"""The push hub: sessions with client ids, groups, push-to-one, publish and broadcast, commands,
+across the nodes of a deployment through a broker (docs/push-protocol.md §6-§9).
+
+::
+
+    hub = Hub()                                   # in-process; Hub(broker=RedisBroker(url)) across hosts
+
+    @hub.on_connect
+    async def auth(conn, credentials):           # raise PushDenied to refuse; return the identity
+        ...
+
+    @hub.command("chat.send")
+    async def chat_send(conn, data):
+        await hub.publish("room:" + data["room"], {"from": conn.client_id, "text": data["text"]})
+        return {"ok": True}
+
+One owner per fact: the hub owns sessions (``cyserve.push.session``), groups, routing and the
+lifecycle; each ``Connection`` owns one connection's protocol state; each link owns its bytes.
+
+Across nodes (design decisions 1, 2 and 4 of issue 11): every node subscribes to ``all`` and
+``n:<its node id>``, and to ``g:<group>`` while it holds members of the group (connected, or
+detached within their resume window).  A publish is one broker message, whatever the number of
+members; each node fans it out to its own members with one ``PushTemplate`` per framing and
+codec in use.  Requests about one client (send, join, leave, disconnect, online, a resume's
+handover) go to the node holding it (``broker.locate``) over ``n:<node>``, and each waits for
+its reply a bounded time.  Sequence numbers and the resume history are the holding node's; a
+resume landing on another node moves the session there (``_handover``).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections import deque
+from dataclasses import replace
+from typing import Any, Awaitable, Callable, Coroutine, Final, Iterable, TypeVar
+
+from cyserve._core.push.frames import FLAG_ACK_REQUESTED
+from cyserve.config import PushLimits
+from cyserve.errors import BrokerUnavailable, PushClosed, PushDenied
+from cyserve.push.broker import Broker, LocalBroker
+from cyserve.push.codecs import Codec, codec, pack, unpack
+from cyserve.push.connection import Connection
+from cyserve.push.link import Link
+from cyserve.push.session import (
+    Gap, Message, Session, envelope, open_envelope, pack_fields, unpack_fields,
+)
+
+__all__ = ["Hub", "PUSH_SUBPROTOCOL"]
+
+_log = logging.getLogger("cyserve.push")
+
+#: The WebSocket subprotocol a push client may offer (§13).
+PUSH_SUBPROTOCOL: Final = "cyserve-push.1"
+
+# Envelope tags: printable, so a message read in redis-cli says what it is.
+_T_PUBLISH: Final = 0x50     # "P": g:<group>   [mid, group, exclude, packed value]
+_T_BROADCAST: Final = 0x41   # "A": all         [mid, exclude, packed value]
+_T_REQUEST: Final = 0x51     # "Q": n:<node>    [reply node, request id, op, args...]
+_T_REPLY: Final = 0x52       # "R": n:<node>    [request id, results...]
+
+# A request to another node (send, join, ...) waits this long for the reply before it counts
+# as unanswered (the node is gone, or the broker lost the message).
+_ROUTE_TIMEOUT_S: Final = 5.0
+# A resume token's entry in the broker's directory outlives a long connection this long; the
+# session, not the entry, decides whether a resume works (a stale entry finds no session).
+_TOKEN_TTL_S: Final = 86400.0
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = range(4)
+
+_T = TypeVar("_T")
+Handler = Callable[[Connection, Any], Awaitable[Any]]
+
+
+def check_name(name: str, what: str = "a group name") -> None:
+    """§3.3: 1..255 bytes of UTF-8 without C0 controls or DEL (ValueError otherwise)."""
+    if type(name) is not str:
+        raise TypeError(f"{what} is a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError(f"{what} cannot be empty")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid UTF-8 (no lone surrogates)") from None
+    if size > 255:
+        raise ValueError(f"{what} is at most 255 UTF-8 bytes, got {size}")
+    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+        raise ValueError(f"{what} cannot hold control characters (§3.3)")
+
+
+class _Group:
+    """This node's members of one group, and its subscription to ``g:<name>``: held while it
+    has members or a resume being handed over here holds it (``holds``)."""
+
+    __slots__ = ("name", "members", "holds", "subscribed", "lock")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: set[Session] = set()
+        self.holds = 0
+        self.subscribed = False
+        self.lock: asyncio.Lock | None = None
+
+
+class _Incoming:
+    """A session being handed over to this node: the groups its old node named, and what this
+    node received for it since it subscribed to them, delivered once the session is here."""
+
+    __slots__ = ("groups", "messages")
+
+    def __init__(self, groups: set[str]) -> None:
+        self.groups = groups
+        self.messages: list[tuple[Message, frozenset[str] | None]] = []
+
+
+class Hub:
+    """A push hub (see the module docstring).
+
+    ``broker``: how this node reaches the others (``LocalBroker()``, in-process, when None);
+    ``limits``: every limit and timer (``PushLimits``); ``codecs``: the payload codecs a client
+    may ask for (§6.3).
+    """
+
+    def __init__(self, broker: Broker | None = None, *, limits: PushLimits = PushLimits(),
+                 codecs: Iterable[str] = ("json", "bytes", "xml")) -> None:
+        if not isinstance(limits, PushLimits):
+            raise TypeError(f"limits must be a PushLimits, not {type(limits).__name__}")
+        self.limits = limits
+        self.broker: Broker = broker if broker is not None else LocalBroker()
+        #: The codecs clients may ask for, by name.
+        self.codecs: dict[str, Codec] = {name: codec(name) for name in codecs}
+        if not self.codecs:
+            raise ValueError("a hub needs at least one codec")
+        #: Command handlers by name (``@hub.command``).
+        self.commands: dict[str, Handler] = {}
+        self.drop_oldest = limits.slow_consumer == "drop_oldest"
+        self._on_connect: Callable[[Connection, Any], Awaitable[Any]] | None = None
+        self._on_disconnect: Callable[[Connection, str], Awaitable[Any]] | None = None
+        self._sessions: dict[str, Session] = {}
+        self._groups: dict[str, _Group] = {}
+        self._conns: set[Connection] = set()
+        self._open: set[Connection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._requests: dict[int, asyncio.Future[list[bytes]]] = {}
+        self._request_count = 0
+        self._incoming: dict[str, _Incoming] = {}
+        # Message ids: unique per node and publish, to tell a handed-over history's messages
+        # apart from those the new node saw meanwhile.
+        self._mid_prefix = secrets.token_bytes(8)
+        self._mid_count = 0
+        self._state = _NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._conns_gone: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ registration
+    def on_connect(self, fn: Callable[[Connection, Any], Awaitable[Any]]) -> Callable[[Connection, Any], Awaitable[Any]]:
+        """The auth hook (§6.6): ``async def auth(conn, credentials) -> identity``, run on every
+        HELLO; ``PushDenied`` refuses (REFUSE ``unauthorized``).  Without it everyone is
+        accepted with the identity None."""
+        _check_async(fn, "on_connect")
+        self._on_connect = fn
+        return fn
+
+    def on_disconnect(self, fn: Callable[[Connection, str], Awaitable[Any]]) -> Callable[[Connection, str], Awaitable[Any]]:
+        """``async def gone(conn, code)``, once per session when it ends: the client's CLOSE
+        ``normal``, ``hub.disconnect`` (``policy``), its resume window expired (the code its
+        connection ended with), or the hub stopping (``going_away``).  Not on a drop the client
+        may still resume, nor when its session moves to another node."""
+        _check_async(fn, "on_disconnect")
+        self._on_disconnect = fn
+        return fn
+
+    def command(self, name: str) -> Callable[[Handler], Handler]:
+        """``@hub.command("chat.send")``: ``async def handler(conn, data) -> result`` answers a
+        CALL of that name with REPLY ``result``; ``PushDenied(text, code)`` answers ERROR
+        ``code`` (default ``denied``) with its text; any other exception ERROR
+        ``handler_error`` with a generic text (logged with its traceback)."""
+        check_name(name, "a command name")
+
+        def register(fn: Handler) -> Handler:
+            _check_async(fn, f"command {name!r}")
+            if name in self.commands:
+                raise ValueError(f"a command named {name!r} is already registered")
+            self.commands[name] = fn
+            return fn
+        return register
+
+    @property
+    def node_id(self) -> str:
+        return self.broker.node_id
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the hub is not started: await hub.start() first")
+        return self._loop
+
+    @property
+    def connections(self) -> int:
+        """Connections open on this node now (any state)."""
+        return len(self._conns)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Connect the broker and start the heartbeat.  Idempotent."""
+        if self._state != _NEW:
+            return
+        self._loop = asyncio.get_running_loop()
+        await self.broker.start(self._on_message, self._on_lost)
+        await self.broker.subscribe("all")
+        self._state = _RUNNING
+        self._ticker = self._loop.create_task(self._tick(), name="cyserve.push: heartbeat")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """CLOSE ``going_away`` to every connection, wait up to ``grace_s`` for them to flush
+        and close (then drop the rest), end the sessions, disconnect the broker.  Idempotent:
+        a second call waits for the first."""
+        if self._state == _STOPPED:
+            return
+        if self._state == _STOPPING:
+            assert self._stopped is not None
+            await asyncio.shield(self._stopped)
+            return
+        loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        if self._state == _NEW:
+            self._state = _STOPPED
+            self._stopped.set_result(None)
+            return
+        self._state = _STOPPING
+        try:
+            await self._stop(loop, max(0.0, grace_s))
+        finally:
+            self._state = _STOPPED
+            self._stopped.set_result(None)
+
+    async def _stop(self, loop: asyncio.AbstractEventLoop, grace_s: float) -> None:
+        deadline = loop.time() + grace_s
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for conn in list(self._conns):
+            conn.shutdown()
+        if self._conns:
+            self._conns_gone = asyncio.Event()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._conns_gone.wait(), max(0.0, deadline - loop.time()))
+        for conn in list(self._conns):
+            conn.abort()
+        # The sessions die with this node (their history is in its memory): each ends.
+        for session in list(self._sessions.values()):
+            self._end(session, "going_away")
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        for future in self._requests.values():
+            future.cancel()
+        self._requests.clear()
+        await self.broker.close()
+
+    def accept(self, link: Link) -> None:
+        """A new connection (the TCP listener's, or ``serve_websocket``'s): its ``Connection``
+        handles it from now on."""
+        from cyserve.push.websocket import WebSocketLink
+        conn = Connection(self, link, "websocket" if isinstance(link, WebSocketLink) else "tcp")
+        self._conns.add(conn)
+        link.start(conn)
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 0, *, sock: Any = None,
+                     ssl: Any = None) -> asyncio.Server:
+        """A TCP listener for this hub (``cyserve._core.push.role``); the caller closes it."""
+        from cyserve._core.push.role import push_listener
+        loop = self.loop
+        factory = push_listener(loop, self.accept, max_frame_bytes=self.limits.max_frame_bytes)
+        if sock is not None:
+            return await loop.create_server(factory, sock=sock, ssl=ssl)
+        return await loop.create_server(factory, host, port, ssl=ssl)
+
+    async def serve_websocket(self, ws: Any) -> None:
+        """The body of a WebSocket route (``cyserve.websocket.WebSocket``): accept it (with the
+        subprotocol ``cyserve-push.1`` when offered, §13) and run it as a push connection
+        until it closes."""
+        from cyserve.websocket import WebSocket
+        from cyserve.push.websocket import WebSocketLink
+        if not isinstance(ws, WebSocket):
+            raise TypeError(f"serve_websocket takes a cyserve WebSocket, not {type(ws).__name__}")
+        if self._state != _RUNNING:
+            await ws.reject(503, b"the push hub is not running")
+            return
+        limits = self.limits
+        # The push protocol is the WebSocket's heartbeat (§13) and its fan-out writes one
+        # prebuilt frame per member (§12): no WebSocket pings, no per-member compression.  The
+        # WebSocket layer's message limit is twice the push limit, so a message somewhat over
+        # it is answered by the push protocol (ERROR and CLOSE too_large, §11) and a far bigger
+        # one by the WebSocket layer (1009) before it is buffered.
+        size = min(2 * limits.max_frame_bytes, 1 << 30)
+        ws.limits = replace(ws.limits, max_message_bytes=size, max_frame_bytes=size,
+                            compression=False, ping_interval_s=None,
+                            close_timeout_s=limits.close_timeout_s)
+        await ws.accept(subprotocol=PUSH_SUBPROTOCOL if PUSH_SUBPROTOCOL in ws.subprotocols else None)
+        link = WebSocketLink(ws, limits.max_frame_bytes)
+        self.accept(link)
+        await link.run()
+
+    # ------------------------------------------------------------------ public operations
+    async def send(self, client_id: str, message: Any, *, ack: bool = False,
+                   timeout_s: float | None = None) -> bool:
+        """Push ``message`` to one client, wherever it is connected.  True once it was
+        written (with ``ack``: once the client acknowledged it, §8.2); False when the client
+        is not connected, or the ACK did not come within ``timeout_s`` (None: within
+        ``idle_timeout_s + resume_window_s``, by when a silent client's session has ended).
+        ValueError for a message over ``max_frame_bytes``; TypeError for one that cannot be
+        encoded."""
+        packed = self._packed("", message)
+        wait_s = timeout_s if timeout_s is not None else (
+            self.limits.idle_timeout_s + self.limits.resume_window_s)
+        session = self._sessions.get(client_id)
+        if session is not None:
+            return await self._send_local(session, packed, ack, wait_s)
+        node = await self._locate(client_id)
+        if node is None:
+            return False
+        reply = await self._request(node, "send", [client_id.encode(), packed, b"1" if ack else b"0",
+                                                   repr(wait_s).encode()],
+                                    wait_s + _ROUTE_TIMEOUT_S if ack else _ROUTE_TIMEOUT_S)
+        return reply is not None and reply[:1] == [b"1"]
+
+    async def publish(self, group: str, message: Any, *,
+                      exclude: str | Iterable[str] | None = None) -> None:
+        """Push ``message`` to every member of ``group`` on every node: one broker message,
+        one template per framing and codec on each node (§12).  ``exclude``: client id(s) to
+        leave out.  ValueError for a message over ``max_frame_bytes``;
+        ``BrokerUnavailable`` when the broker cannot take it."""
+        check_name(group)
+        packed = self._packed(group, message)
+        await self.broker.publish("g:" + group, envelope(
+            _T_PUBLISH, (self._next_mid(), group.encode(), _exclusions(exclude), packed)))
+
+    async def broadcast(self, message: Any, *, exclude: str | Iterable[str] | None = None) -> None:
+        """Push ``message`` to every client of every node (its PUSH's name is ``""``)."""
+        packed = self._packed("", message)
+        await self.broker.publish("all", envelope(
+            _T_BROADCAST, (self._next_mid(), _exclusions(exclude), packed)))
+
+    async def join(self, client_id: str, group: str) -> None:
+        """Add a client (of any node) to ``group``.  ValueError past
+        ``max_groups_per_client`` or for a bad name; ``PushClosed`` when the client's session
+        is gone."""
+        check_name(group)
+        session = self._sessions.get(client_id)
+        if session is not None:
+            await self._join_local(session, group)
+            return
+        self._check_routed(await self._route(client_id, "join", [group.encode()]), client_id)
+
+    async def leave(self, client_id: str, group: str) -> None:
+        """Remove a client (of any node) from ``group`` (nothing when it is not a member)."""
+        check_name(group)
+        session = self._sessions.get(client_id)
+        if session is not None:
+            await self._leave_local(session, group)
+            return
+        self._check_routed(await self._route(client_id, "leave", [group.encode()]), client_id)
+
+    async def members(self, group: str) -> set[str]:
+        """The client ids in ``group``, on every node."""
+        check_name(group)
+        return set(await self.broker.group_members(group))
+
+    async def online(self, client_id: str) -> bool:
+        """Whether the client is connected now, on any node (a session waiting for its
+        resume is not)."""
+        session = self._sessions.get(client_id)
+        if session is not None:
+            return session.conn is not None
+        reply = await self._route(client_id, "online", [])
+        return reply is not None and reply[:1] == [b"1"]
+
+    async def disconnect(self, client_id: str, reason: str = "") -> None:
+        """End a client's session (on any node): CLOSE ``policy`` with ``reason`` if it is
+        connected; ``on_disconnect`` follows with ``policy``."""
+        session = self._sessions.get(client_id)
+        if session is not None:
+            self._disconnect_local(session, reason)
+            return
+        await self._route(client_id, "disconnect", [reason.encode()])
+
+    # ------------------------------------------------------------------ local operations
+    def _packed(self, name: str, message: Any) -> bytes:
+        packed = pack(message)
+        # The largest frame any framing makes of it (§11: the server never sends a frame over
+        # the limit, so the publisher hears of it): the value once, the name escaped at worst,
+        # the fixed keys and a 20-digit sequence number.
+        size = len(packed) - 1 + 2 * len(name.encode("utf-8")) + 64
+        if size > self.limits.max_frame_bytes:
+            raise ValueError(f"a push of about {size} bytes passes max_frame_bytes "
+                             f"({self.limits.max_frame_bytes})")
+        return packed
+
+    def _next_mid(self) -> bytes:
+        self._mid_count += 1
+        return self._mid_prefix + self._mid_count.to_bytes(8, "big")
+
+    async def _send_local(self, session: Session, packed: bytes, ack: bool, wait_s: float) -> bool:
+        conn = session.conn
+        if conn is None:
+            return False
+        message = Message("", packed, FLAG_ACK_REQUESTED if ack else 0)
+        seq = self._record(session, message)
+        future: asyncio.Future[bool] | None = None
+        if ack:
+            future = self.loop.create_future()
+            if session.waiters is None:
+                session.waiters = {}
+            session.waiters[seq] = future
+        self._write(conn, message, seq)
+        if future is None:
+            return session.conn is conn
+        try:
+            return await asyncio.wait_for(future, wait_s)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if session.waiters is not None:
+                session.waiters.pop(seq, None)
+
+    def _record(self, session: Session, entry: Message | Gap) -> int:
+        limits = self.limits
+        return session.record(entry, limits.resume_history_count, limits.resume_history_bytes)
+
+    def _write(self, conn: Connection, message: Message, seq: int) -> None:
+        conn.push(message.template(conn.tkey, conn.codec_obj, conn.framing,
+                                   self.limits.max_frame_bytes), seq, message.size)
+
+    def _gap(self, session: Session, count: int) -> None:
+        first = self._record(session, Gap(count))
+        if session.conn is not None:
+            session.conn.gap(first, first + count - 1)
+
+    def _group(self, name: str) -> _Group:
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups[name] = _Group(name)
+        return group
+
+    async def _join_local(self, session: Session, name: str) -> None:
+        if session.ended:
+            raise PushClosed("normal", "the client's session has ended")
+        if name in session.groups:
+            return
+        if len(session.groups) >= self.limits.max_groups_per_client:
+            raise ValueError(f"the client is in {len(session.groups)} groups already "
+                             f"(max_groups_per_client)")
+        group = self._group(name)
+        group.members.add(session)
+        session.groups.add(name)
+        # Subscribed before the join returns: a publish made after it reaches the client.
+        await self._sync(group)
+        await self.broker.group_add(name, session.client_id)
+
+    async def _leave_local(self, session: Session, name: str) -> None:
+        if name not in session.groups:
+            return
+        session.groups.discard(name)
+        group = self._groups.get(name)
+        if group is not None:
+            group.members.discard(session)
+            await self._sync(group)
+        await self.broker.group_remove(name, session.client_id)
+
+    async def _sync(self, group: _Group) -> None:
+        """Bring the subscription to ``g:<name>`` in line with the members (one change at a
+        time per group, so a join and a leave racing cannot leave it wrong)."""
+        if group.lock is None:
+            group.lock = asyncio.Lock()
+        async with group.lock:
+            while (bool(group.members) or group.holds > 0) != group.subscribed:
+                if group.subscribed:
+                    await self.broker.unsubscribe("g:" + group.name)
+                    group.subscribed = False
+                else:
+                    await self.broker.subscribe("g:" + group.name)
+                    group.subscribed = True
+        if not group.members and not group.holds and not group.subscribed \
+                and not group.lock.locked() and self._groups.get(group.name) is group:
+            del self._groups[group.name]
+
+    def _disconnect_local(self, session: Session, reason: str) -> None:
+        conn = session.conn
+        if conn is not None:
+            conn.close("policy", reason, end_code="policy")
+        else:
+            self._end(session, "policy")
+
+    # ------------------------------------------------------------------ delivery
+    def _fanout(self, sessions: Iterable[Session], message: Message,
+                exclude: frozenset[str] | None) -> None:
+        """Message to each session: the group publish's hot path (§12).  Per member: its next
+        number, one history reference, and a head written before the shared body."""
+        limits = self.limits
+        max_count = limits.resume_history_count
+        max_bytes = limits.resume_history_bytes
+        max_frame = limits.max_frame_bytes
+        queue_bytes = limits.queue_bytes
+        size = message.size
+        last_key = -1
+        template = None
+        for session in tuple(sessions):
+            if exclude is not None and session.client_id in exclude:
+                continue
+            seq = session.next_seq
+            session.next_seq = seq + 1
+            if max_count:
+                history = session.history
+                if history is None:
+                    history = session.history = deque()
+                history.append(message)
+                session.hist_bytes += size
+                if len(history) > max_count or session.hist_bytes > max_bytes:
+                    session.trim(max_count, max_bytes)
+            else:
+                session.hist_first = seq + 1
+            conn = session.conn
+            if conn is None:
+                continue
+            key = conn.tkey
+            if key != last_key:
+                template = message.template(key, conn.codec_obj, conn.framing, max_frame)
+                last_key = key
+            link = conn.link
+            # Connection.push, inlined for its common case: nothing held back, room in the
+            # queue (§8.6 measured at the outbox), a template this member can receive.
+            if conn.held is None and template is not None and link.buffered() + size <= queue_bytes:
+                link.send_push(template, seq)
+            else:
+                conn.push(template, seq, size)
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        try:
+            tag, fields = open_envelope(data)
+            if tag == _T_PUBLISH:
+                mid, raw_group, excluded, packed = fields
+                group = raw_group.decode()
+                self._deliver_group(group, Message(group, packed, 0, mid), _exclusion_set(excluded))
+            elif tag == _T_BROADCAST:
+                mid, excluded, packed = fields
+                self._deliver_all(Message("", packed, 0, mid), _exclusion_set(excluded))
+            elif tag == _T_REQUEST:
+                self._spawn(self._serve_request(fields))
+            elif tag == _T_REPLY:
+                future = self._requests.get(int(fields[0]))
+                if future is not None and not future.done():
+                    future.set_result(fields[1:])
+            else:
+                raise ValueError(f"unknown envelope tag 0x{tag:02x}")
+        except (ValueError, UnicodeDecodeError):
+            _log.exception("push: a malformed message on %s", channel)
+
+    def _deliver_group(self, name: str, message: Message, exclude: frozenset[str] | None) -> None:
+        if self._incoming:
+            for incoming in self._incoming.values():
+                if name in incoming.groups:
+                    incoming.messages.append((message, exclude))
+        group = self._groups.get(name)
+        if group is not None and group.members:
+            self._fanout(group.members, message, exclude)
+
+    def _deliver_all(self, message: Message, exclude: frozenset[str] | None) -> None:
+        for incoming in self._incoming.values():
+            incoming.messages.append((message, exclude))
+        if self._sessions:
+            self._fanout(self._sessions.values(), message, exclude)
+
+    def _on_lost(self, channel: str, count: int) -> None:
+        # The broker could not deliver ``count`` messages of ``channel`` (0: unknown, at least
+        # one): every local member of it gets that many numbers as a GAP (§8.3), never nothing.
+        count = max(1, count)
+        if channel.startswith("g:"):
+            group = self._groups.get(channel[2:])
+            sessions = list(group.members) if group is not None else []
+        elif channel == "all":
+            sessions = list(self._sessions.values())
+        else:
+            _log.warning("push: the broker lost %d message(s) of %s; the requests they carried "
+                         "time out", count, channel)
+            return
+        _log.warning("push: the broker lost %d message(s) of %s; %d client(s) get a GAP",
+                     count, channel, len(sessions))
+        for session in sessions:
+            self._gap(session, count)
+
+    # ------------------------------------------------------------------ connections
+    def _admit(self, conn: Connection, credentials: Any, token: str | None,
+               last_seq: int) -> asyncio.Task[None] | None:
+        """A valid HELLO: REFUSE at once, or run the auth hook and the resume (a task)."""
+        if self._state != _RUNNING:
+            conn.refuse("going_away", "the server is shutting down")
+            return None
+        if len(self._conns) > self.limits.max_connections:
+            conn.refuse("server_full", "too many connections; retry later")
+            return None
+        return self._spawn(self._authenticate(conn, credentials, token, last_seq))
+
+    async def _authenticate(self, conn: Connection, credentials: Any, token: str | None,
+                            last_seq: int) -> None:
+        try:
+            identity = None
+            if self._on_connect is not None:
+                identity = await self._on_connect(conn, credentials)
+        except PushDenied as exc:
+            conn.refuse("unauthorized", str(exc.text)[:1024])
+            return
+        except Exception:
+            _log.exception("push on_connect hook failed")
+            conn.close("internal_error", "the server failed")
+            return
+        try:
+            session: Session | None = None
+            if token is not None:
+                session = await self._resume(identity, token, last_seq)
+            resumed = session is not None
+            if session is None:
+                session = Session(secrets.token_urlsafe(16), identity)
+                self._sessions[session.client_id] = session
+                await self.broker.claim(session.client_id)
+                last_seq = 0
+            new_token = secrets.token_urlsafe(32)
+            token_hash = hashlib.sha256(new_token.encode()).hexdigest()
+            session.token_hash = token_hash
+            await self.broker.put_token(token_hash, session.client_id,
+                                        _TOKEN_TTL_S + self.limits.resume_window_s)
+        except BrokerUnavailable:
+            _log.warning("push: the broker is unavailable; a HELLO is answered internal_error")
+            conn.close("internal_error", "the server failed")
+            return
+        if conn.authenticating and session.token_hash == token_hash and not session.ended \
+                and session.conn is None and self._state == _RUNNING:
+            # From here on nothing awaits: WELCOME, the replay and live pushes stay in order.
+            self._attach(session, conn)
+            conn.welcome(session, new_token, resumed, last_seq + 1)
+            if resumed:
+                self._replay(session, conn, last_seq)
+            return
+        # The connection went (or the hub stops) while the broker was asked: its client never
+        # got the new token, so nobody can resume this session.
+        if not session.ended and session.conn is None:
+            session.last_conn = session.last_conn or conn
+            self._end(session, "going_away")
+
+    async def _resume(self, identity: Any, token: str, last_seq: int) -> Session | None:
+        """§8.4: the session ``token`` opens, ready to attach here, or None (a new session).
+        The old connection, if still open, is closed with CLOSE ``replaced``."""
+        token_hash = hashlib.sha256(token.encode()).hexdigest()
+        client_id = await self.broker.take_token(token_hash)
+        if client_id is None:
+            return None
+        session = self._sessions.get(client_id)
+        if session is not None:
+            if session.token_hash != token_hash or session.ended or session.moving:
+                return None
+            if identity != session.identity or last_seq > session.next_seq - 1:
+                # Not this client's to resume (a stolen token resumes nothing, §6.6): the
+                # token stays with its session.
+                await self.broker.put_token(token_hash, client_id, _TOKEN_TTL_S)
+                return None
+            if session.conn is not None:
+                session.conn.close("replaced", "the session was resumed on another connection")
+            return session
+        node = await self.broker.locate(client_id)
+        if node is None or node == self.node_id:
+            return None
+        return await self._handover(node, client_id, token_hash, identity, last_seq)
+
+    def _attach(self, session: Session, conn: Connection) -> None:
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        session.conn = conn
+        session.last_conn = conn
+        self._open.add(conn)
+
+    def _replay(self, session: Session, conn: Connection, last_seq: int) -> None:
+        """After a resume's WELCOME (§8.4): a GAP for what the history no longer holds, then
+        every held push after ``last_seq``, with its original flags."""
+        seq = session.hist_first
+        if seq > last_seq + 1:
+            conn.replay_gap(last_seq + 1, seq - 1)
+        max_frame = self.limits.max_frame_bytes
+        for entry in session.history or ():
+            end = seq + entry.span - 1
+            if end > last_seq:
+                if isinstance(entry, Message):
+                    conn.replay(entry.template(conn.tkey, conn.codec_obj, conn.framing, max_frame), seq)
+                else:
+                    conn.replay_gap(max(seq, last_seq + 1), end)
+            seq = end + 1
+
+    def _detach(self, conn: Connection, end_code: str | None) -> None:
+        """``conn`` closes: its session ends with ``end_code``, or waits ``resume_window_s``
+        for a resume (§8.4, §9)."""
+        self._open.discard(conn)
+        session = conn._session
+        if session is None or session.conn is not conn:
+            return  # replaced: the session went on with another connection
+        session.conn = None
+        if end_code is not None:
+            self._end(session, end_code)
+        elif not session.moving and self._state == _RUNNING:
+            window = self.limits.resume_window_s
+            session.expiry = self.loop.call_later(window, self._expire, session)
+
+    def _lost(self, conn: Connection, was_open: bool) -> None:
+        self._conns.discard(conn)
+        if was_open:
+            self._detach(conn, None)
+        self._open.discard(conn)
+        if not self._conns and self._conns_gone is not None:
+            self._conns_gone.set()
+
+    def _expire(self, session: Session) -> None:
+        session.expiry = None
+        if session.conn is None and not session.ended and not session.moving:
+            self._end(session, "going_away")
+
+    def _end(self, session: Session, code: str) -> None:
+        """The session ends here (not moved): out of its groups, its id and token forgotten,
+        ``on_disconnect``."""
+        if session.ended:
+            return
+        session.ended = True
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        self._forget(session)
+        self._spawn(self._ended(session, code))
+
+    def _forget(self, session: Session) -> None:
+        """Take the session off this node (it ended or moved): no more deliveries to it."""
+        if self._sessions.get(session.client_id) is session:
+            del self._sessions[session.client_id]
+        session.fail_waiters()
+        for name in session.groups:
+            group = self._groups.get(name)
+            if group is not None:
+                group.members.discard(session)
+                if not group.members and not group.holds:
+                    self._spawn(self._sync(group))
+
+    async def _ended(self, session: Session, code: str) -> None:
+        broker = self.broker
+        try:
+            for name in sorted(session.groups):
+                await broker.group_remove(name, session.client_id)
+            await broker.release(session.client_id)
+            if session.token_hash:
+                await broker.take_token(session.token_hash)
+        except BrokerUnavailable:
+            _log.warning("push: the broker is unavailable; session %s is left to its TTLs",
+                         session.client_id)
+        hook = self._on_disconnect
+        if hook is not None and session.last_conn is not None:
+            try:
+                await hook(session.last_conn, code)
+            except Exception:
+                _log.exception("push on_disconnect hook failed")
+
+    async def _tick(self) -> None:
+        # One ticker for every connection (§10), at half the interval: a connection silent for
+        # a whole tick gets a PING, so none goes longer than heartbeat_s without sending.
+        interval = self.limits.heartbeat_s / 2
+        while True:
+            await asyncio.sleep(interval)
+            for conn in tuple(self._open):
+                conn.heartbeat()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("push hub task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ routing (n:<node>)
+    async def _locate(self, client_id: str) -> str | None:
+        node = await self.broker.locate(client_id)
+        return None if node is None or node == self.node_id else node
+
+    async def _route(self, client_id: str, op: str, args: list[bytes]) -> list[bytes] | None:
+        """A request about ``client_id`` to the node holding it; None when no node does."""
+        node = await self._locate(client_id)
+        if node is None:
+            return [b"gone"]
+        return await self._request(node, op, [client_id.encode(), *args], _ROUTE_TIMEOUT_S)
+
+    def _check_routed(self, reply: list[bytes] | None, client_id: str) -> None:
+        if reply is None:
+            raise BrokerUnavailable(f"the node holding {client_id} did not answer")
+        status = reply[0] if reply else b""
+        if status == b"gone":
+            raise PushClosed("normal", "the client's session has ended")
+        if status == b"full":
+            raise ValueError("the client is in max_groups_per_client groups already")
+        if status != b"ok":
+            raise BrokerUnavailable(f"the node holding {client_id} failed the request")
+
+    async def _request(self, node: str, op: str, args: list[bytes],
+                       timeout_s: float) -> list[bytes] | None:
+        """Ask ``node``; its reply's fields, or None when none came within ``timeout_s``."""
+        self._request_count += 1
+        request_id = self._request_count
+        future: asyncio.Future[list[bytes]] = self.loop.create_future()
+        self._requests[request_id] = future
+        try:
+            await self.broker.publish("n:" + node, envelope(
+                _T_REQUEST, (self.node_id.encode(), b"%d" % request_id, op.encode(), *args)))
+            return await asyncio.wait_for(future, timeout_s)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._requests.pop(request_id, None)
+
+    async def _serve_request(self, fields: list[bytes]) -> None:
+        reply_node, request_id, op, *args = fields
+        try:
+            result = await self._answer(op.decode(), args)
+        except Exception:
+            _log.exception("push: a request %r from node %s failed", op, reply_node)
+            result = [b"error"]
+        try:
+            await self.broker.publish("n:" + reply_node.decode(),
+                                      envelope(_T_REPLY, (request_id, *result)))
+        except BrokerUnavailable:
+            _log.warning("push: could not answer node %s (the broker is unavailable)", reply_node)
+
+    async def _answer(self, op: str, args: list[bytes]) -> list[bytes]:
+        client_id = args[0].decode()
+        session = self._sessions.get(client_id)
+        if op == "take":
+            return self._give_session(session)
+        if session is None:
+            return [b"gone"]
+        if op == "send":
+            ok = await self._send_local(session, args[1], args[2] == b"1", float(args[3]))
+            return [b"1" if ok else b"0"]
+        if op == "join":
+            try:
+                await self._join_local(session, args[1].decode())
+            except ValueError:
+                return [b"full"]
+            except PushClosed:
+                return [b"gone"]
+            return [b"ok"]
+        if op == "leave":
+            await self._leave_local(session, args[1].decode())
+            return [b"ok"]
+        if op == "online":
+            return [b"1" if session.conn is not None else b"0"]
+        if op == "disconnect":
+            self._disconnect_local(session, args[1].decode())
+            return [b"ok"]
+        if op == "move":
+            return await self._move_out(session, args[1].decode(), args[2], int(args[3]))
+        raise ValueError(f"unknown request {op!r}")
+
+    # ------------------------------------------------------------------ handover (§8.4)
+    async def _handover(self, node: str, client_id: str, token_hash: str, identity: Any,
+                        last_seq: int) -> Session | None:
+        """Move ``client_id``'s session from ``node`` to this one, in two requests:
+
+        1. ``move``: the old node checks the token, the identity and ``last_seq``, closes the
+           old connection with CLOSE ``replaced`` and names the session's groups, while it
+           keeps receiving the session's pushes;
+        2. this node subscribes to those groups and from then on keeps what it receives for
+           the session; ``take``: the old node hands the session over (numbers, history,
+           groups) and forgets it.  What this node received meanwhile and the history lacks
+           (by message id) follows the history, so nothing published during the move is lost
+           or doubled.
+        A node that does not answer in time: None (``resumed: false``, never a silent loss)."""
+        try:
+            packed_identity = pack(identity)
+        except TypeError:
+            _log.warning("push: an identity that cannot be packed cannot resume on another node")
+            await self.broker.put_token(token_hash, client_id, _TOKEN_TTL_S)
+            return None
+        reply = await self._request(node, "move", [client_id.encode(), token_hash.encode(),
+                                                   packed_identity, b"%d" % last_seq],
+                                    _ROUTE_TIMEOUT_S)
+        if not reply or reply[0] != b"ok":
+            return None
+        incoming = _Incoming({name.decode() for name in reply[1:]})
+        self._incoming[client_id] = incoming
+        held = [self._group(name) for name in incoming.groups]
+        session: Session | None = None
+        try:
+            for group in held:
+                group.holds += 1
+            for group in held:
+                await self._sync(group)
+            reply = await self._request(node, "take", [client_id.encode()], _ROUTE_TIMEOUT_S)
+            if reply and reply[0] == b"ok" and len(reply) == 2:
+                session = self._install(reply[1], identity, incoming)
+        finally:
+            del self._incoming[client_id]
+            for group in held:
+                group.holds -= 1
+        for group in held:
+            await self._sync(group)
+        if session is None:
+            return None
+        for name in session.groups:
+            await self._sync(self._group(name))
+        await self.broker.claim(client_id)
+        return session
+
+    def _install(self, data: bytes, identity: Any, incoming: _Incoming) -> Session | None:
+        """The session a ``take`` reply carries, now this node's; then what this node received
+        for it during the move that its history lacks."""
+        limits = self.limits
+        try:
+            session = Session.restore(data, limits.resume_history_count, limits.resume_history_bytes)
+        except (ValueError, UnicodeDecodeError):
+            _log.exception("push: a session handed over could not be read; it is lost")
+            return None
+        session.identity = identity
+        self._sessions[session.client_id] = session
+        for name in session.groups:
+            self._group(name).members.add(session)
+        seen = session.mids()
+        for message, exclude in incoming.messages:
+            if message.mid not in seen and (exclude is None or session.client_id not in exclude):
+                self._record(session, message)
+        return session
+
+    async def _move_out(self, session: Session, token_hash: str, packed_identity: bytes,
+                        last_seq: int) -> list[bytes]:
+        """Step 1 of a handover, on the node holding the session."""
+        if session.ended or session.moving or session.token_hash != token_hash:
+            return [b"no"]
+        try:
+            same = unpack(pack(session.identity)) == unpack(packed_identity)
+        except (TypeError, ValueError):
+            same = False
+        if not same or last_seq > session.next_seq - 1:
+            await self.broker.put_token(token_hash, session.client_id, _TOKEN_TTL_S)
+            return [b"no"]
+        session.moving = True
+        if session.expiry is not None:
+            session.expiry.cancel()
+        # If the new node never comes for it, the session goes back to waiting for a resume.
+        session.expiry = self.loop.call_later(2 * _ROUTE_TIMEOUT_S, self._unmove, session)
+        if session.conn is not None:
+            session.conn.close("replaced", "the session was resumed on another connection")
+        return [b"ok", *(name.encode() for name in sorted(session.groups))]
+
+    def _unmove(self, session: Session) -> None:
+        session.expiry = None
+        session.moving = False
+        if session.conn is None and not session.ended and self._state == _RUNNING:
+            session.expiry = self.loop.call_later(self.limits.resume_window_s, self._expire, session)
+
+    def _give_session(self, session: Session | None) -> list[bytes]:
+        """Step 2 of a handover: the session, exported and forgotten in one step (no push can
+        fall between the two)."""
+        if session is None or not session.moving or session.ended:
+            return [b"no"]
+        data = session.export()
+        session.ended = True
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        self._forget(session)
+        # Released before the reply: the new node claims it after.
+        self._spawn(self.broker.release(session.client_id))
+        return [b"ok", data]
+
+    def __repr__(self) -> str:
+        state = ("new", "running", "stopping", "stopped")[self._state]
+        return (f"<Hub {state} node={self.broker.node_id} sessions={len(self._sessions)} "
+                f"connections={len(self._conns)}>")
+
+
+# ---------------------------------------------------------------------- helpers
+def _exclusions(exclude: str | Iterable[str] | None) -> bytes:
+    if exclude is None:
+        return b""
+    if isinstance(exclude, str):
+        exclude = (exclude,)
+    return pack_fields(client_id.encode() for client_id in exclude)
+
+
+def _exclusion_set(data: bytes) -> frozenset[str] | None:
+    if not data:
+        return None
+    return frozenset(field.decode() for field in unpack_fields(data))
+
+
+def _check_async(fn: Any, what: str) -> None:
+    if not asyncio.iscoroutinefunction(fn) and not asyncio.iscoroutinefunction(
+            getattr(fn, "__call__", None)):
+        raise TypeError(f"{what} must be an async function, not {fn!r}")
