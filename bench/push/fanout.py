@@ -240,15 +240,15 @@ def one_to_one(server: PushServer, args: argparse.Namespace, client_core: int | 
     server.assert_alive()
     rows = {}
     for variant, data in got.items():
-        check_report(f"one {variant}", data["push"])
-        if data["undelivered"] or data["push"]["received"] < data["calls"]:
+        rtt, push = merge_reports([data["rtt"]]), merge_reports([data["push"]])   # JSON's keys back to ints
+        check_report(f"one {variant}", push)
+        if data["undelivered"] or push["received"] < data["calls"]:
             raise BenchError(f"one {variant}: {data['undelivered']} sends not delivered, "
-                             f"{data['push']['received']} of {data['calls']} pushes received")
+                             f"{push['received']} of {data['calls']} pushes received")
         rows[variant] = {"calls": data["calls"], "calls_per_s": data["calls"] / data["seconds"],
-                         "rtt_p50_ms": percentile_ms(data["rtt"]["hist"], 0.50),
-                         "rtt_p99_ms": percentile_ms(data["rtt"]["hist"], 0.99),
-                         "push_p50_ms": percentile_ms(data["push"]["hist"], 0.50),
-                         "push_p99_ms": percentile_ms(data["push"]["hist"], 0.99),
+                         "rtt_p50_ms": percentile_ms(rtt["hist"], 0.50), "rtt_p99_ms": percentile_ms(rtt["hist"], 0.99),
+                         "push_p50_ms": percentile_ms(push["hist"], 0.50),
+                         "push_p99_ms": percentile_ms(push["hist"], 0.99),
                          "server_cpu_pct": 100 * cpu.server_s / cpu.seconds,
                          "other_pct": cpu.other_pct}
     return rows
