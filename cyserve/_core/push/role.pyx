@@ -386,7 +386,7 @@ cdef class PushRole:
 
     @property
     def closing(self):
-        return self.stream.closing
+        return self.stream.closing or self.stream.outbox.closed
 
     @property
     def started(self):
@@ -419,7 +419,7 @@ cdef class PushRole:
                 stream.process()
 
     def send(self, bytes frame not None):
-        if self.stream.closing:
+        if self.stream.closing or self.stream.outbox.closed:
             return
         self._sent = True
         self._write(frame)
@@ -428,8 +428,10 @@ cdef class PushRole:
         cdef unsigned char head[PUSH_HEAD_MAX]
         cdef Py_ssize_t k
         cdef Stream stream = self.stream
-        cdef Outbox outbox
-        if stream.closing:
+        cdef Outbox outbox = stream.outbox
+        # (The outbox closes without the stream when a drain finds the transport failed: the
+        # peer reset, and connection_lost is on its way.)
+        if stream.closing or outbox.closed:
             return
         if template.framing != self._decoder.framing:
             raise ValueError(f"a push template of framing {template.framing} on a link of "
@@ -438,7 +440,6 @@ cdef class PushRole:
             raise ValueError("a push's sequence number is at least 1")
         k = template.write_head(head, seq)
         self._sent = True
-        outbox = stream.outbox
         if not outbox.corked:
             self._listener.cork(self)
         # Two pieces, the body shared by every member: the outbox's one write per flush joins
