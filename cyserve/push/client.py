@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, Mapping, Sequence, Union
 from urllib.parse import urlsplit
 
 from cyserve._core.push.frames import (
-    CLOSE_CODES, FLAG_ACK_REQUESTED, FRAMING_BINARY, FRAMING_JSON_LINES, FRAMING_WS_BINARY,
+    FLAG_ACK_REQUESTED, FRAMING_BINARY, FRAMING_JSON_LINES, FRAMING_WS_BINARY,
     FRAMING_WS_TEXT, KIND_ACK, KIND_CALL, KIND_CLOSE, KIND_ERROR, KIND_GAP, KIND_HELLO,
     KIND_NAMES, KIND_PING, KIND_PONG, KIND_PUSH, KIND_REFUSE, KIND_REPLY, KIND_WELCOME, VERSION,
     Frame, FrameDecoder, Violation, encode,
@@ -190,6 +190,8 @@ class _TcpWire(asyncio.Protocol):
     written as they are; the transport's water marks drive ``drain`` (only a paused transport
     makes a future)."""
 
+    __slots__ = ("_conn", "_transport", "_drain", "_write_paused", "gone")
+
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
         self._transport: asyncio.Transport | None = None
@@ -298,7 +300,7 @@ class _WsWire:
                     continue   # the connection closes the socket; receive() raises then
                 self._conn.received(message)
         except WebSocketDisconnect as exc:
-            if exc.args and exc.args[0] == 1009:
+            if exc.code == 1009:
                 # RFC 6455 §7.4.1: our WebSocket layer refused a message over max_frame_bytes.
                 self._conn.violated("too_large", "a message over max_frame_bytes")
         finally:
@@ -889,9 +891,14 @@ class PushClient:
                     return
                 error = exc
             except (OSError, ClientError) as exc:
-                # Refused, reset, unreachable, TimeoutError (an OSError) past connect_timeout_s,
-                # and the WebSocket handshake's failures (ClientError).
+                # Refused, reset, unreachable, TLS, TimeoutError (an OSError) past
+                # connect_timeout_s, and the WebSocket handshake's failures (ClientError).
                 error = exc
+            except Exception as exc:
+                # Anything else will not get better by trying again: the application hears of
+                # it from its next call or iteration rather than from a log line.
+                self._fail(exc)
+                return
             else:
                 if self._reconnector is asyncio.current_task():
                     self._reconnector = None

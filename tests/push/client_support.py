@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as _ssl
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -221,10 +222,11 @@ class Scripted:
 
 
 @contextlib.asynccontextmanager
-async def scripted(transport: str, script: Script, *, path: str = "/push"
-                   ) -> AsyncIterator[Scripted]:
+async def scripted(transport: str, script: Script, *, path: str = "/push",
+                   ssl: _ssl.SSLContext | None = None) -> AsyncIterator[Scripted]:
     """A server on 127.0.0.1:0 that runs ``script(peer)`` for every connection (``peer.index``
-    tells them apart).  Script failures are raised at the end of the block."""
+    tells them apart); ``ssl``: TLS on the TCP listener.  Script failures are raised at the end
+    of the block."""
     failures: list[BaseException] = []
     tasks: set[asyncio.Task[None]] = set()
 
@@ -250,7 +252,7 @@ async def scripted(transport: str, script: Script, *, path: str = "/push"
             finally:
                 tasks.discard(task)
 
-        server = await asyncio.start_server(on_tcp, "127.0.0.1", 0)
+        server = await asyncio.start_server(on_tcp, "127.0.0.1", 0, ssl=ssl)
         port = server.sockets[0].getsockname()[1]
         state = Scripted(f"tcp://127.0.0.1:{port}")
         try:

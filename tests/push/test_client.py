@@ -7,20 +7,21 @@ WebSocket in both framings.  Every test runs on uvloop and stdlib asyncio (the `
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any, Callable
 
 import pytest
 
 from cyserve._core.push.frames import (
-    FLAG_ACK_REQUESTED, KIND_ACK, KIND_CALL, KIND_CLOSE, KIND_ERROR, KIND_GAP, KIND_HELLO,
+    FLAG_ACK_REQUESTED, FRAMING_WS_TEXT, KIND_ACK, KIND_CALL, KIND_CLOSE, KIND_ERROR, KIND_GAP,
     KIND_PING, KIND_PONG, KIND_PUSH, KIND_REPLY, KIND_WELCOME, VERSION, encode,
 )
 from cyserve.config import PushLimits
 from cyserve.errors import PushCallError, PushClosed, PushRefused
 from cyserve.push.client import Gap, Push, PushClient, SessionReset, connect
-from tests.push.client_support import WIRES, Peer, PeerClosed, scripted, wire_args
+from tests.push.client_support import WIRES, Peer, WsIO, scripted, wire_args
 
-FAST = dict(backoff_s=(0.01, 0.05), connect_timeout_s=5.0)
+FAST: dict[str, Any] = {"backoff_s": (0.01, 0.05), "connect_timeout_s": 5.0}
 
 
 async def take(push: PushClient, n: int, timeout_s: float = 5.0) -> list[Any]:
@@ -402,6 +403,32 @@ def test_reconnect_into_a_new_session_yields_session_reset(run: Callable[..., An
     assert hellos[0]["resume_token"] == "t0" and hellos[0]["last_seq"] == 2
 
 
+@pytest.mark.parametrize("code", ["going_away", "idle_timeout", "slow_consumer", "internal_error",
+                                  "a_later_versions_code"])
+def test_close_codes_that_keep_the_session_reconnect_with_resume(run: Callable[..., Any],
+                                                                 code: str) -> None:
+    hellos: list[dict[str, Any]] = []
+
+    async def script(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.handshake("s", token="t0")
+            peer.send_data(KIND_PUSH, 1, "", "one")
+            peer.send(KIND_CLOSE, 0, code, "")
+            return
+        hellos.append(await peer.handshake("s", token="t1", resumed=True, next_seq=2))
+        peer.send_data(KIND_PUSH, 2, "", "two")
+        await peer.closed()
+
+    async def main() -> None:
+        async with scripted("tcp", script) as server:
+            async with connect(server.url, **FAST) as push:
+                assert await take(push, 2) == [Push(1, "", "one", False), Push(2, "", "two", False)]
+                assert push.resumed and len(server.peers) == 2
+    run(main)
+    # §9: a code this version does not know is treated as going_away.
+    assert hellos[0]["resume_token"] == "t0" and hellos[0]["last_seq"] == 1
+
+
 @pytest.mark.parametrize("code", ["policy", "replaced", "normal"])
 def test_final_close_codes_end_the_client(run: Callable[..., Any], code: str) -> None:
     async def script(peer: Peer) -> None:
@@ -594,8 +621,8 @@ def test_a_frame_the_server_may_not_send_is_a_protocol_error(run: Callable[..., 
             elif bad == "second-welcome":
                 peer.welcome()
             else:
-                assert peer.io.__class__.__name__ == "WsIO"
-                peer.io.ws._role.send('{"t":"ping","id":1}')   # type: ignore[attr-defined]
+                assert isinstance(peer.io, WsIO)
+                peer.io.write(b'{"t":"ping","id":1}', FRAMING_WS_TEXT)   # §13: the other type
         closes.extend(f.name for f in await peer.closed() if f.kind == KIND_CLOSE)
 
     async def main() -> None:
@@ -672,3 +699,51 @@ def test_session_items_compare_by_value() -> None:
     assert Gap(1, 2) == Gap(1, 2) != Gap(1, 3)
     assert SessionReset("a", "b") == SessionReset("a", "b") != SessionReset("a", "c")
     assert "ack_requested=True" in repr(Push(1, "", None, True))
+
+
+# ---------------------------------------------------------------------- TLS and codecs
+def test_tcp_over_tls(run: Callable[..., Any]) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        call = await peer.expect(KIND_CALL)
+        peer.send_data(KIND_REPLY, call.id, "", "over tls")
+        await peer.closed()
+
+    async def main() -> None:
+        async with scripted("tcp", script, ssl=server_ctx) as server:
+            async with connect(server.url, ssl=client_ctx, **FAST) as push:
+                assert await push.call("x", timeout_s=5) == "over tls"
+            # Without the CA the certificate is refused: the first connect raises.
+            with pytest.raises(ssl.SSLError):
+                async with connect(server.url.replace("tcp://", "tcps://"), **FAST):
+                    raise AssertionError("connected")
+    run(main)
+
+
+def test_xml_codec_over_binary(run: Callable[..., Any]) -> None:
+    got: list[Any] = []
+
+    async def script(peer: Peer) -> None:
+        got.append((await peer.handshake())["codec"])
+        peer.send(KIND_PUSH, 1, "feed", b"<note to='a'>hi</note>")
+        peer.send(KIND_PUSH, 2, "feed", b"<!DOCTYPE x [<!ENTITY e 'boom'>]><x>&e;</x>")
+        got.extend(f.name for f in await peer.closed() if f.kind == KIND_CLOSE)
+
+    async def main() -> None:
+        async with scripted("tcp", script) as server:
+            async with connect(server.url, codec="xml", **FAST) as push:
+                (item,) = await take(push, 1)
+                assert item.data.tag == "note" and item.data.text == "hi"
+                # §6.3: a DOCTYPE is refused; a push that cannot be decoded cannot be skipped
+                # silently, so the session ends with protocol_error.
+                error = await failure(push)
+                assert isinstance(error, PushClosed) and error.code == "protocol_error"
+    run(main)
+    assert got == ["xml", "protocol_error"]
