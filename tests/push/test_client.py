@@ -1,14 +1,17 @@
 """The push client (``cyserve.push.client``) against a scripted server (tests/push/client_support.py)
 that speaks docs/push-protocol.md with the codec's encoder and server-side decoder: the session
 (HELLO/WELCOME, REFUSE), calls, pushes and acks, gaps, reconnect and resume, SessionReset, the
-close codes that end the client, heartbeats and the idle timeout, frame limits, over TCP and
-WebSocket in both framings.  Every test runs on uvloop and stdlib asyncio (the ``run`` fixture).
+close codes that end the client, heartbeats and the idle timeout, frame limits, TLS and codecs,
+over TCP and WebSocket in both framings; then end to end against the real ``Hub`` served by an
+App (``app.push``: its TCP listener and WebSocket endpoint).  Every test runs on uvloop and stdlib
+asyncio (the ``run`` fixture).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -17,9 +20,12 @@ from cyserve._core.push.frames import (
     KIND_PING, KIND_PONG, KIND_PUSH, KIND_REPLY, KIND_WELCOME, VERSION, encode,
 )
 from cyserve.config import PushLimits
-from cyserve.errors import PushCallError, PushClosed, PushRefused
+from cyserve import App
+from cyserve.errors import PushCallError, PushClosed, PushDenied, PushRefused
 from cyserve.push.client import Gap, Push, PushClient, SessionReset, connect
+from cyserve.push.hub import Hub
 from tests.push.client_support import WIRES, Peer, WsIO, scripted, wire_args
+from tests.support import serving
 
 FAST: dict[str, Any] = {"backoff_s": (0.01, 0.05), "connect_timeout_s": 5.0}
 
@@ -747,3 +753,136 @@ def test_xml_codec_over_binary(run: Callable[..., Any]) -> None:
                 assert isinstance(error, PushClosed) and error.code == "protocol_error"
     run(main)
     assert got == ["xml", "protocol_error"]
+
+
+# ---------------------------------------------------------------------- against the real Hub
+def chat_hub(limits: PushLimits | None = None) -> Hub:
+    """A Hub with an auth hook (token "s3cret", identity "ann") and three commands."""
+    hub = Hub(limits=limits or PushLimits())
+
+    @hub.on_connect
+    async def auth(conn: Any, credentials: Any) -> str:
+        if credentials != {"token": "s3cret"}:
+            raise PushDenied("bad token")
+        return "ann"
+
+    @hub.command("join")
+    async def join(conn: Any, room: Any) -> dict[str, Any]:
+        await hub.join(conn.client_id, room)
+        return {"joined": room, "identity": conn.identity}
+
+    @hub.command("boom")
+    async def boom(conn: Any, data: Any) -> None:
+        raise RuntimeError("/secret/path: internals")
+
+    return hub
+
+
+@contextlib.asynccontextmanager
+async def hub_urls(hub: Hub) -> AsyncIterator[dict[str, str]]:
+    """``hub`` served by an App (``app.push``: a TCP listener and a WebSocket endpoint); the
+    URL of each transport."""
+    app = App()
+    mount = app.push(hub, port=0, websocket="/push")
+    async with serving(app) as server:
+        host, port = mount.address
+        yield {"tcp": f"tcp://{host}:{port}", "ws": f"ws://127.0.0.1:{server.port}/push"}
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_hub_session_calls_pushes_acks_and_resume(run: Callable[..., Any], wire: str) -> None:
+    transport, framing = wire_args(wire)
+
+    async def main() -> None:
+        hub = chat_hub()
+        async with hub_urls(hub) as urls:
+            url = urls[transport]
+            with pytest.raises(PushRefused) as refused:
+                async with connect(url, {"token": "wrong"}, framing=framing, **FAST):
+                    raise AssertionError("connected")
+            assert (refused.value.code, refused.value.text) == ("unauthorized", "bad token")
+
+            async with connect(url, {"token": "s3cret"}, framing=framing, **FAST) as push:
+                client_id = push.client_id
+                assert client_id and await hub.online(client_id)
+                assert await push.call("join", "lobby", timeout_s=5) == {
+                    "joined": "lobby", "identity": "ann"}
+                with pytest.raises(PushCallError) as info:
+                    await push.call("no.such", timeout_s=5)
+                assert info.value.code == "unknown_command"
+                with pytest.raises(PushCallError) as info:
+                    await push.call("boom", timeout_s=5)
+                assert info.value.code == "handler_error" and "secret" not in info.value.text
+
+                await hub.publish("lobby", {"n": 1})
+                acked = asyncio.ensure_future(hub.send(client_id, "direct", ack=True, timeout_s=5))
+                assert await take(push, 2) == [Push(1, "lobby", {"n": 1}, False),
+                                               Push(2, "", "direct", True)]
+                assert not acked.done()
+                # Asking for the next item acks push 2 (§8.2), which resolves the send.
+                following = asyncio.ensure_future(take(push, 2))
+                assert await asyncio.wait_for(acked, 5) is True
+
+                # The connection drops; what is published meanwhile comes after the resume.
+                assert push._conn is not None
+                push._conn.abort()
+                await hub.publish("lobby", {"n": 3})
+                await hub.publish("lobby", {"n": 4})
+                assert await following == [Push(3, "lobby", {"n": 3}, False),
+                                           Push(4, "lobby", {"n": 4}, False)]
+                assert push.resumed and push.client_id == client_id
+                assert await hub.members("lobby") == {client_id}
+            # close() ended the session (§9 normal).
+            assert not await hub.online(client_id)
+    run(main)
+
+
+@pytest.mark.parametrize("wire", ["tcp-binary", "ws-json"])
+def test_hub_disconnect_ends_the_client_with_policy(run: Callable[..., Any], wire: str) -> None:
+    transport, framing = wire_args(wire)
+
+    async def main() -> None:
+        hub = chat_hub()
+        async with hub_urls(hub) as urls:
+            async with connect(urls[transport], {"token": "s3cret"}, framing=framing,
+                               **FAST) as push:
+                assert push.client_id is not None
+                await hub.disconnect(push.client_id, "banned")
+                error = await failure(push)
+                assert isinstance(error, PushClosed)
+                assert (error.code, error.text) == ("policy", "banned")
+    run(main)
+
+
+def test_hub_expired_session_yields_session_reset(run: Callable[..., Any]) -> None:
+    async def main() -> None:
+        hub = chat_hub(PushLimits(resume_window_s=0))
+        async with hub_urls(hub) as urls:
+            async with connect(urls["tcp"], {"token": "s3cret"}, **FAST) as push:
+                old = push.client_id
+                assert old is not None
+                await push.call("join", "lobby", timeout_s=5)
+                assert push._conn is not None
+                push._conn.abort()
+                (reset,) = await take(push, 1)
+                new = push.client_id
+                assert new is not None and new != old
+                assert reset == SessionReset(old, new)
+                assert not push.resumed
+                assert await hub.members("lobby") == set()   # the groups went with the session
+    run(main)
+
+
+@pytest.mark.parametrize("wire", ["tcp-json", "ws-binary"])
+def test_hub_heartbeats_keep_a_quiet_session(run: Callable[..., Any], wire: str) -> None:
+    transport, framing = wire_args(wire)
+
+    async def main() -> None:
+        hub = chat_hub(PushLimits(heartbeat_s=0.1, idle_timeout_s=0.4))
+        async with hub_urls(hub) as urls:
+            async with connect(urls[transport], {"token": "s3cret"}, framing=framing,
+                               **FAST) as push:
+                conn = push._conn
+                await asyncio.sleep(1.0)   # 2.5 idle timeouts with nothing to say but PINGs
+                assert push.connected and push._conn is conn   # never reconnected
+    run(main)
