@@ -7,18 +7,23 @@ is an ordinary child process, and the only thing another process needs is its ``
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import os
 import pathlib
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import redis
 
-__all__ = ["REDIS_SERVER", "RedisServer", "free_port"]
+from cyserve.push.redis import RedisBroker
+
+__all__ = ["REDIS_SERVER", "Node", "RedisServer", "free_port", "peer", "stop_peer", "until"]
 
 # None when redis-server is not installed: the fixture then skips (CI installs it, so CI never
 # does).
@@ -172,3 +177,64 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+# ------------------------------------------------------------------------- brokers in tests
+# Short timers, so that faults are found out and mended within a second or two.
+FAST = {"health_check_s": 0.2, "reconnect_max_s": 0.3}
+
+
+class Node:
+    """A started ``RedisBroker`` and what it was given: ``messages[channel]`` in order,
+    ``lost`` as ``(channel, count)`` calls."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.broker = RedisBroker(url, **{**FAST, **options})
+        self.messages: dict[str, list[bytes]] = collections.defaultdict(list)
+        self.lost: list[tuple[str, int]] = []
+
+    @property
+    def node_id(self) -> str:
+        return self.broker.node_id
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        self.messages[channel].append(data)
+
+    def _on_lost(self, channel: str, count: int) -> None:
+        self.lost.append((channel, count))
+
+    async def __aenter__(self) -> "Node":
+        await self.broker.start(self._on_message, self._on_lost)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.broker.close()
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 5.0, what: str = "") -> float:
+    """Poll ``predicate`` every 10 ms; its seconds to come true, or AssertionError after
+    ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s: {what or predicate}")
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+def peer(loop_name: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """``python -m tests.push.redis_peer LOOP ARGS...`` from the checkout's root."""
+    root = pathlib.Path(__file__).resolve().parent.parent.parent
+    return subprocess.Popen([sys.executable, "-m", "tests.push.redis_peer", loop_name, *args],
+                            cwd=root, stdout=subprocess.PIPE, text=True,
+                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+
+
+def stop_peer(child: subprocess.Popen[str]) -> None:
+    """Kill the peer if still running, reap it, close its pipes."""
+    child.kill()
+    child.wait(10)
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()

@@ -1,0 +1,1046 @@
+"""``RedisBroker``: the push hubs of several processes and hosts joined through one Redis server,
+on redis-py's asyncio client (the ``cyserve[redis]`` extra).
+
+What goes through Redis, per message (design decision 3 of issue 11):
+
+- A publish is one EVALSHA of ``_PUBLISH`` (one round trip, atomic on the server): INCR the
+  channel's counter, XADD the message under that number to the channel's capped stream (the
+  recovery history), PUBLISH ``"<number> " + message`` to the channel.  The hub publishes once
+  per message; nothing here is per client.  Publishes queue on one connection and leave in
+  batches written at once (one writer task: the order is the order of ``publish`` calls).
+- One pub/sub connection per broker receives every channel this node subscribed to.  It is
+  health-checked (a PING after ``health_check_s`` of silence; no answer within two more periods
+  and it is dropped), and reconnected with bounded exponential backoff.  After a reconnect every
+  channel is subscribed again, then read from its stream after the last number this node got,
+  in order, before any live message; a number already seen is dropped.  What the stream no
+  longer holds is reported by ``on_lost(channel, count)`` with the exact count.
+- Every message carries its publisher's origin (8 random bytes per broker start) and publish
+  number: a publish resent after a connection broke with it unconfirmed (it may have run) is
+  recognised by every subscriber and delivered once.
+
+Guarantees (the ``Broker`` contract of ``cyserve/push/broker.py``):
+
+- ``on_message(channel, data)``: every message published to a subscribed channel, exactly once,
+  in the channel's counter order (one order for every node, which includes each publisher's own
+  order), across pub/sub disconnects, server restarts and freezes;
+- ``on_lost(channel, count)`` in place of messages this node can no longer get: ``count`` exact
+  when the stream was trimmed past them (more than ``history`` published while this node was cut
+  off), 0 when Redis itself lost its data (a restart without persistence, a flush: what was
+  published before it and not yet received cannot be counted);
+- ``publish`` returns once Redis ran the script.  While Redis is unreachable it waits, at most
+  ``publish_timeout_s``, with at most ``publish_buffer`` messages waiting, and raises
+  ``BrokerUnavailable`` past either bound (saying which, and why Redis is unreachable); an
+  error reply (``OOM``...) raises it too.  Never a silent drop.
+
+Directories: presence ``<prefix>presence:<client id>`` -> node id with a TTL of
+``presence_ttl_s`` (every claimed id refreshed by one pipelined script every third of it, so a
+dead node's clients are forgotten within ``presence_ttl_s``); a set per group, pruned of members
+whose presence is gone; resume tokens under their hash with a TTL, taken by GET and DEL in one
+MULTI (GETDEL would need Redis 6.2).
+
+Keys per channel: ``<prefix>{<channel>}:n`` (the counter) and ``<prefix>{<channel>}:s`` (the
+stream, ``MAXLEN ~ history``: at least ``history`` entries kept; an exact trim below 1,000).
+Both expire ``retain_s`` after the channel's last publish: a node cut off for longer than that
+treats what it missed as uncountable (``on_lost(channel, 0)``).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import math
+import os
+import random
+import secrets
+import socket
+import time
+from typing import Any, Awaitable, Callable, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from cyserve.errors import BrokerUnavailable
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger("cyserve.push")
+
+_T = TypeVar("_T")
+
+# KEYS[1] counter, KEYS[2] stream; ARGV[1] pub/sub channel, ARGV[2] history, ARGV[3] "~" or "=",
+# ARGV[4] retain (ms), ARGV[5] the message (origin, publish number, data).
+# A counter that starts again (expired, flushed) starts a new stream: entry ids are the counter's
+# numbers, and XADD refuses an id below the stream's last.
+_PUBLISH = """\
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('DEL', KEYS[2]) end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], ARGV[2], string.format('%d-0', n), 'm', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[1], string.format('%d ', n) .. ARGV[5])
+return n
+"""
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()
+
+# KEYS: presence keys; ARGV[1] node id, ARGV[2] TTL (ms).  Set again (a restarted Redis lost
+# them) unless another node holds the client now (a resume handed it over).
+_REFRESH = """\
+for _, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == false or holder == ARGV[1] then redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end
+end
+return 0
+"""
+
+# KEYS: presence keys; ARGV[1] node id.  Deleted only where this node is still the holder.
+_RELEASE = """\
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
+
+_HEADER_BYTES = 16          # origin (8 bytes) + publish number (8 bytes, big-endian)
+_BATCH = 1024               # publishes written at once, at most
+_RECOVER_COUNT = 1000       # stream entries read per XRANGE
+_SCRIPT_KEYS = 500          # presence keys per refresh/release script call
+_MAX_ORIGINS = 4096         # publishers remembered per channel for dropping copies
+_PING = b"*1\r\n$4\r\nPING\r\n"
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _backoff_s(attempt: int, cap_s: float) -> float:
+    """Bounded exponential backoff with jitter (between half and all of the step), so the
+    workers of a deployment do not reconnect in one wave."""
+    step = min(cap_s, 0.05 * (1 << min(attempt, 16)))
+    return step * (0.5 + random.random() / 2)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+class _Pending:
+    """One publish waiting for Redis: its packed command, the caller's future, its deadline,
+    and whether it was written to a connection that broke before answering (it may have run)."""
+
+    __slots__ = ("chunks", "future", "deadline", "sent")
+
+    def __init__(self, chunks: list[bytes], future: asyncio.Future[None], deadline: float) -> None:
+        self.chunks = chunks
+        self.future = future
+        self.deadline = deadline
+        self.sent = False
+
+
+class _Channel:
+    """What the subscriber knows of one channel: the last counter value it delivered (or skipped
+    as a copy), and each publisher's last publish number it delivered."""
+
+    __slots__ = ("name", "wire", "counter_key", "stream_key", "last", "origins", "generation")
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.name = name
+        self.wire = (prefix + name).encode()
+        self.counter_key = f"{prefix}{{{name}}}:n"
+        self.stream_key = f"{prefix}{{{name}}}:s"
+        # None until the counter was read before subscribing (the baseline: later numbers are
+        # this node's to get).
+        self.last: int | None = None
+        self.origins: dict[bytes, int] = {}
+        # The pub/sub connection (by number) this channel was subscribed on.
+        self.generation = -1
+
+
+class RedisBroker:
+    """A ``Broker`` (cyserve/push/broker.py) over Redis, for hubs in several processes and hosts.
+
+    ``url``: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or ``unix://``.
+    ``prefix``: put before every key and channel (several deployments can share a server).
+    ``history``: messages kept per channel for nodes that were cut off (at least that many).
+    ``presence_ttl_s``: how long a dead node's clients stay located.  ``health_check_s``: the
+    pub/sub connection's PING period; a connection silent for three periods is dropped and
+    reconnected, at most ``reconnect_max_s`` between attempts.  ``publish_buffer`` /
+    ``publish_timeout_s``: how many publishes may wait for an unreachable Redis, and how long
+    each waits, before ``BrokerUnavailable``.  ``retain_s``: a channel's counter and history
+    expire this long after its last publish.
+
+    One broker per hub and process; its ``node_id`` is random per start (with the host name and
+    pid, for logs).  ``start`` connects (``BrokerUnavailable`` if Redis cannot be reached within
+    ``publish_timeout_s``); ``close`` sends what is queued (within ``publish_timeout_s``),
+    releases what this node claimed, and stops every task it started.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "cyserve:push:", history: int = 10_000,
+                 presence_ttl_s: float = 15.0, health_check_s: float = 1.0,
+                 publish_buffer: int = 10_000, publish_timeout_s: float = 5.0,
+                 reconnect_max_s: float = 2.0, retain_s: float = 3600.0) -> None:
+        if history < 1:
+            raise ValueError(f"history must be at least 1, got {history}")
+        if publish_buffer < 1:
+            raise ValueError(f"publish_buffer must be at least 1, got {publish_buffer}")
+        for name, value in (("presence_ttl_s", presence_ttl_s), ("health_check_s", health_check_s),
+                            ("publish_timeout_s", publish_timeout_s),
+                            ("reconnect_max_s", reconnect_max_s), ("retain_s", retain_s)):
+            if not value > 0 or math.isinf(value):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.url = url
+        self.prefix = prefix
+        self.history = history
+        self.presence_ttl_s = presence_ttl_s
+        self.health_check_s = health_check_s
+        self.publish_buffer = publish_buffer
+        self.publish_timeout_s = publish_timeout_s
+        self.reconnect_max_s = reconnect_max_s
+        self.retain_s = retain_s
+        self._node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(6)}"
+        self._connection_kwargs: dict[str, Any] = dict(parse_url(url))
+        self._redis: aioredis.Redis | None = None
+        self._publisher: _Publisher | None = None
+        self._subscriber: _Subscriber | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._claimed: set[str] = set()
+        self._started = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisBroker({self.url!r}, node_id={self._node_id!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    async def start(self, on_message: Callable[[str, bytes], None],
+                    on_lost: Callable[[str, int], None]) -> None:
+        if self._started:
+            raise RuntimeError("RedisBroker.start() was called twice")
+        self._started = True
+        self._redis = aioredis.Redis(
+            **self._connection_kwargs, socket_timeout=self.publish_timeout_s,
+            socket_connect_timeout=self.publish_timeout_s,
+            # One quick second try: a pooled connection found dead after a Redis restart.
+            retry=Retry(NoBackoff(), 1), client_name=f"cyserve-push:{self._node_id}:cmd")
+        self._publisher = _Publisher(self)
+        self._subscriber = _Subscriber(self, on_message, on_lost)
+        self._subscriber.add(f"n:{self._node_id}", 0)
+        try:
+            await self._subscriber.start()
+        except BaseException:
+            await self.close()
+            raise
+        self._publisher.start()
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_presence())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._publisher is not None:
+            await self._publisher.close(self.publish_timeout_s)
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        if self._subscriber is not None:
+            await self._subscriber.close()
+        if self._redis is not None:
+            try:
+                async with asyncio.timeout(self.publish_timeout_s):
+                    await self._release_all()
+            except _FAILURES as exc:
+                # The presence entries expire by themselves within presence_ttl_s.
+                log.warning("push broker %s: could not release its clients in Redis on close: %s",
+                            self._node_id, _describe(exc))
+            await self._redis.aclose()
+
+    async def _release_all(self) -> None:
+        redis = self._redis
+        assert redis is not None
+        claimed = sorted(self._claimed)
+        self._claimed.clear()
+        own = _Channel(f"n:{self._node_id}", self.prefix)
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in range(0, len(claimed), _SCRIPT_KEYS):
+                keys = [self._presence_key(c) for c in claimed[i:i + _SCRIPT_KEYS]]
+                pipe.eval(_RELEASE, len(keys), *keys, self._node_id)
+            # Nobody else reads this node's own channel.
+            pipe.delete(own.counter_key, own.stream_key)
+            await pipe.execute()
+
+    # ------------------------------------------------------------------ channels
+    async def publish(self, channel: str, data: bytes) -> None:
+        publisher = self._publisher
+        if publisher is None or self._closed:
+            raise BrokerUnavailable("the push broker is not running (publish before start or "
+                                    "after close)")
+        await publisher.publish(channel, data)
+
+    async def subscribe(self, channel: str) -> None:
+        assert self._subscriber is not None, "RedisBroker.subscribe() before start()"
+        await self._subscriber.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        assert self._subscriber is not None, "RedisBroker.unsubscribe() before start()"
+        await self._subscriber.unsubscribe(channel)
+
+    # ------------------------------------------------------------------ directories
+    def _presence_key(self, client_id: str) -> str:
+        return f"{self.prefix}presence:{client_id}"
+
+    def _group_key(self, group: str) -> str:
+        return f"{self.prefix}group:{group}"
+
+    def _token_key(self, token_hash: str) -> str:
+        return f"{self.prefix}token:{token_hash}"
+
+    async def _call(self, what: str, fn: Callable[[aioredis.Redis], Awaitable[_T]]) -> _T:
+        """One directory operation; Redis unreachable (or answering an error) is
+        ``BrokerUnavailable`` naming the operation and the cause."""
+        redis = self._redis
+        if redis is None or self._closed:
+            raise BrokerUnavailable(f"{what}: the push broker is not running")
+        try:
+            return await fn(redis)
+        except _FAILURES as exc:
+            raise BrokerUnavailable(f"{what}: Redis at {self.url} failed: {_describe(exc)}") from exc
+
+    async def claim(self, client_id: str) -> None:
+        self._claimed.add(client_id)
+        ttl_ms = int(self.presence_ttl_s * 1000)
+        await self._call("claim", lambda r: r.set(self._presence_key(client_id), self._node_id,
+                                                  px=ttl_ms))
+
+    async def release(self, client_id: str) -> None:
+        self._claimed.discard(client_id)
+        key = self._presence_key(client_id)
+        await self._call("release", lambda r: _awaited(r.eval(_RELEASE, 1, key, self._node_id)))
+
+    async def locate(self, client_id: str) -> str | None:
+        value = await self._call("locate", lambda r: _awaited(r.get(self._presence_key(client_id))))
+        return None if value is None else bytes(value).decode()
+
+    async def group_add(self, group: str, client_id: str) -> None:
+        await self._call("group_add", lambda r: _awaited(r.sadd(self._group_key(group), client_id)))
+
+    async def group_remove(self, group: str, client_id: str) -> None:
+        await self._call("group_remove",
+                         lambda r: _awaited(r.srem(self._group_key(group), client_id)))
+
+    async def group_members(self, group: str) -> set[str]:
+        key = self._group_key(group)
+
+        async def members(redis: aioredis.Redis) -> set[str]:
+            names = sorted(bytes(m).decode() for m in await _awaited(redis.smembers(key)))
+            if not names:
+                return set()
+            holders = await redis.mget([self._presence_key(name) for name in names])
+            gone = [name for name, holder in zip(names, holders) if holder is None]
+            if gone:
+                # Their node died (its presence expired) or released them without leaving.
+                await _awaited(redis.srem(key, *gone))
+            return {name for name, holder in zip(names, holders) if holder is not None}
+        return await self._call("group_members", members)
+
+    async def put_token(self, token_hash: str, client_id: str, ttl_s: float) -> None:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        await self._call("put_token", lambda r: r.set(self._token_key(token_hash), client_id,
+                                                      px=ttl_ms))
+
+    async def take_token(self, token_hash: str) -> str | None:
+        key = self._token_key(token_hash)
+
+        async def take(redis: aioredis.Redis) -> Any:
+            # GET and DEL in one MULTI: a token opens its session once (GETDEL needs 6.2).
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.delete(key)
+                return (await pipe.execute())[0]
+        value = await self._call("take_token", take)
+        return None if value is None else bytes(value).decode()
+
+    async def _refresh_presence(self) -> None:
+        """Every third of ``presence_ttl_s``: one pipeline setting every claimed id's TTL again
+        (and its key, if Redis lost it), so the directory forgets a node within the TTL of its
+        death and never while it lives."""
+        period_s = self.presence_ttl_s / 3
+        ttl_ms = str(int(self.presence_ttl_s * 1000))
+        while True:
+            await asyncio.sleep(period_s)
+            claimed = sorted(self._claimed)
+            if not claimed or self._redis is None:
+                continue
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for i in range(0, len(claimed), _SCRIPT_KEYS):
+                        keys = [self._presence_key(c) for c in claimed[i:i + _SCRIPT_KEYS]]
+                        pipe.eval(_REFRESH, len(keys), *keys, self._node_id, ttl_ms)
+                    await pipe.execute()
+            except _FAILURES as exc:
+                # Redis is unreachable: the pub/sub connection logs that; the next period
+                # tries again (and sets the keys afresh if Redis lost them meanwhile).
+                log.debug("push broker %s: presence refresh failed: %s", self._node_id,
+                          _describe(exc))
+
+    # ------------------------------------------------------------------ connections
+    def _connection(self, role: str) -> AbstractConnection:
+        """A connection of its own (not pooled) for the publisher or the subscriber: no retries
+        inside redis-py (the broker's own loop reconnects, logs and backs off), bounded
+        connect and handshake."""
+        kwargs = dict(self._connection_kwargs)
+        cls = kwargs.pop("connection_class", None) or aioredis.Connection
+        # RESP2 on both (whatever the URL asks of the directory client): the reader parses
+        # pub/sub messages as RESP2's arrays, which every Redis since 2.0 sends (redis-py's
+        # RESP3 parser would route them to a push handler instead).
+        kwargs["protocol"] = 2
+        bound_s = min(self.publish_timeout_s, 3 * self.health_check_s)
+        connection: AbstractConnection = cls(
+            **kwargs, socket_timeout=bound_s, socket_connect_timeout=bound_s,
+            retry=Retry(NoBackoff(), 0), client_name=f"cyserve-push:{self._node_id}:{role}")
+        return connection
+
+
+def _awaited(value: Any) -> Awaitable[Any]:
+    """redis-py types its commands as ``Awaitable[T] | T`` (one signature for the sync and the
+    asyncio client); on the asyncio client they are awaitables."""
+    return cast("Awaitable[Any]", value)
+
+
+async def _connect(conn: AbstractConnection) -> None:
+    connect: Callable[[], Awaitable[None]] = conn.connect  # untyped in redis-py
+    await connect()
+
+
+class _Publisher:
+    """The publishing half: a queue of packed EVALSHA commands, written in batches on one
+    connection by one task, each caller's future resolved by its reply."""
+
+    __slots__ = ("_broker", "_queue", "_inflight", "_wake", "_idle", "_room", "_task", "_conn",
+                 "_origin", "_seq", "_heads", "_tail", "_closing", "_down_since", "_cause",
+                 "_attempt", "_resent", "_written")
+
+    def __init__(self, broker: RedisBroker) -> None:
+        self._broker = broker
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._inflight: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._room: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AbstractConnection | None = None
+        self._origin = secrets.token_bytes(8)
+        self._seq = 0
+        self._heads: dict[str, bytes] = {}
+        trim = b"~" if broker.history >= 1000 else b"="
+        self._tail = (_bulk(str(broker.history).encode()) + _bulk(trim)
+                      + _bulk(str(int(broker.retain_s * 1000)).encode()))
+        self._closing = False
+        self._down_since: float | None = None
+        self._cause = ""
+        self._attempt = 0
+        self._resent = 0
+        self._written = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _head(self, channel: str) -> bytes:
+        head = self._heads.get(channel)
+        if head is None:
+            state = _Channel(channel, self._broker.prefix)
+            head = (b"*10\r\n$7\r\nEVALSHA\r\n" + _bulk(_PUBLISH_SHA.encode()) + _bulk(b"2")
+                    + _bulk(state.counter_key.encode()) + _bulk(state.stream_key.encode())
+                    + _bulk(state.wire) + self._tail)
+            if len(self._heads) >= 4096:
+                self._heads.clear()
+            self._heads[channel] = head
+        return head
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        if self._closing:
+            raise BrokerUnavailable("the push broker is closing: the message was not published")
+        broker = self._broker
+        loop = asyncio.get_running_loop()
+        if len(self._queue) + len(self._inflight) >= broker.publish_buffer:
+            await self._wait_for_room(loop)
+        self._seq += 1
+        # RESP: the message argument (origin, publish number, data) after the channel's head.
+        chunks = [self._head(channel),
+                  b"$%d\r\n%s%s" % (len(data) + _HEADER_BYTES, self._origin,
+                                   self._seq.to_bytes(8, "big")),
+                  data, b"\r\n"]
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append(_Pending(chunks, future, loop.time() + broker.publish_timeout_s))
+        self._idle.clear()
+        self._wake.set()
+        await future
+
+    async def _wait_for_room(self, loop: asyncio.AbstractEventLoop) -> None:
+        broker = self._broker
+        if self._conn is None and self._down_since is not None:
+            raise BrokerUnavailable(
+                f"not published: {broker.publish_buffer} messages already wait for Redis at "
+                f"{broker.url}, unreachable for {loop.time() - self._down_since:.1f} s "
+                f"({self._cause})")
+        # Connected but behind: wait for the writer to make room, as long as a publish may wait.
+        deadline = loop.time() + broker.publish_timeout_s
+        while len(self._queue) + len(self._inflight) >= broker.publish_buffer:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._room.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise BrokerUnavailable(
+                    f"not published: {broker.publish_buffer} messages waited for Redis at "
+                    f"{broker.url} for {broker.publish_timeout_s} s") from None
+            finally:
+                if waiter in self._room:
+                    self._room.remove(waiter)
+
+    def _made_room(self) -> None:
+        if self._room and len(self._queue) + len(self._inflight) < self._broker.publish_buffer:
+            waiters, self._room = self._room, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _run(self) -> None:
+        broker = self._broker
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._made_room()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            conn = self._conn
+            if conn is None:
+                try:
+                    conn = await self._open()
+                except _FAILURES as exc:
+                    self._lost(exc, loop)
+                    self._expire(loop.time())
+                    delay = _backoff_s(self._attempt, broker.reconnect_max_s)
+                    self._attempt += 1
+                    if self._queue:
+                        delay = min(delay, max(0.0, self._queue[0].deadline - loop.time()))
+                    await asyncio.sleep(delay)
+                    continue
+                self._back(loop)
+            batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            self._inflight = batch
+            self._written = False
+            try:
+                again = await self._send(conn, batch)
+            except _FAILURES as exc:
+                # The connection broke or Redis stopped answering: the unconfirmed publishes go
+                # back in front, in order, to be sent again on the next connection (if one of
+                # them did run, every subscriber drops the second copy by its origin).
+                unconfirmed = [p for p in batch if not p.future.done()]
+                for pending in reversed(unconfirmed):
+                    pending.sent = pending.sent or self._written
+                    self._queue.appendleft(pending)
+                self._resent += len(unconfirmed)
+                self._conn = None
+                await conn.disconnect(nowait=True)
+                self._lost(exc, loop)
+            else:
+                for pending in reversed(again):
+                    self._queue.appendleft(pending)
+            finally:
+                self._inflight = []
+            self._made_room()
+
+    async def _open(self) -> AbstractConnection:
+        conn = self._broker._connection("pub")
+        try:
+            await _connect(conn)
+            # Loaded on every connection: a restarted Redis has an empty script cache.
+            await conn.send_command("SCRIPT", "LOAD", _PUBLISH)
+            await conn.read_response()
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        self._conn = conn
+        return conn
+
+    async def _send(self, conn: AbstractConnection, batch: list[_Pending]) -> list[_Pending]:
+        """Write the batch, read its replies; returns the publishes to send again (refused by
+        NOSCRIPT: the script cache was flushed, so they did not run)."""
+        # A connection the server closed while it was idle (a restart, CLIENT KILL) is found
+        # out here, before the batch is written: then it surely did not run.
+        if await conn.can_read():
+            raise ConnectionError("unexpected bytes on the publish connection")
+        chunks: list[bytes] = []
+        for pending in batch:
+            chunks.extend(pending.chunks)
+        self._written = True
+        await conn.send_packed_command(chunks, check_health=False)
+        again: list[_Pending] = []
+        # One bound for the whole batch's replies: a frozen or unreachable server (whose
+        # kernel still accepted the bytes) is found out within it, and the batch resent.
+        async with asyncio.timeout(min(self._broker.publish_timeout_s,
+                                       3 * self._broker.health_check_s)):
+            for pending in batch:
+                try:
+                    await conn.read_response(timeout=math.inf)
+                except NoScriptError:
+                    # Every EVALSHA after a SCRIPT FLUSH fails this way: a suffix of the batch,
+                    # sent again in order once the script is loaded again.
+                    again.append(pending)
+                    continue
+                except ResponseError as exc:
+                    # Redis refused this one (OOM under maxmemory...): its caller hears it; the
+                    # others of the batch go on.
+                    if not pending.future.done():
+                        pending.future.set_exception(BrokerUnavailable(
+                            f"not published: Redis at {self._broker.url} refused it: "
+                            f"{_describe(exc)}"))
+                    continue
+                if not pending.future.done():
+                    pending.future.set_result(None)
+            if again:
+                await conn.send_command("SCRIPT", "LOAD", _PUBLISH)
+                await conn.read_response(timeout=math.inf)
+        return again
+
+    def _lost(self, exc: BaseException, loop: asyncio.AbstractEventLoop) -> None:
+        self._cause = _describe(exc)
+        if self._down_since is None:
+            self._down_since = loop.time()
+            log.warning("push broker %s: lost the Redis publish connection to %s (%s); %d "
+                        "messages wait for it", self._broker.node_id, self._broker.url,
+                        self._cause, len(self._queue))
+
+    def _back(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._attempt = 0
+        if self._down_since is not None:
+            log.info("push broker %s: Redis publish connection back after %.1f s; %d waiting "
+                     "messages sent (%d of them again, unconfirmed before)", self._broker.node_id,
+                     loop.time() - self._down_since, len(self._queue), self._resent)
+            self._down_since = None
+            self._resent = 0
+
+    def _expire(self, now: float) -> None:
+        """Fail the publishes whose wait is over (the queue is in deadline order)."""
+        broker = self._broker
+        queue = self._queue
+        while queue and queue[0].deadline <= now:
+            pending = queue.popleft()
+            if pending.future.done():
+                continue
+            if pending.sent:
+                text = (f"not confirmed: Redis at {broker.url} did not answer within "
+                        f"{broker.publish_timeout_s} s ({self._cause}); it may still be delivered "
+                        "if Redis had received it")
+            else:
+                text = (f"not published: Redis at {broker.url} unreachable for "
+                        f"{broker.publish_timeout_s} s ({self._cause})")
+            pending.future.set_exception(BrokerUnavailable(text))
+        self._made_room()
+
+    async def close(self, bound_s: float) -> None:
+        self._closing = True
+        task = self._task
+        if task is not None and (self._queue or self._inflight):
+            try:
+                async with asyncio.timeout(bound_s):
+                    await self._idle.wait()
+            except TimeoutError:
+                pass
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for pending in [*self._inflight, *self._queue]:
+            if not pending.future.done():
+                pending.future.set_exception(BrokerUnavailable(
+                    "not published: the push broker closed before Redis confirmed it"))
+        self._queue.clear()
+        self._inflight = []
+        self._made_room()
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
+            self._conn = None
+
+
+class _Subscriber:
+    """The receiving half: one pub/sub connection, its health check, and per channel the
+    last counter value delivered, so that a reconnect reads exactly what was missed.
+
+    States: connecting (``_conn`` None) -> resuming (subscribed again, streams read) -> live
+    (``_conn`` set, messages dispatched as read) -> connecting, until ``close``.  Invariant: a
+    channel's messages reach ``on_message`` in counter order, each once; a live message whose
+    number is past ``last + 1`` waits until the stream gave the ones before it.
+    """
+
+    __slots__ = ("_broker", "_on_message", "_on_lost", "_channels", "_by_wire", "_conn",
+                 "_generation", "_task", "_ready", "_waiters", "_rx", "_dead", "_down_since",
+                 "_cause", "_epoch", "_ever_up", "_recovered", "_lost_count")
+
+    def __init__(self, broker: RedisBroker, on_message: Callable[[str, bytes], None],
+                 on_lost: Callable[[str, int], None]) -> None:
+        self._broker = broker
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._channels: dict[str, _Channel] = {}
+        self._by_wire: dict[bytes, _Channel] = {}
+        self._conn: AbstractConnection | None = None
+        self._generation = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._rx = 0.0
+        self._dead = ""
+        self._down_since: float | None = None
+        self._cause = "not connected yet"
+        self._epoch: bytes | None = None
+        self._ever_up = False
+        self._recovered = 0
+        self._lost_count = 0
+
+    def add(self, channel: str, last: int | None) -> _Channel:
+        state = _Channel(channel, self._broker.prefix)
+        state.last = last
+        self._channels[channel] = state
+        self._by_wire[state.wire] = state
+        return state
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._task = loop.create_task(self._run())
+        bound_s = self._broker.publish_timeout_s
+        try:
+            async with asyncio.timeout(bound_s):
+                await self._ready
+        except TimeoutError:
+            raise BrokerUnavailable(f"cannot reach Redis at {self._broker.url} within {bound_s} s "
+                                    f"({self._cause})") from None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._release_waiters()
+
+    # ------------------------------------------------------------------ the hub's calls
+    async def subscribe(self, channel: str) -> None:
+        if channel in self._channels:
+            return
+        broker = self._broker
+        state = self.add(channel, None)
+        redis = broker._redis
+        assert redis is not None
+        try:
+            # The baseline, read before subscribing: every later number is this node's to get
+            # (one published between this read and the subscription is read from the stream).
+            counter = await redis.get(state.counter_key)
+        except _FAILURES:
+            # Redis is unreachable: the reader reads the baseline and subscribes when it is back.
+            return
+        if state.last is None:
+            state.last = int(counter or 0)
+        conn = self._conn
+        if conn is None or self._channels.get(channel) is not state \
+                or state.generation == self._generation:
+            return
+        state.generation = self._generation
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(state.wire, []).append(waiter)
+        try:
+            await conn.send_command("SUBSCRIBE", state.wire, check_health=False)
+            async with asyncio.timeout(min(broker.publish_timeout_s, 3 * broker.health_check_s)):
+                await waiter
+        except _FAILURES:
+            # The connection broke or stopped answering: the next one subscribes every
+            # registered channel, this one included, and reads what it missed meanwhile.
+            return
+        finally:
+            waiters = self._waiters.get(state.wire)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+
+    async def unsubscribe(self, channel: str) -> None:
+        state = self._channels.pop(channel, None)
+        if state is None:
+            return
+        self._by_wire.pop(state.wire, None)
+        conn = self._conn
+        if conn is not None:
+            try:
+                await conn.send_command("UNSUBSCRIBE", state.wire, check_health=False)
+            except _FAILURES:
+                # The connection broke: the next one subscribes only the registered channels,
+                # and messages of a channel no longer registered are not dispatched meanwhile.
+                return
+
+    # ------------------------------------------------------------------ the connection's life
+    async def _run(self) -> None:
+        broker = self._broker
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            conn = broker._connection("sub")
+            health: asyncio.Task[None] | None = None
+            self._dead = ""
+            try:
+                await _connect(conn)
+                self._rx = loop.time()
+                self._generation += 1
+                stash, resubscribed = await self._resume(conn, loop)
+                self._conn = conn
+                attempt = 0
+                health = loop.create_task(self._check_health(conn))
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(None)
+                if self._down_since is not None and self._ever_up:
+                    log.info("push broker %s: Redis pub/sub back after %.1f s: %d channels "
+                             "subscribed again, %d messages recovered, %d lost", broker.node_id,
+                             loop.time() - self._down_since, resubscribed, self._recovered,
+                             self._lost_count)
+                self._down_since = None
+                self._ever_up = True
+                await self._catch_up(conn)
+                await self._read(conn, stash)
+            except _FAILURES as exc:
+                self._cause = self._dead or _describe(exc)
+            finally:
+                self._conn = None
+                if health is not None:
+                    health.cancel()
+                    await asyncio.gather(health, return_exceptions=True)
+                await conn.disconnect(nowait=True)
+                self._release_waiters()
+            if self._down_since is None:
+                self._down_since = loop.time()
+                self._recovered = self._lost_count = 0
+                if self._ever_up:
+                    log.warning("push broker %s: lost the Redis pub/sub connection to %s (%s); "
+                                "reconnecting", broker.node_id, broker.url, self._cause)
+            await asyncio.sleep(_backoff_s(attempt, broker.reconnect_max_s))
+            attempt += 1
+
+    async def _resume(self, conn: AbstractConnection,
+                      loop: asyncio.AbstractEventLoop) -> tuple[list[Any], int]:
+        """On a new connection: find out whether Redis lost its data, subscribe every channel,
+        then read each channel's stream after its last number.  Returns the live messages
+        that came meanwhile (dispatched after), and how many channels were subscribed."""
+        broker = self._broker
+        redis = broker._redis
+        assert redis is not None
+        epoch_key = broker.prefix + "epoch"
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(epoch_key, secrets.token_hex(8), nx=True)
+            pipe.get(epoch_key)
+            _, epoch = await pipe.execute()
+        away_s = 0.0 if self._down_since is None else loop.time() - self._down_since
+        # A new epoch: Redis restarted without its data (or was flushed), every counter starts
+        # again.  Away longer than retain_s: counters may have expired and started again.  In
+        # both cases what was published before and not yet received cannot be counted.
+        forgotten = (self._epoch is not None and epoch != self._epoch) or away_s > broker.retain_s
+        self._epoch = epoch
+        if forgotten:
+            for state in list(self._channels.values()):
+                self._report_lost(state, 0)
+                state.last = 0
+        unknown = [state for state in self._channels.values() if state.last is None]
+        if unknown:
+            async with redis.pipeline(transaction=False) as pipe:
+                for state in unknown:
+                    pipe.get(state.counter_key)
+                counters = await pipe.execute()
+            for state, counter in zip(unknown, counters):
+                if state.last is None:
+                    state.last = int(counter or 0)
+        states = list(self._channels.values())
+        generation = self._generation
+        stash: list[Any] = []
+        async with asyncio.timeout(min(broker.publish_timeout_s, 3 * broker.health_check_s)):
+            for i in range(0, len(states), 1000):
+                chunk = states[i:i + 1000]
+                for state in chunk:
+                    state.generation = generation
+                await conn.send_command("SUBSCRIBE", *[s.wire for s in chunk], check_health=False)
+                confirmed = 0
+                while confirmed < len(chunk):
+                    reply = await conn.read_response(timeout=math.inf)
+                    if reply[0] == b"subscribe":
+                        confirmed += 1
+                        self._confirmed(reply[1])
+                    elif reply[0] == b"message":
+                        stash.append(reply)
+        # Subscribed first, read after: a message is either in what the stream gives now or
+        # arrives live after (or both: the copy is dropped by its number).
+        for state in states:
+            if self._channels.get(state.name) is state and state.last is not None:
+                self._recovered += await self._replay(state, None)
+        return stash, len(states)
+
+    async def _catch_up(self, conn: AbstractConnection) -> None:
+        """Subscribe the channels registered while the connection was being resumed."""
+        late = [s for s in self._channels.values() if s.generation != self._generation]
+        for state in late:
+            state.generation = self._generation
+        if late:
+            await conn.send_command("SUBSCRIBE", *[s.wire for s in late], check_health=False)
+
+    async def _read(self, conn: AbstractConnection, stash: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        by_wire = self._by_wire
+        for reply in stash:
+            state = by_wire.get(reply[1])
+            if state is not None:
+                await self._message(state, reply[2])
+        read = conn.read_response
+        while True:
+            reply = await read(timeout=math.inf)
+            self._rx = loop.time()
+            if reply[0] == b"message":
+                state = by_wire.get(reply[1])
+                if state is not None:
+                    payload = reply[2]
+                    if self._live(state, payload):
+                        await self._message(state, payload)
+            elif reply[0] == b"subscribe":
+                self._confirmed(reply[1])
+
+    async def _check_health(self, conn: AbstractConnection) -> None:
+        """PING a connection silent for ``health_check_s``; drop one silent for three periods
+        (Redis frozen or unreachable: the kernel may keep the socket open for minutes)."""
+        period_s = self._broker.health_check_s
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period_s)
+            silent_s = loop.time() - self._rx
+            if silent_s >= 3 * period_s:
+                self._dead = f"no answer to health-check PINGs for {silent_s:.1f} s"
+                await conn.disconnect(nowait=True)
+                return
+            if silent_s >= period_s * 0.9:
+                try:
+                    await conn.send_packed_command(_PING, check_health=False)
+                except _FAILURES:
+                    return  # the reader sees the broken connection too
+
+    def _confirmed(self, wire: bytes) -> None:
+        for waiter in self._waiters.pop(wire, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _release_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for waiter in futures:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # ------------------------------------------------------------------ delivery
+    def _live(self, state: _Channel, payload: bytes) -> bool:
+        """A live message ``"<number> <message>"``: delivered now, or True when numbers before
+        it are missing (they are read from the stream first)."""
+        space = payload.find(b" ", 0, 24)
+        number = int(payload[:space])
+        last = state.last
+        if last is None:
+            state.last = last = number - 1
+        if number > last + 1:
+            return True
+        self._deliver(state, number, payload, space + 1)
+        return False
+
+    async def _message(self, state: _Channel, payload: bytes) -> None:
+        """A live message whose predecessors may be missing: read them, then deliver it."""
+        number = int(payload[:payload.find(b" ", 0, 24)])
+        assert state.last is not None
+        if number > state.last + 1:
+            await self._replay(state, number - 1)
+            if self._channels.get(state.name) is not state:
+                return
+        self._live(state, payload)
+
+    def _deliver(self, state: _Channel, number: int, payload: bytes, offset: int) -> None:
+        origin = payload[offset:offset + 8]
+        published = int.from_bytes(payload[offset + 8:offset + _HEADER_BYTES], "big")
+        origins = state.origins
+        seen = origins.pop(origin, 0)
+        if published <= seen:
+            # A copy: a publish sent again after its connection broke unconfirmed, or a stream
+            # entry that also came live.  Its number is used up all the same.
+            origins[origin] = seen
+            if state.last is None or number > state.last:
+                state.last = number
+            return
+        origins[origin] = published
+        if len(origins) > _MAX_ORIGINS:
+            # The publishers heard from least recently (a publisher's entry moves to the end
+            # each time it is heard from): long-gone processes.
+            for gone in list(origins)[:_MAX_ORIGINS // 4]:
+                del origins[gone]
+        # Assigned also when lower: a counter that started again (Redis lost it) goes on there.
+        state.last = number
+        try:
+            self._on_message(state.name, payload[offset + _HEADER_BYTES:])
+        except Exception:
+            log.exception("push broker %s: on_message failed for a message of %r",
+                          self._broker.node_id, state.name)
+
+    def _report_lost(self, state: _Channel, count: int) -> None:
+        self._lost_count += count
+        try:
+            self._on_lost(state.name, count)
+        except Exception:
+            log.exception("push broker %s: on_lost failed for %r", self._broker.node_id,
+                          state.name)
+
+    async def _replay(self, state: _Channel, upto: int | None) -> int:
+        """Deliver the channel's stream entries after ``state.last`` (up to ``upto``, or all),
+        in order; report what the stream no longer holds.  Returns how many were read."""
+        redis = self._broker._redis
+        assert redis is not None
+        read = 0
+        while True:
+            assert state.last is not None
+            start = state.last + 1
+            if upto is not None and start > upto:
+                return read
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.xrange(state.stream_key, min=f"{start}-0",
+                            max="+" if upto is None else f"{upto}-0", count=_RECOVER_COUNT)
+                pipe.get(state.counter_key)
+                entries, raw_counter = await pipe.execute()
+            if self._channels.get(state.name) is not state:
+                return read
+            counter = int(raw_counter or 0)
+            if counter < state.last:
+                # The counter started again while this node was away (it expired, retain_s
+                # after the channel's last publish, or was deleted): read the new run from
+                # its start; what came before it cannot be counted.
+                self._report_lost(state, 0)
+                state.last = 0
+                continue
+            for entry_id, fields in entries:
+                number = int(bytes(entry_id).split(b"-", 1)[0])
+                if number > state.last + 1:
+                    # Trimmed (the stream keeps about ``history`` entries) or expired.
+                    self._report_lost(state, number - state.last - 1)
+                    state.last = number - 1
+                self._deliver(state, number, fields[b"m"], 0)
+                read += 1
+            if len(entries) < _RECOVER_COUNT:
+                end = counter if upto is None else upto
+                if end > state.last:
+                    self._report_lost(state, end - state.last)
+                    state.last = end
+                return read

@@ -1,0 +1,388 @@
+"""RedisBroker against a real redis-server: two nodes in one loop and across processes —
+order and exactly-once, a 10,000-message burst, presence (with a dead node's TTL), groups,
+tokens, publishes waiting through an outage and failing loudly past their bounds."""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Any
+
+import pytest
+import redis
+
+from cyserve.errors import BrokerUnavailable
+from cyserve.push.redis import RedisBroker
+from tests.push.redis_support import Node, RedisServer, free_port, peer, stop_peer, until
+
+
+def loop_name(request: pytest.FixtureRequest) -> str:
+    return str(request.node.callspec.params["run"])
+
+
+def numbers(messages: list[bytes]) -> list[int]:
+    return [int(m.rstrip(b".")) for m in messages]
+
+
+# ------------------------------------------------------------------------- the fixture itself
+def test_redis_server_restarts_on_its_port_and_freezes(redis_server: RedisServer) -> None:
+    port = redis_server.port
+    assert redis_server.cli("SET", "k", "v") is True
+    redis_server.restart()
+    assert redis_server.port == port and redis_server.cli("GET", "k") is None  # no persistence
+    redis_server.freeze()
+    with pytest.raises(redis.TimeoutError):
+        redis.Redis(port=port, socket_timeout=0.2).ping()
+    redis_server.thaw()
+    assert redis_server.cli("PING") is True
+
+
+# ------------------------------------------------------------------------- publish/subscribe
+def test_both_nodes_get_every_message_once_in_one_order(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await a.broker.subscribe("g:room")
+            await b.broker.subscribe("g:room")
+            # Both publish at once: each node sees each publisher's messages in its order,
+            # and both nodes see one and the same interleaving (the channel's counter order).
+            await asyncio.gather(
+                *(a.broker.publish("g:room", b"a%d" % i) for i in range(200)),
+                *(b.broker.publish("g:room", b"b%d" % i) for i in range(200)))
+            await until(lambda: len(a.messages["g:room"]) == len(b.messages["g:room"]) == 400)
+            assert a.messages["g:room"] == b.messages["g:room"]
+            for who in (b"a", b"b"):
+                mine = [m for m in a.messages["g:room"] if m.startswith(who)]
+                assert mine == [who + b"%d" % i for i in range(200)]
+            await asyncio.sleep(0.1)
+            assert len(a.messages["g:room"]) == 400 and not a.lost and not b.lost
+    run(main)
+
+
+def test_a_burst_of_10000_arrives_in_order_exactly_once(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await a.broker.subscribe("g:burst")
+            await b.broker.subscribe("g:burst")
+            await asyncio.gather(*(a.broker.publish("g:burst", b"%d" % i) for i in range(10_000)))
+            await until(lambda: len(b.messages["g:burst"]) >= 10_000
+                        and len(a.messages["g:burst"]) >= 10_000, 20.0)
+            await asyncio.sleep(0.05)
+            expected = list(range(10_000))
+            assert numbers(a.messages["g:burst"]) == expected
+            assert numbers(b.messages["g:burst"]) == expected
+            # One publish per message, never per subscriber: the counter is the message count.
+            assert int(redis_server.cli("GET", "cyserve:push:{g:burst}:n")) == 10_000
+    run(main, 40.0)
+
+
+def test_only_subscribed_channels_are_delivered(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await b.broker.subscribe("g:x")
+            await b.broker.subscribe("g:x")           # idempotent
+            await a.broker.publish("g:x", b"1")
+            await a.broker.publish("g:y", b"not for b")
+            await until(lambda: b.messages["g:x"] == [b"1"])
+            await b.broker.unsubscribe("g:x")
+            await b.broker.unsubscribe("g:x")         # idempotent
+            await a.broker.publish("g:x", b"2")
+            await b.broker.subscribe("g:x")
+            await a.broker.publish("g:x", b"3")
+            await until(lambda: b.messages["g:x"] == [b"1", b"3"])
+            await asyncio.sleep(0.1)
+            assert b.messages["g:x"] == [b"1", b"3"] and "g:y" not in b.messages
+            assert not a.messages and not b.lost
+    run(main)
+
+
+def test_each_node_hears_its_own_channel_from_start(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            assert a.node_id != b.node_id
+            await a.broker.publish(f"n:{b.node_id}", b"to b")
+            await b.broker.publish(f"n:{b.node_id}", b"to b, from b")
+            await until(lambda: len(b.messages[f"n:{b.node_id}"]) == 2)
+            assert b.messages[f"n:{b.node_id}"] == [b"to b", b"to b, from b"]
+            assert not a.messages
+    run(main)
+
+
+def test_binary_and_empty_payloads_pass_unchanged(run: Any, redis_server: RedisServer) -> None:
+    payloads = [b"", b" ", b"\x00\r\n 1 2", bytes(range(256)) * 40, "é中🙂".encode()]
+
+    async def main() -> None:
+        async with Node(redis_server.url) as a:
+            await a.broker.subscribe("g:bin ary{x}")
+            for data in payloads:
+                await a.broker.publish("g:bin ary{x}", data)
+            await until(lambda: len(a.messages["g:bin ary{x}"]) == len(payloads))
+            assert a.messages["g:bin ary{x}"] == payloads
+    run(main)
+
+
+def test_two_processes_exchange_5000_messages_each_way(request: pytest.FixtureRequest, run: Any,
+                                                       redis_server: RedisServer) -> None:
+    async def main() -> None:
+        child = peer(loop_name(request), "node", redis_server.url, "g:to-child", "g:to-parent",
+                     "5000", "5000", stdin=True)
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            loop = asyncio.get_running_loop()
+            ready = await asyncio.wait_for(loop.run_in_executor(None, child.stdout.readline), 20)
+            assert ready.startswith("ready "), ready
+            async with Node(redis_server.url) as parent:
+                await parent.broker.subscribe("g:to-parent")
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                for start in range(0, 5000, 1000):
+                    await asyncio.gather(*(parent.broker.publish("g:to-child", b"%d" % i)
+                                           for i in range(start, start + 1000)))
+                await until(lambda: len(parent.messages["g:to-parent"]) >= 5000, 30.0)
+                result = json.loads(await asyncio.wait_for(
+                    loop.run_in_executor(None, child.stdout.readline), 30))
+                assert numbers(parent.messages["g:to-parent"]) == list(range(5000))
+                assert result == {"received": list(range(5000)), "lost": []}
+                assert not parent.lost
+            assert await asyncio.wait_for(loop.run_in_executor(None, child.wait), 10) == 0
+        finally:
+            stop_peer(child)
+    run(main, 60.0)
+
+
+# ------------------------------------------------------------------------- directories
+def test_presence_follows_claims_and_releases(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            assert await b.broker.locate("c1") is None
+            await a.broker.claim("c1")
+            assert await b.broker.locate("c1") == a.node_id
+            await b.broker.release("c1")              # not b's to release
+            assert await b.broker.locate("c1") == a.node_id
+            # A resume handed the session over: b claims it; a's late release leaves it to b.
+            await b.broker.claim("c1")
+            await a.broker.release("c1")
+            assert await a.broker.locate("c1") == b.node_id
+            await b.broker.release("c1")
+            assert await a.broker.locate("c1") is None
+    run(main)
+
+
+def test_presence_outlives_its_ttl_while_the_node_lives(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url, presence_ttl_s=0.6) as a:
+            await a.broker.claim("c1")
+            await a.broker.claim("c2")
+            await asyncio.sleep(1.5)                  # 2.5 TTLs: refreshed, not expired
+            assert await a.broker.locate("c1") == a.node_id
+            assert await a.broker.locate("c2") == a.node_id
+            # A Redis that lost the keys (restart, flush) gets them again at the next refresh.
+            redis_server.cli("FLUSHALL")
+            await until(lambda: redis_server.cli("EXISTS", "cyserve:push:presence:c1") == 1, 2.0)
+            assert await a.broker.locate("c2") == a.node_id
+    run(main)
+
+
+def test_a_dead_nodes_clients_are_forgotten_after_the_ttl(request: pytest.FixtureRequest, run: Any,
+                                                         redis_server: RedisServer) -> None:
+    async def main() -> None:
+        child = peer(loop_name(request), "claim", redis_server.url, "c-dead", "room", "1.0")
+        try:
+            assert child.stdout is not None
+            loop = asyncio.get_running_loop()
+            ready = await asyncio.wait_for(loop.run_in_executor(None, child.stdout.readline), 20)
+            assert ready.startswith("ready "), ready
+            child_node = ready.split()[1]
+            async with Node(redis_server.url) as a:
+                await a.broker.claim("c-alive")
+                await a.broker.group_add("room", "c-alive")
+                assert await a.broker.locate("c-dead") == child_node
+                assert await a.broker.group_members("room") == {"c-alive", "c-dead"}
+                await asyncio.sleep(1.2)              # the child refreshes its claim
+                assert await a.broker.locate("c-dead") == child_node
+                child.send_signal(signal.SIGKILL)     # no close, no release
+                await asyncio.wait_for(loop.run_in_executor(None, child.wait), 10)
+                gone = 0.0
+                while await a.broker.locate("c-dead") is not None:
+                    assert gone < 2.0, "a dead node's client was still located after 2 TTLs"
+                    await asyncio.sleep(0.05)
+                    gone += 0.05
+                assert await a.broker.group_members("room") == {"c-alive"}
+                # Pruned from the set itself, not only filtered.
+                assert redis_server.cli("SMEMBERS", "cyserve:push:group:room") == {b"c-alive"}
+        finally:
+            stop_peer(child)
+    run(main, 30.0)
+
+
+def test_groups_are_shared_by_every_node(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            for client, node in (("a1", a), ("a2", a), ("b1", b)):
+                await node.broker.claim(client)
+                await node.broker.group_add("room", client)
+            await a.broker.group_add("room", "a1")      # idempotent
+            assert await b.broker.group_members("room") == {"a1", "a2", "b1"}
+            await b.broker.group_remove("room", "a2")
+            assert await a.broker.group_members("room") == {"a1", "b1"}
+            assert await a.broker.group_members("nobody") == set()
+            # A member whose node released it without leaving the group is not a member.
+            await b.broker.release("b1")
+            assert await a.broker.group_members("room") == {"a1"}
+    run(main)
+
+
+def test_tokens_open_once_and_expire(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await a.broker.put_token("h1", "client-1", 30.0)
+            await a.broker.put_token("h2", "client-2", 0.2)
+            assert await b.broker.take_token("h1") == "client-1"
+            assert await a.broker.take_token("h1") is None   # single use
+            await asyncio.sleep(0.4)
+            assert await b.broker.take_token("h2") is None   # expired
+            assert await b.broker.take_token("never") is None
+            # Two nodes racing for one token: exactly one gets it.
+            await a.broker.put_token("h3", "client-3", 30.0)
+            results = await asyncio.gather(a.broker.take_token("h3"), b.broker.take_token("h3"))
+            assert sorted(results, key=str) == [None, "client-3"]
+    run(main)
+
+
+# ------------------------------------------------------------------------- outages
+def test_a_publish_waits_for_redis_and_is_delivered_once_it_is_back(
+        run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await b.broker.subscribe("g:w")
+            await a.broker.publish("g:w", b"before")
+            await until(lambda: b.messages["g:w"] == [b"before"])
+            redis_server.stop()
+            waiting = [asyncio.ensure_future(a.broker.publish("g:w", b"during%d" % i))
+                       for i in range(50)]
+            await asyncio.sleep(0.5)
+            assert not any(task.done() for task in waiting)
+            redis_server.start()
+            await asyncio.wait_for(asyncio.gather(*waiting), 5.0)
+            await until(lambda: len(b.messages["g:w"]) == 51, 5.0)
+            assert b.messages["g:w"] == [b"before"] + [b"during%d" % i for i in range(50)]
+            # Redis came back empty (no persistence): what it may have held undelivered before
+            # cannot be counted, and is reported so (0), never silently.
+            assert ("g:w", 0) in b.lost and all(count == 0 for _, count in b.lost)
+    run(main)
+
+
+def test_a_publish_fails_loudly_past_its_wait(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url, publish_timeout_s=0.5) as a:
+            await a.broker.publish("g:x", b"fine")
+            redis_server.stop()
+            await asyncio.sleep(0.1)   # the closed connection is seen: nothing is ambiguous
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            with pytest.raises(BrokerUnavailable) as info:
+                await a.broker.publish("g:x", b"lost?")
+            assert 0.4 <= loop.time() - start < 2.0
+            assert "not published" in str(info.value) and redis_server.url in str(info.value)
+            # Nothing of it is sent later: the subscriber never sees it once Redis is back.
+            await a.broker.subscribe("g:x")
+            redis_server.start()
+            await a.broker.publish("g:x", b"after")
+            await until(lambda: b"after" in a.messages["g:x"])
+            assert b"lost?" not in a.messages["g:x"]
+    run(main)
+
+
+def test_a_publish_fails_at_once_when_the_buffer_is_full(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url, publish_buffer=3) as a:
+            await a.broker.subscribe("g:x")
+            await a.broker.publish("g:x", b"0")
+            redis_server.stop()
+            waiting = [asyncio.ensure_future(a.broker.publish("g:x", b"%d" % i)) for i in (1, 2, 3)]
+            await asyncio.sleep(0.3)
+            with pytest.raises(BrokerUnavailable, match="already wait"):
+                await asyncio.wait_for(a.broker.publish("g:x", b"4"), 0.2)
+            redis_server.start()
+            await asyncio.wait_for(asyncio.gather(*waiting), 5.0)
+            await until(lambda: a.messages["g:x"][-3:] == [b"1", b"2", b"3"])
+            assert b"4" not in a.messages["g:x"]
+    run(main)
+
+
+def test_an_error_reply_fails_that_publish_only(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a:
+            await a.broker.subscribe("g:x")
+            redis_server.cli("CONFIG", "SET", "maxmemory", "1")
+            redis_server.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            with pytest.raises(BrokerUnavailable, match="refused it: .*maxmemory"):
+                await a.broker.publish("g:x", b"too much")
+            redis_server.cli("CONFIG", "SET", "maxmemory", "0")
+            await a.broker.publish("g:x", b"fine")
+            await until(lambda: a.messages["g:x"] == [b"fine"])
+    run(main)
+
+
+def test_a_flushed_script_cache_loses_and_reorders_nothing(run: Any,
+                                                            redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a, Node(redis_server.url) as b:
+            await b.broker.subscribe("g:x")
+
+            async def publisher() -> None:
+                for start in range(0, 3000, 100):
+                    await asyncio.gather(*(a.broker.publish("g:x", b"%d" % i)
+                                           for i in range(start, start + 100)))
+
+            task = asyncio.ensure_future(publisher())
+            for _ in range(5):
+                await asyncio.sleep(0.02)
+                redis_server.cli("SCRIPT", "FLUSH")
+            await asyncio.wait_for(task, 10.0)
+            await until(lambda: len(b.messages["g:x"]) >= 3000, 10.0)
+            assert numbers(b.messages["g:x"]) == list(range(3000))
+    run(main)
+
+
+def test_start_fails_when_redis_is_unreachable(run: Any) -> None:
+    async def main() -> None:
+        broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", publish_timeout_s=0.5,
+                             health_check_s=0.1)
+        with pytest.raises(BrokerUnavailable, match="cannot reach Redis"):
+            await broker.start(lambda c, d: None, lambda c, n: None)
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish("g:x", b"1")
+        await broker.close()
+    run(main)
+
+
+def test_close_releases_everything_and_is_idempotent(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a:
+            b = Node(redis_server.url)
+            await b.__aenter__()
+            await b.broker.claim("c1")
+            await b.broker.subscribe("g:x")
+            await a.broker.publish(f"n:{b.node_id}", b"hello")
+            await until(lambda: len(b.messages[f"n:{b.node_id}"]) == 1)
+            pending = asyncio.ensure_future(b.broker.publish("g:x", b"last"))
+            await asyncio.sleep(0)                    # queued, not yet confirmed
+            await b.broker.close()
+            await pending                             # what was queued is sent on close
+            await b.broker.close()
+            assert await a.broker.locate("c1") is None
+            assert redis_server.cli("EXISTS", f"cyserve:push:{{n:{b.node_id}}}:s") == 0
+            with pytest.raises(BrokerUnavailable):
+                await b.broker.publish("g:x", b"after close")
+            clients = redis_server.cli("CLIENT", "LIST").decode()
+            assert b.node_id not in clients
+    run(main)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("history", 0), ("publish_buffer", 0), ("health_check_s", 0.0), ("presence_ttl_s", -1.0),
+    ("publish_timeout_s", float("inf")), ("reconnect_max_s", float("nan")), ("retain_s", 0.0)])
+def test_options_are_checked(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=option):
+        RedisBroker("redis://127.0.0.1:6379/0", **{option: value})
+
