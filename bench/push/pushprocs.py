@@ -111,13 +111,13 @@ class CpuWindow:
     other_pct: float = 0.0
 
     def __enter__(self) -> CpuWindow:
-        self._start = self._read()
+        self._start, self._start_by_pid = self._read()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is not None:
             return
-        end = self._read()
+        end, self._end_by_pid = self._read()
         self.server_user_s, self.server_sys_s, self.client_s, busy, self.seconds = (
             b - a for a, b in zip(self._start, end))
         others = busy - self.server_user_s - self.server_sys_s - self.client_s
@@ -127,13 +127,18 @@ class CpuWindow:
     def server_s(self) -> float:
         return self.server_user_s + self.server_sys_s
 
-    def _read(self) -> tuple[float, float, float, float, float]:
-        user = system = 0.0
-        for pid in self.servers:
-            u, s = wsprocs.cpu_split_s(pid)
-            user, system = user + u, system + s
+    def server_pct(self, pid: int) -> float:
+        """One server process's CPU over the window, in % of one CPU."""
+        if self.seconds <= 0:
+            return 0.0
+        return 100 * (sum(self._end_by_pid[pid]) - sum(self._start_by_pid[pid])) / self.seconds
+
+    def _read(self) -> tuple[tuple[float, float, float, float, float], dict[int, tuple[float, float]]]:
+        by_pid = {pid: wsprocs.cpu_split_s(pid) for pid in self.servers}
+        user = sum(u for u, _ in by_pid.values())
+        system = sum(s for _, s in by_pid.values())
         clients = sum(procs.tree_cpu_s(pid) for pid in self.clients)
-        return user, system, clients, wsprocs.machine_busy_s(), time.monotonic()
+        return (user, system, clients, wsprocs.machine_busy_s(), time.monotonic()), by_pid
 
 
 def clean_median(rounds: list[dict[str, Any]], max_other: float) -> tuple[dict[str, float], int]:

@@ -283,7 +283,7 @@ def scenario(system: str, members: int, args: argparse.Namespace, server_core: i
             "max_ms": percentile_ms(got["hist"], 1.0), "server_cpu_pct": 100 * cpu.server_s / cpu.seconds,
             "server_us_per_delivery": cpu.server_s * 1e6 / max(1, delivered),
             "client_us_per_delivery": cpu.client_s * 1e6 / max(1, delivered),
-            "other_pct": cpu.other_pct}
+            "redis_cpu_pct": cpu.server_pct(redis.pid) if redis.pid else 0.0, "other_pct": cpu.other_pct}
 
 
 def versions() -> dict[str, str]:
@@ -304,7 +304,7 @@ def versions() -> dict[str, str]:
 def report(results: dict[str, list[dict[str, Any]]], found: dict[str, str], max_other: float) -> dict[str, Any]:
     print("\n" + "  ".join(f"{k} {v}" for k, v in found.items()))
     print(f"\n{'row':<18}{'msgs/s':>10}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'srv CPU%':>10}{'srv us/msg':>11}{'cli us/msg':>11}{'other%':>8}   msgs/s by round "
+          f"{'srv CPU%':>10}{'redis%':>8}{'srv us/msg':>11}{'cli us/msg':>11}{'other%':>8}   msgs/s by round "
           f"([...]: others took > {max_other:g}%)")
     out: dict[str, Any] = {}
     for name, rounds in results.items():
@@ -316,7 +316,7 @@ def report(results: dict[str, list[dict[str, Any]]], found: dict[str, str], max_
                             for r in rounds)
         print(f"{name:<18}{med['msgs_per_s']:>10,.0f}{med['delivered_per_s']:>13,.0f}{med['lost']:>7.0f}"
               f"{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{med['max_ms']:>9.2f}{med['server_cpu_pct']:>10.0f}"
-              f"{med['server_us_per_delivery']:>11.2f}{med['client_us_per_delivery']:>11.2f}{med['other_pct']:>8.0f}"
+              f"{med['redis_cpu_pct']:>8.0f}{med['server_us_per_delivery']:>11.2f}{med['client_us_per_delivery']:>11.2f}{med['other_pct']:>8.0f}"
               f"{'' if clean else '*':1}  {by_round}")
     ratios: dict[str, Any] = {}
     if "cyserve-nodes" in out and "raw-nodes" in out:
