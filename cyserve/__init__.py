@@ -36,8 +36,8 @@ from cyserve.client import (
 )
 from cyserve.client import Response as ClientResponse
 from cyserve.compression import Codec, Compression
-from cyserve.config import (Limits, Retries, RunConfig, ServerConfig, Timeouts, WaterMarks,
-                            WebSocketLimits)
+from cyserve.config import (Limits, PushLimits, Retries, RunConfig, ServerConfig, Timeouts,
+                            WaterMarks, WebSocketLimits)
 from cyserve.context import current_request, g
 from cyserve.csrf import CSRF, csrf_token
 from cyserve.datastructures import URL, FormData, Headers, QueryParams
@@ -157,6 +157,7 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "PushError",
+    "PushLimits",
     "QueryParams",
     "ReadError",
     "ReadTimeout",
