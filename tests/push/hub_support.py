@@ -26,11 +26,20 @@ from cyserve._core.push.frames import (
 from cyserve.push.hub import PUSH_SUBPROTOCOL, Hub
 from cyserve.server.serve import serve
 
-__all__ = ["PushClient", "Served", "TRANSPORTS", "serving_hub"]
+__all__ = ["PushClient", "Served", "TRANSPORTS", "serving_hub", "wait_until"]
 
 #: The four ways a client can speak: (transport, framing) as test ids.
 TRANSPORTS = ("ws-binary", "ws-text", "tcp-binary", "tcp-json")
 TIMEOUT_S = 5.0
+
+
+async def wait_until(predicate: Callable[[], Any], timeout_s: float = TIMEOUT_S) -> None:
+    """Poll ``predicate`` every 5 ms until it is true (AssertionError after ``timeout_s``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        assert loop.time() < deadline, "timed out waiting for a condition"
+        await asyncio.sleep(0.005)
 
 
 @dataclass
