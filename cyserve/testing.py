@@ -281,6 +281,44 @@ class TestClient:
         return _SyncWebSocketContext(self, connect)
 
 
+    def push(self, credentials: Any = None, *, transport: str | None = None, hub: Any = None,
+             **options: Any) -> Any:
+        """``async with`` (async form) or ``with`` (sync form) a push client
+        (``cyserve.push.connect``) connected to a hub the app serves (``App.push``): the only
+        one, or ``hub``.  ``transport``: ``"tcp"`` (the default when the hub has a TCP port) or
+        ``"websocket"``; ``options`` go to ``connect`` (``codec``, ``framing``, ``reconnect``...).
+        The sync form is a ``SyncPushClient``: ``call``, ``receive``, ``close``, iteration."""
+        from cyserve.push.client import connect
+        url = self._push_url(transport, hub)
+        if self._mode == "async":
+            return connect(url, credentials, **options)
+        return _SyncPushContext(self, lambda: connect(url, credentials, **options))
+
+    def _push_url(self, transport: str | None, hub: Any) -> str:
+        served = self._running()
+        mounts = [m for m in getattr(self.app, "push_mounts", ()) if hub is None or m.hub is hub]
+        if not mounts:
+            raise RuntimeError("the app serves no push hub" + ("" if hub is None else " like that one")
+                               + ": app.push(hub, port=..., websocket=...)")
+        if len(mounts) > 1:
+            raise RuntimeError("the app serves several push hubs: say which with hub=")
+        mount = mounts[0]
+        if transport is None:
+            transport = "tcp" if mount.port is not None else "websocket"
+        if transport == "tcp":
+            if mount.address is None:
+                raise RuntimeError("the push hub has no TCP listener: app.push(hub, port=0) opens one")
+            host, port = mount.address
+            return f"tcp://{host}:{port}"
+        if transport == "websocket":
+            if mount.websocket is None:
+                raise RuntimeError("the push hub has no WebSocket endpoint: "
+                                   "app.push(hub, websocket='/push') adds one")
+            assert served.server is not None
+            return f"ws://127.0.0.1:{served.server.port}{mount.websocket}"
+        raise ValueError(f"transport must be 'tcp' or 'websocket', got {transport!r}")
+
+
 class SyncResponse:
     """A ``Response`` seen from synchronous code: the same names, plain calls."""
 
@@ -471,3 +509,64 @@ class _SyncWebSocketContext:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._tc._call(self._connect.__aexit__(*exc_info))
+
+
+class SyncPushClient:
+    """A push client (``cyserve.push.PushClient``) seen from synchronous code: each call runs on
+    the TestClient's loop and blocks until done (``receive`` waits at most ``timeout_s``)."""
+
+    __slots__ = ("_push", "_tc")
+
+    def __init__(self, push: Any, tc: TestClient) -> None:
+        self._push = push
+        self._tc = tc
+
+    def call(self, command: str, data: Any = None, *, timeout_s: float | None = 10.0) -> Any:
+        return self._tc._call(self._push.call(command, data, timeout_s=timeout_s))
+
+    def receive(self, timeout_s: float = 10.0) -> Any:
+        """The next ``Push``, ``Gap`` or ``SessionReset``; ``TimeoutError`` when none came in
+        ``timeout_s``; ``StopAsyncIteration`` once the session ended."""
+        return self._tc._call(asyncio.wait_for(self._push.__anext__(), timeout_s))
+
+    def close(self) -> None:
+        self._tc._call(self._push.close())
+
+    @property
+    def client_id(self) -> str | None:
+        client_id: str | None = self._push.client_id
+        return client_id
+
+    @property
+    def welcome(self) -> Any:
+        return self._push.welcome
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._tc._call(self._push.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def __repr__(self) -> str:
+        return repr(self._push)
+
+
+class _SyncPushContext:
+    __slots__ = ("_tc", "_make", "_connect")
+
+    def __init__(self, tc: TestClient, make: Any) -> None:
+        self._tc = tc
+        self._make = make
+        self._connect: Any = None
+
+    def __enter__(self) -> SyncPushClient:
+        async def enter() -> Any:
+            # Made on the loop's thread: the client's futures belong to that loop.
+            self._connect = self._make()
+            return await self._connect.__aenter__()
+        return SyncPushClient(self._tc._call(enter()), self._tc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._connect is not None:
+            self._tc._call(self._connect.__aexit__(*exc_info))
