@@ -161,8 +161,7 @@ def publisher(args: argparse.Namespace) -> None:
         batch = 1
         publish: Callable[[int, int], Coroutine[Any, Any, None]]
         if args.system == "cyserve":
-            from cyserve.push.hub import Hub
-            from cyserve.push.redis import RedisBroker
+            from cyserve.push import Hub, RedisBroker
             hub = Hub(broker=RedisBroker(url))
             await hub.start()
             sentinels = [(await open_members("tcp", [port], 1, tally))[0] for port, tally in zip(ports, tallies)]

@@ -223,7 +223,7 @@ def test_member_reports_pushes_out_of_sequence(run: Run, transport: str) -> None
 def test_members_count_every_publish_of_a_real_hub(run: Run) -> None:
     """Twenty members of a real ``Hub`` (TCP listener, in-process broker): each receives all 300
     publishes, in sequence; the push-to-one path (``hub.send``) reaches its target."""
-    from cyserve.push.hub import Hub
+    from cyserve.push import Hub
 
     async def main() -> None:
         hub = Hub()

@@ -24,8 +24,7 @@ import os
 from typing import Any
 
 from cyserve import App, Request, Response
-from cyserve.config import PushLimits
-from cyserve.push.hub import Hub
+from cyserve.push import Hub, PushLimits
 
 GROUP = "bench"
 MESSAGE_BYTES = 100
@@ -36,7 +35,7 @@ def _broker() -> Any:
     url = os.environ.get("BENCH_PUSH_REDIS")
     if not url:
         return None  # the Hub's in-process LocalBroker
-    from cyserve.push.redis import RedisBroker
+    from cyserve.push import RedisBroker
     return RedisBroker(url)
 
 
