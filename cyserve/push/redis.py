@@ -71,18 +71,31 @@ log = logging.getLogger("cyserve.push")
 
 _T = TypeVar("_T")
 
-# KEYS[1] counter, KEYS[2] stream; ARGV[1] pub/sub channel, ARGV[2] history, ARGV[3] "~" or "=",
-# ARGV[4] retain (ms), ARGV[5] the message (origin, publish number, data).
-# A counter that starts again (expired, flushed) starts a new stream: entry ids are the counter's
-# numbers, and XADD refuses an id below the stream's last.
+# A batch of publishes, each one atomic (the whole batch is): for message i, KEYS[2i-1] its
+# channel's counter, KEYS[2i] its stream; ARGV[1] history, ARGV[2] "~" or "=", ARGV[3] retain (ms),
+# ARGV[2i+2] the pub/sub channel, ARGV[2i+3] the message (origin, publish number, data).
+# Each message: INCR the counter, XADD the message under that number to the capped stream,
+# PUBLISH "<number> <message>".  A counter that starts again (expired, flushed) starts a new
+# stream: entry ids are the counter's numbers, and XADD refuses an id below the stream's last.
+# Returns the number of messages published, or {published, error} at the first that failed
+# (the rest did not run): only a script's first write can meet OOM, the others are an
+# operator's key of another type.
 _PUBLISH = """\
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('DEL', KEYS[2]) end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], ARGV[2], string.format('%d-0', n), 'm', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[1], string.format('%d ', n) .. ARGV[5])
-return n
+local history, trim, retain = ARGV[1], ARGV[2], ARGV[3]
+for i = 1, #KEYS / 2 do
+  local counter, stream = KEYS[2 * i - 1], KEYS[2 * i]
+  local message = ARGV[2 * i + 3]
+  local n = redis.pcall('INCR', counter)
+  if type(n) == 'table' then return {i - 1, n.err} end
+  if n == 1 then redis.call('DEL', stream) end
+  local done = redis.pcall('XADD', stream, 'MAXLEN', trim, history, string.format('%d-0', n),
+                           'm', message)
+  if type(done) == 'table' and done.err then return {i - 1, done.err} end
+  redis.call('PEXPIRE', counter, retain)
+  redis.call('PEXPIRE', stream, retain)
+  redis.call('PUBLISH', ARGV[2 * i + 2], string.format('%d ', n) .. message)
+end
+return #KEYS / 2
 """
 _PUBLISH_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()
 
@@ -105,7 +118,8 @@ return 0
 """
 
 _HEADER_BYTES = 16          # origin (8 bytes) + publish number (8 bytes, big-endian)
-_BATCH = 1024               # publishes written at once, at most
+_BATCH = 512                # publishes in one script call, at most (Redis runs it in ~2 ms)
+_BATCH_BYTES = 1 << 20      # and about this many bytes of messages
 _RECOVER_COUNT = 1000       # stream entries read per XRANGE
 _SCRIPT_KEYS = 500          # presence keys per refresh/release script call
 _MAX_ORIGINS = 4096         # publishers remembered per channel for dropping copies
@@ -131,13 +145,17 @@ def _describe(exc: BaseException) -> str:
 
 
 class _Pending:
-    """One publish waiting for Redis: its packed command, the caller's future, its deadline,
-    and whether it was written to a connection that broke before answering (it may have run)."""
+    """One publish waiting for Redis: its parts of the script call (the two keys, then the
+    channel and the message head, and the data), the caller's future, its deadline, and whether
+    it was written to a connection that broke before answering (it may have run)."""
 
-    __slots__ = ("chunks", "future", "deadline", "sent")
+    __slots__ = ("keys", "head", "data", "future", "deadline", "sent")
 
-    def __init__(self, chunks: list[bytes], future: asyncio.Future[None], deadline: float) -> None:
-        self.chunks = chunks
+    def __init__(self, keys: bytes, head: bytes, data: bytes, future: asyncio.Future[None],
+                 deadline: float) -> None:
+        self.keys = keys
+        self.head = head
+        self.data = data
         self.future = future
         self.deadline = deadline
         self.sent = False
@@ -425,7 +443,7 @@ class _Publisher:
     connection by one task, each caller's future resolved by its reply."""
 
     __slots__ = ("_broker", "_queue", "_inflight", "_wake", "_idle", "_room", "_task", "_conn",
-                 "_origin", "_seq", "_heads", "_tail", "_closing", "_down_since", "_cause",
+                 "_origin", "_seq", "_channels", "_options", "_closing", "_down_since", "_cause",
                  "_attempt", "_resent", "_written")
 
     def __init__(self, broker: RedisBroker) -> None:
@@ -440,10 +458,13 @@ class _Publisher:
         self._conn: AbstractConnection | None = None
         self._origin = secrets.token_bytes(8)
         self._seq = 0
-        self._heads: dict[str, bytes] = {}
+        # channel -> (its two keys, its pub/sub name), packed as RESP bulk strings.
+        self._channels: dict[str, tuple[bytes, bytes]] = {}
+        # Exact trimming costs more per XADD; approximate trimming of a short history would
+        # keep far more than asked (it trims whole stream nodes of 100 entries).
         trim = b"~" if broker.history >= 1000 else b"="
-        self._tail = (_bulk(str(broker.history).encode()) + _bulk(trim)
-                      + _bulk(str(int(broker.retain_s * 1000)).encode()))
+        self._options = (_bulk(str(broker.history).encode()) + _bulk(trim)
+                         + _bulk(str(int(broker.retain_s * 1000)).encode()))
         self._closing = False
         self._down_since: float | None = None
         self._cause = ""
@@ -454,17 +475,16 @@ class _Publisher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def _head(self, channel: str) -> bytes:
-        head = self._heads.get(channel)
-        if head is None:
+    def _packed(self, channel: str) -> tuple[bytes, bytes]:
+        packed = self._channels.get(channel)
+        if packed is None:
             state = _Channel(channel, self._broker.prefix)
-            head = (b"*10\r\n$7\r\nEVALSHA\r\n" + _bulk(_PUBLISH_SHA.encode()) + _bulk(b"2")
-                    + _bulk(state.counter_key.encode()) + _bulk(state.stream_key.encode())
-                    + _bulk(state.wire) + self._tail)
-            if len(self._heads) >= 4096:
-                self._heads.clear()
-            self._heads[channel] = head
-        return head
+            packed = (_bulk(state.counter_key.encode()) + _bulk(state.stream_key.encode()),
+                      _bulk(state.wire))
+            if len(self._channels) >= 4096:
+                self._channels.clear()
+            self._channels[channel] = packed
+        return packed
 
     async def publish(self, channel: str, data: bytes) -> None:
         if self._closing:
@@ -474,13 +494,13 @@ class _Publisher:
         if len(self._queue) + len(self._inflight) >= broker.publish_buffer:
             await self._wait_for_room(loop)
         self._seq += 1
-        # RESP: the message argument (origin, publish number, data) after the channel's head.
-        chunks = [self._head(channel),
-                  b"$%d\r\n%s%s" % (len(data) + _HEADER_BYTES, self._origin,
-                                   self._seq.to_bytes(8, "big")),
-                  data, b"\r\n"]
+        keys, wire = self._packed(channel)
+        # The message argument: origin and publish number, then the data (sent as it is).
+        head = wire + b"$%d\r\n%s%s" % (len(data) + _HEADER_BYTES, self._origin,
+                                         self._seq.to_bytes(8, "big"))
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.append(_Pending(chunks, future, loop.time() + broker.publish_timeout_s))
+        self._queue.append(_Pending(keys, head, data, future,
+                                    loop.time() + broker.publish_timeout_s))
         self._idle.clear()
         self._wake.set()
         await future
@@ -539,7 +559,7 @@ class _Publisher:
                     await asyncio.sleep(delay)
                     continue
                 self._back(loop)
-            batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            batch = self._take_batch()
             self._inflight = batch
             self._written = False
             try:
@@ -576,45 +596,65 @@ class _Publisher:
         self._conn = conn
         return conn
 
+    def _take_batch(self) -> list[_Pending]:
+        queue = self._queue
+        batch = [queue.popleft()]
+        size = len(batch[0].data)
+        while queue and len(batch) < _BATCH and size < _BATCH_BYTES:
+            pending = queue.popleft()
+            batch.append(pending)
+            size += len(pending.data)
+        return batch
+
     async def _send(self, conn: AbstractConnection, batch: list[_Pending]) -> list[_Pending]:
-        """Write the batch, read its replies; returns the publishes to send again (refused by
-        NOSCRIPT: the script cache was flushed, so they did not run)."""
+        """One EVALSHA for the batch; returns the publishes to send again (those that did not
+        run: the script cache was flushed, or one before them failed)."""
         # A connection the server closed while it was idle (a restart, CLIENT KILL) is found
         # out here, before the batch is written: then it surely did not run.
         if await conn.can_read():
             raise ConnectionError("unexpected bytes on the publish connection")
-        chunks: list[bytes] = []
+        count = len(batch)
+        chunks = [b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (6 + 4 * count, _bulk(_PUBLISH_SHA.encode()),
+                                                      _bulk(b"%d" % (2 * count)))]
+        chunks.extend([pending.keys for pending in batch])
+        chunks.append(self._options)
         for pending in batch:
-            chunks.extend(pending.chunks)
+            chunks += (pending.head, pending.data, b"\r\n")
         self._written = True
         await conn.send_packed_command(chunks, check_health=False)
-        again: list[_Pending] = []
-        # One bound for the whole batch's replies: a frozen or unreachable server (whose
-        # kernel still accepted the bytes) is found out within it, and the batch resent.
+        # A bound on the reply: a frozen or unreachable server (whose kernel still accepted the
+        # bytes) is found out within it, and the batch sent again on another connection.
         async with asyncio.timeout(min(self._broker.publish_timeout_s,
                                        3 * self._broker.health_check_s)):
-            for pending in batch:
-                try:
-                    await conn.read_response(timeout=math.inf)
-                except NoScriptError:
-                    # Every EVALSHA after a SCRIPT FLUSH fails this way: a suffix of the batch,
-                    # sent again in order once the script is loaded again.
-                    again.append(pending)
-                    continue
-                except ResponseError as exc:
-                    # Redis refused this one (OOM under maxmemory...): its caller hears it; the
-                    # others of the batch go on.
-                    if not pending.future.done():
-                        pending.future.set_exception(BrokerUnavailable(
-                            f"not published: Redis at {self._broker.url} refused it: "
-                            f"{_describe(exc)}"))
-                    continue
-                if not pending.future.done():
-                    pending.future.set_result(None)
-            if again:
+            try:
+                reply = await conn.read_response(timeout=math.inf)
+            except NoScriptError:
+                # Not loaded (a SCRIPT FLUSH): nothing ran; load it, send the batch again.
                 await conn.send_command("SCRIPT", "LOAD", _PUBLISH)
                 await conn.read_response(timeout=math.inf)
-        return again
+                return batch
+            except ResponseError as exc:
+                # Refused as a whole (READONLY, NOPERM...): nothing ran; the callers hear why.
+                self._refuse(batch, _describe(exc))
+                return []
+        if isinstance(reply, list):
+            done, error = int(reply[0]), bytes(reply[1]).decode(errors="replace")
+        else:
+            done, error = int(reply), ""
+        for pending in batch[:done]:
+            if not pending.future.done():
+                pending.future.set_result(None)
+        if done < count:
+            # The first that failed (OOM under maxmemory...) is refused; the rest did not run.
+            self._refuse(batch[done:done + 1], error)
+            return batch[done + 1:]
+        return []
+
+    def _refuse(self, batch: list[_Pending], error: str) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(BrokerUnavailable(
+                    f"not published: Redis at {self._broker.url} refused it: {error}"))
 
     def _lost(self, exc: BaseException, loop: asyncio.AbstractEventLoop) -> None:
         self._cause = _describe(exc)

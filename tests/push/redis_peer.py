@@ -1,7 +1,8 @@
 """Another process with a ``RedisBroker``, for the cross-process tests of tests/push.
 
-    python -m tests.push.redis_peer LOOP publish URL CHANNEL COUNT [SIZE]
-        publish COUNT messages (b"<i>" padded with "." to SIZE bytes) to CHANNEL, then exit
+    python -m tests.push.redis_peer LOOP publish URL CHANNEL FIRST COUNT [SIZE [HISTORY]]
+        publish COUNT messages b"<i>" (i from FIRST, padded with "." to SIZE bytes) to
+        CHANNEL with a broker keeping HISTORY messages per channel, then exit
     python -m tests.push.redis_peer LOOP claim URL CLIENT_ID GROUP TTL_S
         claim CLIENT_ID, add it to GROUP, print "ready <node id>", then sleep until killed
     python -m tests.push.redis_peer LOOP node URL SUB PUB COUNT EXPECT
@@ -31,13 +32,15 @@ def number(data: bytes) -> int:
     return int(data.rstrip(b"."))
 
 
-async def publish(url: str, channel: str, count: int, size: int) -> None:
-    broker = RedisBroker(url)
+async def publish(url: str, channel: str, first: int, count: int, size: int,
+                  history: int) -> None:
+    broker = RedisBroker(url, history=history)
     await broker.start(lambda channel, data: None, lambda channel, count: None)
     try:
-        for start in range(0, count, 1000):
+        end = first + count
+        for start in range(first, end, 1000):
             await asyncio.gather(*(broker.publish(channel, payload(i, size))
-                                   for i in range(start, min(count, start + 1000))))
+                                   for i in range(start, min(end, start + 1000))))
     finally:
         await broker.close()
     print("done", flush=True)
@@ -89,7 +92,9 @@ def main(argv: list[str]) -> None:
         uvloop.new_event_loop if loop_name == "uvloop" else asyncio.new_event_loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         if mode == "publish":
-            runner.run(publish(url, rest[0], int(rest[1]), int(rest[2]) if len(rest) > 2 else 0))
+            runner.run(publish(url, rest[0], int(rest[1]), int(rest[2]),
+                               int(rest[3]) if len(rest) > 3 else 0,
+                               int(rest[4]) if len(rest) > 4 else 10_000))
         elif mode == "claim":
             runner.run(claim(url, rest[0], rest[1], float(rest[2])))
         elif mode == "node":

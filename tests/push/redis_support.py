@@ -23,7 +23,8 @@ import redis
 
 from cyserve.push.redis import RedisBroker
 
-__all__ = ["REDIS_SERVER", "Node", "RedisServer", "free_port", "peer", "stop_peer", "until"]
+__all__ = ["REDIS_SERVER", "Node", "RedisServer", "blocking_publish", "free_port", "peer", "stop_peer",
+           "until"]
 
 # None when redis-server is not installed: the fixture then skips (CI installs it, so CI never
 # does).
@@ -238,3 +239,17 @@ def stop_peer(child: subprocess.Popen[str]) -> None:
     for pipe in (child.stdin, child.stdout):
         if pipe is not None:
             pipe.close()
+
+
+def blocking_publish(loop_name: str, url: str, channel: str, first: int, count: int,
+                     size: int = 0, history: int = 10_000) -> None:
+    """Publish from another process and wait for it *without* letting the caller's event
+    loop run: the brokers of this process cannot notice or mend anything meanwhile, so the
+    messages are surely published while they are cut off (what a fault test needs)."""
+    child = peer(loop_name, "publish", url, channel, str(first), str(count), str(size),
+                 str(history))
+    try:
+        out, _ = child.communicate(timeout=30)
+        assert child.returncode == 0 and out.strip() == "done", (child.returncode, out)
+    finally:
+        stop_peer(child)
