@@ -48,6 +48,9 @@ _HELLO, _AUTH, _OPEN, _CLOSING, _LOST = range(5)
 # is not one is answered as "denied" rather than sent as it is.
 _CODE: Final = re.compile(r"[a-z0-9_]{1,64}\Z")
 _MAX_TEXT_CHARS: Final = 1024
+# While pushes are held back, how often the queue is looked at again: link_drained only comes
+# after the transport passed its high water mark, which a queue_bytes below it never makes it do.
+_HELD_RETRY_S: Final = 0.05
 # What a frame's size (§11) does not count: a binary length prefix, a JSON line's newline.
 _FRAMING_EXTRA: Final = {FRAMING_BINARY: 4, FRAMING_JSON_LINES: 1}
 
@@ -63,8 +66,8 @@ class Connection:
 
     __slots__ = ("_hub", "link", "client_id", "identity", "peer", "transport", "codec",
                  "framing", "codec_obj", "tkey", "held", "_session", "_state", "_calls",
-                 "_backlog", "_timer", "_auth", "_held_gap", "_held_bytes", "_ping_id",
-                 "_lost")
+                 "_backlog", "_timer", "_auth", "_held_gap", "_held_bytes", "_held_timer",
+                 "_ping_id", "_lost")
 
     def __init__(self, hub: Hub, link: Link, transport: str) -> None:
         self._hub = hub
@@ -89,6 +92,7 @@ class Connection:
         self._auth: asyncio.Task[None] | None = None
         self._held_gap: tuple[int, int] | None = None
         self._held_bytes = 0
+        self._held_timer: asyncio.TimerHandle | None = None
         self._ping_id = 0
         self._lost = False
         # §10: the HELLO, and the whole handshake with it, within hello_timeout_s.
@@ -188,6 +192,7 @@ class Connection:
                 task.cancel()
         self._backlog = None
         self.held = None
+        self._stop_held_timer()
         # A connection lost without CLOSE is treated like going_away (§9): the session stays.
         self._hub._lost(self, state == _OPEN)
 
@@ -365,8 +370,11 @@ class Connection:
         """Push number ``seq`` (a GAP when ``template`` is None: this client cannot receive
         it), under the slow-consumer policy (§8.6)."""
         if self.held is not None:
-            self._hold(seq, seq, template, size)
-            return
+            # What was held goes first, as far as the bound allows now.
+            self.flush_held()
+            if self.held is not None:
+                self._hold(seq, seq, template, size)
+                return
         link = self.link
         if link.buffered() + size > self._hub.limits.queue_bytes:
             self.slow(seq, seq, template, size)
@@ -378,6 +386,8 @@ class Connection:
 
     def gap(self, first: int, last: int) -> None:
         """Numbers ``first``..``last`` will never be delivered (§8.3)."""
+        if self.held is not None:
+            self.flush_held()
         if self.held is not None:
             self._hold(first, last, None, 0)
         else:
@@ -401,6 +411,7 @@ class Connection:
         if self._hub.drop_oldest:
             self.held = deque()
             self._hold(first, last, template, size)
+            self._held_timer = self._hub.loop.call_later(_HELD_RETRY_S, self._retry_held)
             return
         # disconnect: the session stays resumable and the push stays in its history; the
         # queue is what is full, so the connection is dropped rather than flushed (§9).
@@ -447,6 +458,21 @@ class Connection:
             else:
                 link.send_push(template, first)
         self.held = None
+        self._stop_held_timer()
+
+    def _retry_held(self) -> None:
+        self._held_timer = None
+        if self.held is None or self._state != _OPEN:
+            return
+        self.flush_held()
+        if self.held is not None:
+            self._held_timer = self._hub.loop.call_later(_HELD_RETRY_S, self._retry_held)
+
+    def _stop_held_timer(self) -> None:
+        timer = self._held_timer
+        if timer is not None:
+            self._held_timer = None
+            timer.cancel()
 
     # ------------------------------------------------------------------ heartbeats (§10)
     def heartbeat(self) -> None:
@@ -499,6 +525,7 @@ class Connection:
         self._state = _CLOSING
         self._stop_timer()
         self.held = None
+        self._stop_held_timer()
         if self.framing != FRAMING_AUTO:
             self._send(encode(KIND_CLOSE, 0, code, text, 0, self.framing))
         if abort:

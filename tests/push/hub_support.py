@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
@@ -117,13 +118,34 @@ class PushClient:
         return client
 
     @classmethod
-    async def tcp(cls, port: int, *, json_lines: bool = False, read: bool = True) -> "PushClient":
+    async def tcp(cls, port: int, *, json_lines: bool = False,
+                  rcvbuf: int | None = None) -> "PushClient":
+        """``rcvbuf``: the socket's receive buffer (small: a paused client fills up soon)."""
         client = cls(FRAMING_JSON_LINES if json_lines else FRAMING_BINARY)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
+                                   TIMEOUT_S)
+        except BaseException:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_connection(sock=sock)
         client._writer = writer
-        if read:
-            client._reader = asyncio.get_running_loop().create_task(client._read_tcp(reader))
+        client._reader = asyncio.get_running_loop().create_task(client._read_tcp(reader))
         return client
+
+    def pause(self) -> None:
+        """Stop reading from the socket (a slow consumer): the kernel's buffers fill up."""
+        self._transport().pause_reading()
+
+    def resume(self) -> None:
+        self._transport().resume_reading()
+
+    def _transport(self) -> Any:
+        return self._ws.transport if self._ws is not None else self._writer.transport  # type: ignore[union-attr]
 
     @property
     def subprotocol(self) -> str | None:
