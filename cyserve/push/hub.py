@@ -62,7 +62,7 @@ _T_REQUEST: Final = 0x51     # "Q": n:<node>    [reply node, request id, op, arg
 _T_REPLY: Final = 0x52       # "R": n:<node>    [request id, results...]
 
 # A request to another node (send, join, ...) waits this long for the reply before it counts
-# as unanswered (the node is gone, or the broker lost the message).
+# as unanswered (the node is gone, or the broker lost the message): Hub.route_timeout_s.
 _ROUTE_TIMEOUT_S: Final = 5.0
 # A resume token's entry in the broker's directory outlives a long connection this long; the
 # session, not the entry, decides whether a resume works (a stale entry finds no session).
@@ -136,6 +136,9 @@ class Hub:
         #: Command handlers by name (``@hub.command``).
         self.commands: dict[str, Handler] = {}
         self.drop_oldest = limits.slow_consumer == "drop_oldest"
+        #: How long a request to another node waits for its answer (then: not delivered,
+        #: ``resumed: false``, or ``BrokerUnavailable`` for a join or leave).
+        self.route_timeout_s = _ROUTE_TIMEOUT_S
         self._on_connect: Callable[[Connection, Any], Awaitable[Any]] | None = None
         self._on_disconnect: Callable[[Connection, str], Awaitable[Any]] | None = None
         self._sessions: dict[str, Session] = {}
@@ -331,7 +334,7 @@ class Hub:
             return False
         reply = await self._request(node, "send", [client_id.encode(), packed, b"1" if ack else b"0",
                                                    repr(wait_s).encode()],
-                                    wait_s + _ROUTE_TIMEOUT_S if ack else _ROUTE_TIMEOUT_S)
+                                    wait_s + self.route_timeout_s if ack else self.route_timeout_s)
         return reply is not None and reply[:1] == [b"1"]
 
     async def publish(self, group: str, message: Any, *,
@@ -803,7 +806,7 @@ class Hub:
         node = await self._locate(client_id)
         if node is None:
             return [b"gone"]
-        return await self._request(node, op, [client_id.encode(), *args], _ROUTE_TIMEOUT_S)
+        return await self._request(node, op, [client_id.encode(), *args], self.route_timeout_s)
 
     def _check_routed(self, reply: list[bytes] | None, client_id: str) -> None:
         if reply is None:
@@ -897,7 +900,7 @@ class Hub:
             return None
         reply = await self._request(node, "move", [client_id.encode(), token_hash.encode(),
                                                    packed_identity, b"%d" % last_seq],
-                                    _ROUTE_TIMEOUT_S)
+                                    self.route_timeout_s)
         if not reply or reply[0] != b"ok":
             return None
         incoming = _Incoming({name.decode() for name in reply[1:]})
@@ -909,7 +912,7 @@ class Hub:
                 group.holds += 1
             for group in held:
                 await self._sync(group)
-            reply = await self._request(node, "take", [client_id.encode()], _ROUTE_TIMEOUT_S)
+            reply = await self._request(node, "take", [client_id.encode()], self.route_timeout_s)
             if reply and reply[0] == b"ok" and len(reply) == 2:
                 session = self._install(reply[1], identity, incoming)
         finally:
@@ -960,7 +963,7 @@ class Hub:
         if session.expiry is not None:
             session.expiry.cancel()
         # If the new node never comes for it, the session goes back to waiting for a resume.
-        session.expiry = self.loop.call_later(2 * _ROUTE_TIMEOUT_S, self._unmove, session)
+        session.expiry = self.loop.call_later(2 * self.route_timeout_s, self._unmove, session)
         if session.conn is not None:
             session.conn.close("replaced", "the session was resumed on another connection")
         return [b"ok", *(name.encode() for name in sorted(session.groups))]

@@ -1,0 +1,243 @@
+"""Two push hubs as two nodes of one deployment (``LocalBroker``s sharing a ``LocalBus``), each
+served on its own sockets of 127.0.0.1, on both loops: a publish reaches the members of every
+node through one broker message; send, join, leave, online and disconnect reach a client
+wherever it is; a resume on the other node moves the session there (docs/push-protocol.md §8.4)
+with nothing lost or doubled, also for what is published during the move; an old node that is
+gone or silent means ``resumed: false``, never a silent loss.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from cyserve._core.push.frames import FLAG_ACK_REQUESTED, KIND_ACK, KIND_CLOSE, KIND_REPLY
+from cyserve.errors import PushClosed
+from cyserve.push.broker import LocalBroker, LocalBus
+from cyserve.push.hub import Hub
+from tests.push.hub_support import Served, serving_hub, wait_until
+from tests.push.test_hub import group_hub, member, nothing_more, pushed
+
+
+class NodeBroker(LocalBroker):
+    """A LocalBroker on a shared bus that counts publishes per channel and can run a hook
+    before and after it subscribes to a channel (to publish during a session's move)."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        super().__init__(bus)
+        self.published: dict[str, int] = {}
+        self.before_subscribe: Callable[[str], Awaitable[None]] | None = None
+        self.after_subscribe: Callable[[str], Awaitable[None]] | None = None
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        self.published[channel] = self.published.get(channel, 0) + 1
+        await super().publish(channel, data)
+
+    async def subscribe(self, channel: str) -> None:
+        if self.before_subscribe is not None:
+            await self.before_subscribe(channel)
+        await super().subscribe(channel)
+        if self.after_subscribe is not None:
+            await self.after_subscribe(channel)
+
+
+def identity_hub(broker: LocalBroker) -> Hub:
+    hub = group_hub(broker=broker)
+
+    @hub.on_connect
+    async def auth(conn: Any, credentials: Any) -> Any:
+        return credentials
+
+    return hub
+
+
+@contextlib.asynccontextmanager
+async def two_nodes() -> AsyncIterator[tuple[Served, Served]]:
+    bus = LocalBus()
+    async with serving_hub(identity_hub(NodeBroker(bus))) as a:
+        async with serving_hub(identity_hub(NodeBroker(bus))) as b:
+            yield a, b
+
+
+def test_a_publish_reaches_every_node_through_one_broker_message(run: Any) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            on_a = [await member(a, t, "room") for t in ("ws-binary", "tcp-json")]
+            on_b = [await member(b, t, "room") for t in ("ws-text", "tcp-binary")]
+            elsewhere = await member(b, "tcp-json", "other")
+            for n in range(1, 4):
+                await a.hub.publish("room", n)
+            await b.hub.broadcast("everyone")
+            for client in on_a + on_b:
+                assert pushed(client, await client.pushes(4)) == [
+                    (1, "room", 1), (2, "room", 2), (3, "room", 3), (4, "", "everyone")]
+            assert pushed(elsewhere, await elsewhere.pushes(1)) == [(1, "", "everyone")]
+            assert a.hub.broker.published["g:room"] == 3   # type: ignore[attr-defined]
+            assert await a.hub.members("room") == await b.hub.members("room") == {
+                c.welcome["client_id"] for c in on_a + on_b}
+            for client in on_a + on_b + [elsewhere]:
+                await client.close()
+    run(main)
+
+
+def test_send_join_leave_online_and_disconnect_reach_a_client_on_another_node(run: Any) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            gone: list[tuple[str, str]] = []
+
+            @b.hub.on_disconnect
+            async def on_gone(conn: Any, code: str) -> None:
+                gone.append((conn.client_id, code))
+
+            client = await b.session("ws-binary", "bob")
+            client_id = client.welcome["client_id"]
+            hub = a.hub
+            assert await hub.online(client_id)
+            assert await hub.send(client_id, {"direct": 1}) is True
+            assert pushed(client, await client.pushes(1)) == [(1, "", {"direct": 1})]
+            acked = asyncio.ensure_future(hub.send(client_id, "ack me", ack=True, timeout_s=5))
+            frame = await client.recv()
+            assert (frame.id, frame.flags) == (2, FLAG_ACK_REQUESTED)
+            await asyncio.sleep(0.05)
+            assert not acked.done()
+            await client.send(KIND_ACK, 2)
+            assert await acked is True
+            await hub.join(client_id, "g")
+            await hub.publish("g", "joined from a")
+            assert pushed(client, await client.pushes(1)) == [(3, "g", "joined from a")]
+            assert await hub.members("g") == {client_id}
+            await hub.leave(client_id, "g")
+            await hub.publish("g", "left")
+            await nothing_more(client)
+            await hub.disconnect(client_id, "bye")
+            frames = await client.closed()
+            assert [(f.kind, f.name, f.payload) for f in frames] == [(KIND_CLOSE, "policy", "bye")]
+            await client.close()
+            await wait_until(lambda: gone)
+            assert gone == [(client_id, "policy")]
+            assert not await hub.online(client_id)
+            assert await hub.send(client_id, "too late") is False
+            with pytest.raises(PushClosed):
+                await hub.join(client_id, "g")
+    run(main)
+
+
+@pytest.mark.parametrize("old_open", [False, True], ids=["dropped", "still-open"])
+def test_a_resume_on_another_node_moves_the_session(run: Any, old_open: bool) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            gone: list[str] = []
+
+            @a.hub.on_disconnect
+            async def on_gone(conn: Any, code: str) -> None:
+                gone.append(code)
+
+            client = await member(a, "tcp-binary", "room", credentials="carol")
+            client_id = client.welcome["client_id"]
+            await a.hub.publish("room", 1)
+            await a.hub.send(client_id, 2)
+            assert [f.id for f in await client.pushes(2)] == [1, 2]
+            if not old_open:
+                await client.abort()
+                await wait_until(lambda: a.hub._sessions[client_id].conn is None)
+            await b.hub.publish("room", 3)
+            await a.hub.publish("room", 4)
+            moved = await b.session("ws-text", "carol", resume_token=client.welcome["resume_token"],
+                                    last_seq=2)
+            welcome = moved.welcome
+            assert (welcome["resumed"], welcome["client_id"], welcome["next_seq"]) == (True, client_id, 3)
+            if old_open:
+                frames = await client.closed()
+                assert [(f.kind, f.name) for f in frames][-1:] == [(KIND_CLOSE, "replaced")]
+                await client.close()
+            assert pushed(moved, await moved.pushes(2)) == [(3, "room", 3), (4, "room", 4)]
+            # The session is b's now: a forgot it without ending it, and everything finds it.
+            assert client_id not in a.hub._sessions and gone == []
+            assert await a.hub.online(client_id)
+            await a.hub.publish("room", 5)
+            assert await a.hub.send(client_id, 6) is True
+            assert pushed(moved, await moved.pushes(2)) == [(5, "room", 5), (6, "", 6)]
+            await nothing_more(moved)
+            assert await a.hub.members("room") == {client_id}
+            assert (await moved.call("join", "more")).kind == KIND_REPLY
+            assert await a.hub.members("more") == {client_id}
+            await moved.close()
+    run(main)
+
+
+def test_pushes_published_during_a_move_arrive_once_and_in_order(run: Any) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            client = await member(a, "ws-binary", "room", credentials="dave")
+            await client.abort()
+            await a.hub.publish("room", 1)
+            broker_b: NodeBroker = b.hub.broker  # type: ignore[assignment]
+            count = 1
+
+            async def publish(channel: str) -> None:
+                nonlocal count
+                if channel == "g:room":
+                    # From both nodes: before b subscribed (only a's history gets them) and
+                    # after (a's history and b's own delivery both do: counted once).
+                    for hub in (a.hub, b.hub):
+                        count += 1
+                        await hub.publish("room", count)
+
+            broker_b.before_subscribe = publish
+            broker_b.after_subscribe = publish
+            moved = await b.session("tcp-json", "dave", resume_token=client.welcome["resume_token"],
+                                    last_seq=0)
+            broker_b.before_subscribe = broker_b.after_subscribe = None
+            assert moved.welcome["resumed"] is True and count == 5
+            await a.hub.publish("room", 6)
+            frames = await moved.pushes(6)
+            assert pushed(moved, frames) == [(n, "room", n) for n in range(1, 7)]
+            await nothing_more(moved)
+            await moved.close()
+    run(main)
+
+
+def test_a_resume_whose_old_node_is_gone_or_silent_is_a_new_session(run: Any) -> None:
+    async def main() -> None:
+        bus = LocalBus()
+        async with serving_hub(identity_hub(NodeBroker(bus))) as b:
+            b.hub.route_timeout_s = 0.3
+            async with serving_hub(identity_hub(NodeBroker(bus))) as a:
+                silent = await member(a, "tcp-binary", "room", credentials="erin")
+                await silent.abort()
+                # a's node stops answering (a broker that no longer brings it its requests).
+                await a.hub.broker.unsubscribe("n:" + a.hub.node_id)
+                again = await b.session("tcp-binary", "erin",
+                                        resume_token=silent.welcome["resume_token"], last_seq=0)
+                assert again.welcome["resumed"] is False
+                assert again.welcome["client_id"] != silent.welcome["client_id"]
+                await again.close()
+                gone_node = await member(a, "ws-text", "room", credentials="fred")
+            # a stopped: its sessions died with it.
+            back = await b.session("ws-text", "fred", resume_token=gone_node.welcome["resume_token"],
+                                   last_seq=0)
+            assert back.welcome["resumed"] is False
+            await gone_node.close()
+            await back.close()
+            assert await b.hub.members("room") == set()
+    run(main)
+
+
+def test_another_identity_cannot_move_a_session(run: Any) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            owner = await member(a, "tcp-json", "room", credentials="grace")
+            token = owner.welcome["resume_token"]
+            thief = await b.session("tcp-json", "mallory", resume_token=token, last_seq=0)
+            assert thief.welcome["resumed"] is False
+            await a.hub.publish("room", "still grace's")
+            assert pushed(owner, await owner.pushes(1)) == [(1, "room", "still grace's")]
+            # The token still works for its owner, from the other node too.
+            moved = await b.session("tcp-json", "grace", resume_token=token, last_seq=1)
+            assert moved.welcome["resumed"] is True
+            assert moved.welcome["client_id"] == owner.welcome["client_id"]
+            for client in (owner, thief, moved):
+                await client.close()
+    run(main)
