@@ -55,7 +55,7 @@ import random
 import secrets
 import socket
 import time
-from typing import Any, Awaitable, Callable, TypeVar, cast
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, parse_url
@@ -137,6 +137,11 @@ def _backoff_s(attempt: int, cap_s: float) -> float:
     workers of a deployment do not reconnect in one wave."""
     step = min(cap_s, 0.05 * (1 << min(attempt, 16)))
     return step * (0.5 + random.random() / 2)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _describe(exc: BaseException) -> str:
@@ -239,8 +244,18 @@ class RedisBroker:
     def node_id(self) -> str:
         return self._node_id
 
+    @property
+    def client(self) -> aioredis.Redis | None:
+        """The redis-py client of the directories (None before ``start``), for other users of
+        the same Redis in the process (``cyserve.ratelimit.RedisStore(broker)``)."""
+        return None if self._closed else self._redis
+
     async def start(self, on_message: Callable[[str, bytes], None],
                     on_lost: Callable[[str, int], None]) -> None:
+        await _in_task(self._start(on_message, on_lost))
+
+    async def _start(self, on_message: Callable[[str, bytes], None],
+                     on_lost: Callable[[str, int], None]) -> None:
         if self._started:
             raise RuntimeError("RedisBroker.start() was called twice")
         self._started = True
@@ -264,6 +279,9 @@ class RedisBroker:
         if self._closed:
             return
         self._closed = True
+        await _in_task(self._close())
+
+    async def _close(self) -> None:
         if self._publisher is not None:
             await self._publisher.close(self.publish_timeout_s)
         if self._refresher is not None:
@@ -305,11 +323,11 @@ class RedisBroker:
 
     async def subscribe(self, channel: str) -> None:
         assert self._subscriber is not None, "RedisBroker.subscribe() before start()"
-        await self._subscriber.subscribe(channel)
+        await _in_task(self._subscriber.subscribe(channel))
 
     async def unsubscribe(self, channel: str) -> None:
         assert self._subscriber is not None, "RedisBroker.unsubscribe() before start()"
-        await self._subscriber.unsubscribe(channel)
+        await _in_task(self._subscriber.unsubscribe(channel))
 
     # ------------------------------------------------------------------ directories
     def _presence_key(self, client_id: str) -> str:
@@ -328,7 +346,7 @@ class RedisBroker:
         if redis is None or self._closed:
             raise BrokerUnavailable(f"{what}: the push broker is not running")
         try:
-            return await fn(redis)
+            return await _in_task(_call_with(fn, redis))
         except _FAILURES as exc:
             raise BrokerUnavailable(f"{what}: Redis at {self.url} failed: {_describe(exc)}") from exc
 
@@ -427,6 +445,19 @@ class RedisBroker:
         return connection
 
 
+async def _call_with(fn: Callable[[aioredis.Redis], Awaitable[_T]], redis: aioredis.Redis) -> _T:
+    return await fn(redis)
+
+
+async def _in_task(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work`` in a Task when the caller is not in one.  cyserve runs an HTTP handler's
+    first step outside any Task (its eager trampoline, cyserve/_core/http/eager.pyx), and
+    ``asyncio.timeout`` (redis-py's socket timeouts, this module's bounds) needs one."""
+    if asyncio.current_task() is not None:
+        return await work
+    return await asyncio.get_running_loop().create_task(work)
+
+
 def _awaited(value: Any) -> Awaitable[Any]:
     """redis-py types its commands as ``Awaitable[T] | T`` (one signature for the sync and the
     asyncio client); on the asyncio client they are awaitables."""
@@ -512,19 +543,21 @@ class _Publisher:
                 f"not published: {broker.publish_buffer} messages already wait for Redis at "
                 f"{broker.url}, unreachable for {loop.time() - self._down_since:.1f} s "
                 f"({self._cause})")
-        # Connected but behind: wait for the writer to make room, as long as a publish may wait.
+        # Connected but behind: wait for the writer to make room, as long as a publish may wait
+        # (a timer rather than asyncio.timeout: the caller may not be in a Task, see _in_task).
         deadline = loop.time() + broker.publish_timeout_s
         while len(self._queue) + len(self._inflight) >= broker.publish_buffer:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._room.append(waiter)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await waiter
-            except TimeoutError:
+            if loop.time() >= deadline:
                 raise BrokerUnavailable(
                     f"not published: {broker.publish_buffer} messages waited for Redis at "
-                    f"{broker.url} for {broker.publish_timeout_s} s") from None
+                    f"{broker.url} for {broker.publish_timeout_s} s")
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._room.append(waiter)
+            timer = loop.call_at(deadline, _wake, waiter)
+            try:
+                await waiter
             finally:
+                timer.cancel()
                 if waiter in self._room:
                     self._room.remove(waiter)
 

@@ -1,16 +1,22 @@
 """RateLimit: a token bucket per key (GCRA in ``MemoryStore``), 429 with ``Retry-After``, refill
-over time, keys isolated, memory bounded; end to end over 127.0.0.1 on both loops."""
+over time, keys isolated, memory bounded; end to end over 127.0.0.1 on both loops.  RedisStore
+against a real redis-server: the same arithmetic, one bucket shared by two middleware instances,
+never more than the burst to concurrent takers, failing open or closed."""
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import logging
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
 from cyserve import App, Response
 from cyserve.proxy import ProxyHeaders
-from cyserve.ratelimit import MemoryStore, RateLimit, Store
+from cyserve.push.redis import RedisBroker
+from cyserve.ratelimit import MemoryStore, RateLimit, RedisStore, Store
+from tests.push.redis_support import REDIS_SERVER, RedisServer, free_port
 from tests.support import RawClient, serving
 
 
@@ -197,3 +203,138 @@ def test_default_key_is_the_client_a_trusted_proxy_resolved(run: Any) -> None:
             finally:
                 await client.close()
     run(main)
+
+
+# --------------------------------------------------------------------- the Redis store
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a free 127.0.0.1 port (tests/push/redis_support.py)."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer(tmp_path / "redis") as server:
+        yield server.url
+
+
+def test_redis_store_counts_as_the_memory_store_does(run: Any, redis_url: str) -> None:
+    takes = [("a", 0.0, 2.0, 3)] * 4 + [("a", 0.2, 2.0, 3), ("a", 0.5, 2.0, 3), ("a", 0.5, 2.0, 3),
+                                        ("b", 0.5, 2.0, 3), ("a", 100.0, 4.0, 2),
+                                        ("a", 100.0, 4.0, 2), ("a", 100.0, 4.0, 2)]
+    memory = MemoryStore()
+    expected = [memory.take(*t) for t in takes]
+
+    async def main() -> None:
+        store = RedisStore(redis_url, server_clock=False)
+        try:
+            got = [await store.take(*t) for t in takes]
+        finally:
+            await store.aclose()
+        assert got == pytest.approx(expected, abs=1e-6)
+        assert expected[3] == pytest.approx(0.5) and expected[4] == pytest.approx(0.3)
+    run(main)
+
+
+def test_redis_store_never_gives_more_than_the_burst_to_concurrent_processes(
+        run: Any, redis_url: str) -> None:
+    async def main() -> None:
+        # Two stores, two clients: as two workers would have.
+        first, second = RedisStore(redis_url), RedisStore(redis_url)
+        try:
+            waits = await asyncio.gather(*(store.take("k", 0.0, 0.001, 50)
+                                           for _ in range(100) for store in (first, second)))
+        finally:
+            await first.aclose()
+            await second.aclose()
+        assert sum(1 for w in waits if w == 0.0) == 50
+        assert all(w > 0 for w in waits if w != 0.0)
+    run(main)
+
+
+def test_redis_store_forgets_a_bucket_once_it_is_full(run: Any, redis_url: str) -> None:
+    async def main() -> None:
+        store = RedisStore(redis_url, prefix="rl:")
+        try:
+            assert await store.take("k", 0.0, 10.0, 1) == 0.0
+            assert await store.take("k", 0.0, 10.0, 1) > 0
+            client = store._redis()
+            assert 0 < await client.pttl("rl:k") <= 101   # full again in 1/10 s
+            await asyncio.sleep(0.25)
+            assert await client.exists("rl:k") == 0
+            assert await store.take("k", 0.0, 10.0, 1) == 0.0
+        finally:
+            await store.aclose()
+    run(main)
+
+
+def test_two_rate_limits_share_one_redis_bucket(run: Any, redis_url: str) -> None:
+    async def main() -> None:
+        stores = [RedisStore(redis_url), RedisStore(redis_url)]
+        limits = [RateLimit(0.01, 3, store=store) for store in stores]
+        try:
+            async with serving(limited_app(limits[0])) as one, \
+                    serving(limited_app(limits[1])) as two:
+                a, b = await RawClient.open(one.port), await RawClient.open(two.port)
+                try:
+                    # One client (127.0.0.1) seen by two workers: one bucket of three.
+                    assert await statuses(a, 2) == [200, 200]
+                    assert await statuses(b, 2) == [200, 429]
+                    refused = await a.request("GET", "/api/x")
+                    assert refused.status == 429
+                    assert int(refused.headers["retry-after"]) > 60   # 1/0.01 s a token
+                finally:
+                    await a.close()
+                    await b.close()
+        finally:
+            for store in stores:
+                await store.aclose()
+    run(main)
+
+
+def test_redis_store_fails_open_or_closed_when_redis_is_down(
+        run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cyserve.app")
+    url = f"redis://127.0.0.1:{free_port()}/0"   # nothing listens there
+
+    async def main() -> None:
+        open_store = RedisStore(url)
+        closed_store = RedisStore(url, fail_open=False)
+        try:
+            async with serving(limited_app(RateLimit(0.01, 1, store=open_store))) as server:
+                client = await RawClient.open(server.port)
+                try:
+                    assert await statuses(client, 3) == [200, 200, 200]
+                finally:
+                    await client.close()
+            async with serving(limited_app(RateLimit(0.01, 1, store=closed_store))) as server:
+                client = await RawClient.open(server.port)
+                try:
+                    reply = await client.request("GET", "/api/x")
+                    assert (reply.status, reply.headers.get("retry-after")) == (503, "1")
+                finally:
+                    await client.close()
+        finally:
+            await open_store.aclose()
+            await closed_store.aclose()
+        unreachable = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+        assert len(unreachable) == 2   # once per store and outage, not per request
+    run(main)
+
+
+def test_redis_store_uses_a_started_brokers_client(run: Any, redis_url: str) -> None:
+    async def main() -> None:
+        broker = RedisBroker(redis_url)
+        store = RedisStore(broker)
+        with pytest.raises(RuntimeError, match="not started"):
+            await store.take("k", 0.0, 1.0, 1)
+        await broker.start(lambda channel, data: None, lambda channel, count: None)
+        try:
+            assert [await store.take("k", 0.0, 0.01, 2) for _ in range(3)][:2] == [0.0, 0.0]
+            assert await store.take("k", 0.0, 0.01, 2) > 0
+        finally:
+            await broker.close()
+            await store.aclose()       # the broker's client is the broker's to close
+    run(main)
+
+
+def test_redis_store_wants_a_url_client_or_broker() -> None:
+    with pytest.raises(TypeError):
+        RedisStore(6379)  # type: ignore[arg-type]

@@ -13,7 +13,9 @@ import redis
 
 from cyserve.errors import BrokerUnavailable
 from cyserve.push.redis import RedisBroker
+from cyserve import App
 from tests.push.redis_support import Node, RedisServer, free_port, peer, stop_peer, until
+from tests.support import fetch, serving
 
 
 def loop_name(request: pytest.FixtureRequest) -> str:
@@ -147,6 +149,36 @@ def test_two_processes_exchange_5000_messages_each_way(request: pytest.FixtureRe
         finally:
             stop_peer(child)
     run(main, 60.0)
+
+
+def test_an_http_handler_uses_the_broker_in_its_first_step(run: Any,
+                                                          redis_server: RedisServer) -> None:
+    """cyserve runs a handler's first step outside any Task: the broker's calls work there too
+    (redis-py's timeouts need a Task), and publishes past a full buffer wait for room."""
+    async def main() -> None:
+        async with Node(redis_server.url, publish_buffer=1) as a, Node(redis_server.url) as b:
+            await b.broker.subscribe("g:http")
+            app = App()
+
+            @app.post("/notify/{client_id}")
+            async def notify(request: Any, client_id: str) -> dict[str, Any]:
+                await a.broker.claim(client_id)
+                where = await a.broker.locate(client_id)
+                await a.broker.subscribe("g:other")
+                await asyncio.gather(*(a.broker.publish("g:http", b"%d" % i) for i in range(3)))
+                members = await a.broker.group_members("g:http")
+                return {"node": where, "members": sorted(members)}
+
+            async with serving(app) as server:
+                # No idle pooled connection: the handler's first call connects, in that step.
+                client = a.broker.client
+                assert client is not None
+                await client.connection_pool.disconnect()
+                reply = await fetch(server.port, "POST", "/notify/c1")
+            assert reply.status == 200, reply.body
+            assert json.loads(reply.body) == {"node": a.node_id, "members": []}
+            await until(lambda: b.messages["g:http"] == [b"0", b"1", b"2"])
+    run(main)
 
 
 # ------------------------------------------------------------------------- directories
