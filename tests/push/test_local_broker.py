@@ -1,0 +1,118 @@
+"""``LocalBroker`` and ``LocalBus`` (``cyserve.push.broker``) against the ``Broker`` contract:
+delivery to subscribed nodes only, its own publishes included, in publish order; the presence,
+group and token directories; a closed node forgotten; a failing node does not keep a message
+from the others.  On both loops (the broker is async, like every broker).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from cyserve.errors import BrokerUnavailable
+from cyserve.push.broker import Broker, LocalBroker, LocalBus
+
+
+class Node:
+    """What a hub gives a broker: the messages it receives, in order."""
+
+    def __init__(self, broker: LocalBroker) -> None:
+        self.broker = broker
+        self.received: list[tuple[str, bytes]] = []
+        self.lost: list[tuple[str, int]] = []
+
+    async def start(self) -> "Node":
+        await self.broker.start(lambda c, d: self.received.append((c, d)),
+                                lambda c, n: self.lost.append((c, n)))
+        return self
+
+
+async def nodes(count: int) -> list[Node]:
+    bus = LocalBus()
+    return [await Node(LocalBroker(bus)).start() for _ in range(count)]
+
+
+def test_a_local_broker_is_a_broker(run: Any) -> None:
+    async def main() -> None:
+        broker: Broker = LocalBroker()
+        assert len(broker.node_id) == 16 and broker.node_id != LocalBroker().node_id
+    run(main)
+
+
+def test_messages_reach_the_subscribed_nodes_in_publish_order(run: Any) -> None:
+    async def main() -> None:
+        a, b, c = await nodes(3)
+        await a.broker.subscribe("g:x")
+        await b.broker.subscribe("g:x")
+        await b.broker.subscribe("g:x")   # idempotent: still once
+        for n in range(5):
+            await (a if n % 2 else c).broker.publish("g:x", b"%d" % n)
+        expected = [("g:x", b"%d" % n) for n in range(5)]
+        assert a.received == expected and b.received == expected and c.received == []
+        await b.broker.unsubscribe("g:x")
+        await c.broker.publish("g:x", b"after")
+        assert a.received[-1] == ("g:x", b"after") and len(b.received) == 5
+        # Its own channel, subscribed at start: messages routed to one node.
+        await a.broker.publish("n:" + b.broker.node_id, b"to b")
+        assert b.received[-1] == ("n:" + b.broker.node_id, b"to b")
+        assert a.lost == b.lost == c.lost == []
+        for node in (a, b, c):
+            await node.broker.close()
+    run(main)
+
+
+def test_presence_groups_and_tokens(run: Any) -> None:
+    async def main() -> None:
+        a, b = await nodes(2)
+        await a.broker.claim("c1")
+        await b.broker.claim("c2")
+        assert await b.broker.locate("c1") == a.broker.node_id
+        assert await a.broker.locate("nobody") is None
+        # A release by another node than the holder does nothing (a moved session).
+        await b.broker.release("c1")
+        assert await a.broker.locate("c1") == a.broker.node_id
+        await a.broker.group_add("g", "c1")
+        await b.broker.group_add("g", "c2")
+        await b.broker.group_add("g", "gone")   # nobody holds it: not a member
+        assert await a.broker.group_members("g") == {"c1", "c2"}
+        await a.broker.group_remove("g", "c1")
+        assert await b.broker.group_members("g") == {"c2"}
+        await a.broker.put_token("h1", "c1", 60)
+        assert await b.broker.take_token("h1") == "c1"
+        assert await a.broker.take_token("h1") is None      # single use
+        await a.broker.put_token("h2", "c1", 0.01)
+        await asyncio.sleep(0.03)
+        assert await a.broker.take_token("h2") is None      # expired
+        # A closed node: its clients are no longer located nor members.
+        await b.broker.close()
+        await b.broker.close()   # idempotent
+        assert await a.broker.locate("c2") is None
+        assert await a.broker.group_members("g") == set()
+        with pytest.raises(BrokerUnavailable):
+            await b.broker.publish("g:x", b"closed")
+        await a.broker.close()
+    run(main)
+
+
+def test_a_failing_node_does_not_keep_a_message_from_the_others(
+        run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        bus = LocalBus()
+        failing = LocalBroker(bus)
+
+        def explode(channel: str, data: bytes) -> None:
+            raise RuntimeError("a hub's bug")
+
+        await failing.start(explode, lambda c, n: None)
+        healthy = await Node(LocalBroker(bus)).start()
+        await failing.subscribe("all")
+        await healthy.broker.subscribe("all")
+        await healthy.broker.publish("all", b"hello")
+        assert healthy.received == [("all", b"hello")]
+        await failing.close()
+        await healthy.broker.close()
+    with caplog.at_level(logging.ERROR, logger="cyserve.push"):
+        run(main)
+    assert any("channel all" in r.getMessage() and r.exc_info for r in caplog.records)
