@@ -1,0 +1,137 @@
+"""Two push hubs as two nodes joined through a real redis-server (``RedisBroker``), each served on
+its own sockets of 127.0.0.1, on both loops: a group split over both nodes gets every publish
+once and in order through one Redis publish per message, also in a burst and across a pub/sub
+disconnect (``CLIENT KILL TYPE pubsub``); send, join, online and disconnect reach a client on
+the other node; a resume on the other node moves the session with nothing lost or doubled.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator
+
+from cyserve._core.push.frames import KIND_CLOSE, KIND_PUSH
+from cyserve.push.redis import RedisBroker
+from tests.push.hub_support import PushClient, Served, serving_hub, wait_until
+from tests.push.redis_support import RedisServer
+from tests.push.test_hub import group_hub, member, nothing_more, pushed
+
+
+class CountingRedisBroker(RedisBroker):
+    """A RedisBroker that counts its publishes per channel."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, health_check_s=0.2, reconnect_max_s=0.2, presence_ttl_s=3.0)
+        self.published: dict[str, int] = {}
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        self.published[channel] = self.published.get(channel, 0) + 1
+        await super().publish(channel, data)
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(url: str) -> AsyncIterator[tuple[Served, Served]]:
+    async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as a:
+        async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as b:
+            yield a, b
+
+
+async def all_pushes(client: PushClient, count: int) -> list[Any]:
+    frames = await client.pushes(count, timeout_s=10.0)
+    assert all(f.kind == KIND_PUSH for f in frames), [f for f in frames if f.kind != KIND_PUSH][:3]
+    return frames
+
+
+def test_a_group_over_two_nodes_gets_each_publish_once_in_order(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with two_nodes(redis_server.url) as (a, b):
+            clients = [await member(a, "tcp-binary", "room"), await member(a, "ws-text", "room"),
+                       await member(b, "tcp-json", "room"), await member(b, "ws-binary", "room")]
+            count = 1000
+            for n in range(1, count + 1):
+                await (a if n % 2 else b).hub.publish("room", n)
+            orders = []
+            for client in clients:
+                frames = await all_pushes(client, count)
+                assert [f.id for f in frames] == list(range(1, count + 1))
+                values = [client.value(f.payload) for f in frames]
+                assert sorted(values) == list(range(1, count + 1))
+                # Each publisher's messages in its order...
+                assert [v for v in values if v % 2] == list(range(1, count + 1, 2))
+                assert [v for v in values if not v % 2] == list(range(2, count + 1, 2))
+                orders.append(values)
+            # ...and one order for every member, on both nodes (the channel's).
+            assert all(order == orders[0] for order in orders)
+            # One Redis publish per message, never per member.
+            published = [node.hub.broker.published.get("g:room", 0)  # type: ignore[attr-defined]
+                         for node in (a, b)]
+            assert published == [count // 2, count // 2]
+            for client in clients:
+                await nothing_more(client, 0.05)
+                await client.close()
+    run(main, timeout_s=60)
+
+
+def test_a_pubsub_disconnect_loses_nothing_a_member_sees(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with two_nodes(redis_server.url) as (a, b):
+            on_a = await member(a, "tcp-binary", "room")
+            on_b = await member(b, "ws-binary", "room")
+            for n in range(1, 201):
+                await a.hub.publish("room", n)
+                if n == 100:
+                    redis_server.cli("CLIENT", "KILL", "TYPE", "pubsub")
+            for client in (on_a, on_b):
+                frames = await all_pushes(client, 200)
+                assert [(f.id, client.value(f.payload)) for f in frames] == [
+                    (n, n) for n in range(1, 201)]
+                await client.close()
+    run(main, timeout_s=60)
+
+
+def test_send_join_online_and_disconnect_through_redis(run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with two_nodes(redis_server.url) as (a, b):
+            client = await b.session("tcp-json")
+            client_id = client.welcome["client_id"]
+            hub = a.hub
+            assert await hub.online(client_id)
+            assert await hub.send(client_id, "direct") is True
+            await hub.join(client_id, "g")
+            assert await hub.members("g") == {client_id}
+            await hub.publish("g", "grouped")
+            assert pushed(client, await client.pushes(2)) == [(1, "", "direct"), (2, "g", "grouped")]
+            await hub.disconnect(client_id, "bye")
+            frames = await client.closed()
+            assert [(f.kind, f.name) for f in frames] == [(KIND_CLOSE, "policy")]
+            await client.close()
+            await wait_until(lambda: client_id not in b.hub._sessions)
+            assert not await hub.online(client_id)
+            assert await hub.send(client_id, "gone") is False
+            assert await hub.members("g") == set()
+    run(main, timeout_s=60)
+
+
+def test_a_resume_on_the_other_node_moves_the_session_through_redis(
+        run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with two_nodes(redis_server.url) as (a, b):
+            client = await member(a, "ws-binary", "room")
+            client_id = client.welcome["client_id"]
+            await a.hub.publish("room", 1)
+            assert [f.id for f in await client.pushes(1)] == [1]
+            await client.abort()
+            for n in range(2, 5):
+                await b.hub.publish("room", n)
+            moved = await b.session("tcp-binary", resume_token=client.welcome["resume_token"],
+                                    last_seq=1)
+            assert (moved.welcome["resumed"], moved.welcome["client_id"]) == (True, client_id)
+            await a.hub.publish("room", 5)
+            assert await a.hub.send(client_id, 6) is True
+            assert pushed(moved, await moved.pushes(5)) == [
+                (2, "room", 2), (3, "room", 3), (4, "room", 4), (5, "room", 5), (6, "", 6)]
+            await nothing_more(moved)
+            assert client_id not in a.hub._sessions
+            assert await a.hub.members("room") == {client_id}
+            await moved.close()
+    run(main, timeout_s=60)
