@@ -3,11 +3,12 @@ on redis-py's asyncio client (the ``cyserve[redis]`` extra).
 
 What goes through Redis, per message (design decision 3 of issue 11):
 
-- A publish is one EVALSHA of ``_PUBLISH`` (one round trip, atomic on the server): INCR the
-  channel's counter, XADD the message under that number to the channel's capped stream (the
-  recovery history), PUBLISH ``"<number> " + message`` to the channel.  The hub publishes once
-  per message; nothing here is per client.  Publishes queue on one connection and leave in
-  batches written at once (one writer task: the order is the order of ``publish`` calls).
+- A publish is one atomic step of the ``_PUBLISH`` script on the server: INCR the channel's
+  counter, XADD the message under that number to the channel's capped stream (the recovery
+  history), PUBLISH ``"<number> " + message`` to the channel.  The hub publishes once per
+  message; nothing here is per client.  Publishes queue for one connection; those that queued
+  while the previous batch was out leave together in one EVALSHA, one round trip (one writer
+  task: the order is the order of ``publish`` calls).
 - One pub/sub connection per broker receives every channel this node subscribed to.  It is
   health-checked (a PING after ``health_check_s`` of silence; no answer within two more periods
   and it is dropped), and reconnected with bounded exponential backoff.  After a reconnect every
@@ -54,7 +55,7 @@ import os
 import random
 import secrets
 import socket
-import time
+import urllib.parse
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -144,6 +145,15 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
@@ -218,6 +228,8 @@ class RedisBroker:
             if not value > 0 or math.isinf(value):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         self.url = url
+        # What logs and errors name: the URL without its password.
+        self.safe_url = _redact(url)
         self.prefix = prefix
         self.history = history
         self.presence_ttl_s = presence_ttl_s
@@ -237,7 +249,7 @@ class RedisBroker:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"RedisBroker({self.url!r}, node_id={self._node_id!r})"
+        return f"RedisBroker({self.safe_url!r}, node_id={self._node_id!r})"
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -348,7 +360,8 @@ class RedisBroker:
         try:
             return await _in_task(_call_with(fn, redis))
         except _FAILURES as exc:
-            raise BrokerUnavailable(f"{what}: Redis at {self.url} failed: {_describe(exc)}") from exc
+            raise BrokerUnavailable(
+                f"{what}: Redis at {self.safe_url} failed: {_describe(exc)}") from exc
 
     async def claim(self, client_id: str) -> None:
         self._claimed.add(client_id)
@@ -538,19 +551,20 @@ class _Publisher:
 
     async def _wait_for_room(self, loop: asyncio.AbstractEventLoop) -> None:
         broker = self._broker
-        if self._conn is None and self._down_since is not None:
-            raise BrokerUnavailable(
-                f"not published: {broker.publish_buffer} messages already wait for Redis at "
-                f"{broker.url}, unreachable for {loop.time() - self._down_since:.1f} s "
-                f"({self._cause})")
         # Connected but behind: wait for the writer to make room, as long as a publish may wait
         # (a timer rather than asyncio.timeout: the caller may not be in a Task, see _in_task).
         deadline = loop.time() + broker.publish_timeout_s
         while len(self._queue) + len(self._inflight) >= broker.publish_buffer:
+            if self._conn is None and self._down_since is not None:
+                # Nothing drains the buffer while Redis is unreachable: no point in waiting.
+                raise BrokerUnavailable(
+                    f"not published: {broker.publish_buffer} messages already wait for Redis at "
+                    f"{broker.safe_url}, unreachable for {loop.time() - self._down_since:.1f} s "
+                    f"({self._cause})")
             if loop.time() >= deadline:
                 raise BrokerUnavailable(
                     f"not published: {broker.publish_buffer} messages waited for Redis at "
-                    f"{broker.url} for {broker.publish_timeout_s} s")
+                    f"{broker.safe_url} for {broker.publish_timeout_s} s")
             waiter: asyncio.Future[None] = loop.create_future()
             self._room.append(waiter)
             timer = loop.call_at(deadline, _wake, waiter)
@@ -687,14 +701,14 @@ class _Publisher:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(BrokerUnavailable(
-                    f"not published: Redis at {self._broker.url} refused it: {error}"))
+                    f"not published: Redis at {self._broker.safe_url} refused it: {error}"))
 
     def _lost(self, exc: BaseException, loop: asyncio.AbstractEventLoop) -> None:
         self._cause = _describe(exc)
         if self._down_since is None:
             self._down_since = loop.time()
             log.warning("push broker %s: lost the Redis publish connection to %s (%s); %d "
-                        "messages wait for it", self._broker.node_id, self._broker.url,
+                        "messages wait for it", self._broker.node_id, self._broker.safe_url,
                         self._cause, len(self._queue))
 
     def _back(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -715,11 +729,11 @@ class _Publisher:
             if pending.future.done():
                 continue
             if pending.sent:
-                text = (f"not confirmed: Redis at {broker.url} did not answer within "
+                text = (f"not confirmed: Redis at {broker.safe_url} did not answer within "
                         f"{broker.publish_timeout_s} s ({self._cause}); it may still be delivered "
                         "if Redis had received it")
             else:
-                text = (f"not published: Redis at {broker.url} unreachable for "
+                text = (f"not published: Redis at {broker.safe_url} unreachable for "
                         f"{broker.publish_timeout_s} s ({self._cause})")
             pending.future.set_exception(BrokerUnavailable(text))
         self._made_room()
@@ -732,6 +746,7 @@ class _Publisher:
                 async with asyncio.timeout(bound_s):
                     await self._idle.wait()
             except TimeoutError:
+                # Redis did not take them in time: failed below, each caller told.
                 pass
         if task is not None:
             task.cancel()
@@ -799,8 +814,8 @@ class _Subscriber:
             async with asyncio.timeout(bound_s):
                 await self._ready
         except TimeoutError:
-            raise BrokerUnavailable(f"cannot reach Redis at {self._broker.url} within {bound_s} s "
-                                    f"({self._cause})") from None
+            raise BrokerUnavailable(f"cannot reach Redis at {self._broker.safe_url} within "
+                                    f"{bound_s} s ({self._cause})") from None
 
     async def close(self) -> None:
         if self._task is not None:
@@ -889,6 +904,10 @@ class _Subscriber:
                 await self._read(conn, stash)
             except _FAILURES as exc:
                 self._cause = self._dead or _describe(exc)
+            except Exception as exc:
+                # A bug here must not leave the node deaf: said loudly, then connected again.
+                log.exception("push broker %s: the Redis subscriber failed", broker.node_id)
+                self._cause = _describe(exc)
             finally:
                 self._conn = None
                 if health is not None:
@@ -901,7 +920,7 @@ class _Subscriber:
                 self._recovered = self._lost_count = 0
                 if self._ever_up:
                     log.warning("push broker %s: lost the Redis pub/sub connection to %s (%s); "
-                                "reconnecting", broker.node_id, broker.url, self._cause)
+                                "reconnecting", broker.node_id, broker.safe_url, self._cause)
             await asyncio.sleep(_backoff_s(attempt, broker.reconnect_max_s))
             attempt += 1
 
@@ -975,7 +994,7 @@ class _Subscriber:
         for reply in stash:
             state = by_wire.get(reply[1])
             if state is not None:
-                await self._message(state, reply[2])
+                await self._checked(state, reply[2])
         read = conn.read_response
         while True:
             reply = await read(timeout=math.inf)
@@ -984,10 +1003,26 @@ class _Subscriber:
                 state = by_wire.get(reply[1])
                 if state is not None:
                     payload = reply[2]
-                    if self._live(state, payload):
-                        await self._message(state, payload)
+                    try:
+                        if not self._live(state, payload):
+                            continue
+                    except ValueError:
+                        self._malformed(state)
+                        continue
+                    await self._message(state, payload)
             elif reply[0] == b"subscribe":
                 self._confirmed(reply[1])
+
+    async def _checked(self, state: _Channel, payload: bytes) -> None:
+        try:
+            await self._message(state, payload)
+        except ValueError:
+            self._malformed(state)
+
+    def _malformed(self, state: _Channel) -> None:
+        # Someone else PUBLISHed on this channel name (a prefix shared by mistake?).
+        log.warning("push broker %s: dropped a message on %r that no RedisBroker published "
+                    "(no counter)", self._broker.node_id, state.wire.decode(errors="replace"))
 
     async def _check_health(self, conn: AbstractConnection) -> None:
         """PING a connection silent for ``health_check_s``; drop one silent for three periods

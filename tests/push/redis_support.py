@@ -23,8 +23,8 @@ import redis
 
 from cyserve.push.redis import RedisBroker
 
-__all__ = ["REDIS_SERVER", "Node", "RedisServer", "blocking_publish", "free_port", "peer", "stop_peer",
-           "until"]
+__all__ = ["REDIS_SERVER", "Node", "RedisServer", "blocking_publish", "free_port", "peer",
+           "stop_peer", "until"]
 
 # None when redis-server is not installed: the fixture then skips (CI installs it, so CI never
 # does).
@@ -88,7 +88,8 @@ class RedisServer:
             if not first:
                 break
             self.port = free_port()
-        raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}: {self.log()[-2000:]}")
+        raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}: "
+                           f"{self.log()[-2000:]}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s); connections to it break."""

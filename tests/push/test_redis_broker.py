@@ -40,7 +40,8 @@ def test_redis_server_restarts_on_its_port_and_freezes(redis_server: RedisServer
 
 
 # ------------------------------------------------------------------------- publish/subscribe
-def test_both_nodes_get_every_message_once_in_one_order(run: Any, redis_server: RedisServer) -> None:
+def test_both_nodes_get_every_message_once_in_one_order(run: Any,
+                                                        redis_server: RedisServer) -> None:
     async def main() -> None:
         async with Node(redis_server.url) as a, Node(redis_server.url) as b:
             await a.broker.subscribe("g:room")
@@ -60,7 +61,8 @@ def test_both_nodes_get_every_message_once_in_one_order(run: Any, redis_server: 
     run(main)
 
 
-def test_a_burst_of_10000_arrives_in_order_exactly_once(run: Any, redis_server: RedisServer) -> None:
+def test_a_burst_of_10000_arrives_in_order_exactly_once(run: Any,
+                                                        redis_server: RedisServer) -> None:
     async def main() -> None:
         async with Node(redis_server.url) as a, Node(redis_server.url) as b:
             await a.broker.subscribe("g:burst")
@@ -119,6 +121,19 @@ def test_binary_and_empty_payloads_pass_unchanged(run: Any, redis_server: RedisS
                 await a.broker.publish("g:bin ary{x}", data)
             await until(lambda: len(a.messages["g:bin ary{x}"]) == len(payloads))
             assert a.messages["g:bin ary{x}"] == payloads
+    run(main)
+
+
+def test_a_message_no_broker_published_is_dropped_and_said(
+        run: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url) as a:
+            await a.broker.subscribe("g:x")
+            await a.broker.publish("g:x", b"1")
+            redis_server.cli("PUBLISH", "cyserve:push:g:x", "hello there")
+            await a.broker.publish("g:x", b"2")
+            await until(lambda: a.messages["g:x"] == [b"1", b"2"])
+            assert any("no RedisBroker published" in r.getMessage() for r in caplog.records)
     run(main)
 
 
@@ -199,7 +214,8 @@ def test_presence_follows_claims_and_releases(run: Any, redis_server: RedisServe
     run(main)
 
 
-def test_presence_outlives_its_ttl_while_the_node_lives(run: Any, redis_server: RedisServer) -> None:
+def test_presence_outlives_its_ttl_while_the_node_lives(run: Any,
+                                                        redis_server: RedisServer) -> None:
     async def main() -> None:
         async with Node(redis_server.url, presence_ttl_s=0.6) as a:
             await a.broker.claim("c1")
@@ -324,7 +340,8 @@ def test_a_publish_fails_loudly_past_its_wait(run: Any, redis_server: RedisServe
     run(main)
 
 
-def test_a_publish_fails_at_once_when_the_buffer_is_full(run: Any, redis_server: RedisServer) -> None:
+def test_a_publish_fails_at_once_when_the_buffer_is_full(run: Any,
+                                                          redis_server: RedisServer) -> None:
     async def main() -> None:
         async with Node(redis_server.url, publish_buffer=3) as a:
             await a.broker.subscribe("g:x")
@@ -378,10 +395,13 @@ def test_a_flushed_script_cache_loses_and_reorders_nothing(run: Any,
 
 def test_start_fails_when_redis_is_unreachable(run: Any) -> None:
     async def main() -> None:
-        broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", publish_timeout_s=0.5,
+        broker = RedisBroker(f"redis://:hush@127.0.0.1:{free_port()}/0", publish_timeout_s=0.5,
                              health_check_s=0.1)
-        with pytest.raises(BrokerUnavailable, match="cannot reach Redis"):
+        with pytest.raises(BrokerUnavailable, match="cannot reach Redis") as info:
             await broker.start(lambda c, d: None, lambda c, n: None)
+        # The password is never in what is logged or raised.
+        assert "hush" not in str(info.value) and "hush" not in repr(broker)
+        assert ":***@127.0.0.1" in str(info.value)
         with pytest.raises(BrokerUnavailable):
             await broker.publish("g:x", b"1")
         await broker.close()

@@ -24,8 +24,8 @@ def loop_name(request: pytest.FixtureRequest) -> str:
 
 
 def lines(caplog: pytest.LogCaptureFixture, node: Node, text: str) -> int:
-    return sum(1 for r in caplog.records
-               if r.name == "cyserve.push" and node.node_id in r.getMessage() and text in r.getMessage())
+    return sum(1 for r in caplog.records if r.name == "cyserve.push"
+               and node.node_id in r.getMessage() and text in r.getMessage())
 
 
 def lost_lines(caplog: pytest.LogCaptureFixture, node: Node) -> int:
