@@ -44,6 +44,7 @@ from cyserve.push.broker import Broker, LocalBroker
 from cyserve.push.codecs import Codec, codec, pack, unpack
 from cyserve.push.connection import Connection
 from cyserve.push.link import Link
+from cyserve.push.routing import TOKEN_TTL_S, T_REPLY, T_REQUEST, Router
 from cyserve.push.session import (
     Gap, Message, Session, envelope, open_envelope, pack_fields, unpack_fields,
 )
@@ -55,18 +56,14 @@ _log = logging.getLogger("cyserve.push")
 #: The WebSocket subprotocol a push client may offer (§13).
 PUSH_SUBPROTOCOL: Final = "cyserve-push.1"
 
-# Envelope tags: printable, so a message read in redis-cli says what it is.
+# Envelope tags: printable, so a message read in redis-cli says what it is (the requests'
+# "Q" and replies' "R" are cyserve.push.routing's).
 _T_PUBLISH: Final = 0x50     # "P": g:<group>   [mid, group, exclude, packed value]
 _T_BROADCAST: Final = 0x41   # "A": all         [mid, exclude, packed value]
-_T_REQUEST: Final = 0x51     # "Q": n:<node>    [reply node, request id, op, args...]
-_T_REPLY: Final = 0x52       # "R": n:<node>    [request id, results...]
 
 # A request to another node (send, join, ...) waits this long for the reply before it counts
 # as unanswered (the node is gone, or the broker lost the message): Hub.route_timeout_s.
 _ROUTE_TIMEOUT_S: Final = 5.0
-# A resume token's entry in the broker's directory outlives a long connection this long; the
-# session, not the entry, decides whether a resume works (a stale entry finds no session).
-_TOKEN_TTL_S: Final = 86400.0
 
 _NEW, _RUNNING, _STOPPING, _STOPPED = range(4)
 
@@ -104,17 +101,6 @@ class _Group:
         self.lock: asyncio.Lock | None = None
 
 
-class _Incoming:
-    """A session being handed over to this node: the groups its old node named, and what this
-    node received for it since it subscribed to them, delivered once the session is here."""
-
-    __slots__ = ("groups", "messages")
-
-    def __init__(self, groups: set[str]) -> None:
-        self.groups = groups
-        self.messages: list[tuple[Message, frozenset[str] | None]] = []
-
-
 class Hub:
     """A push hub (see the module docstring).
 
@@ -146,9 +132,7 @@ class Hub:
         self._conns: set[Connection] = set()
         self._open: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._requests: dict[int, asyncio.Future[list[bytes]]] = {}
-        self._request_count = 0
-        self._incoming: dict[str, _Incoming] = {}
+        self._router = Router(self)
         # Message ids: unique per node and publish, to tell a handed-over history's messages
         # apart from those the new node saw meanwhile.
         self._mid_prefix = secrets.token_bytes(8)
@@ -265,9 +249,7 @@ class Hub:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks))
-        for future in self._requests.values():
-            future.cancel()
-        self._requests.clear()
+        self._router.cancel()
         await self.broker.close()
 
     def accept(self, link: Link) -> None:
@@ -332,7 +314,7 @@ class Hub:
         node = await self._locate(client_id)
         if node is None:
             return False
-        reply = await self._request(node, "send", [client_id.encode(), packed, b"1" if ack else b"0",
+        reply = await self._router.request(node, "send", [client_id.encode(), packed, b"1" if ack else b"0",
                                                    repr(wait_s).encode()],
                                     wait_s + self.route_timeout_s if ack else self.route_timeout_s)
         return reply is not None and reply[:1] == [b"1"]
@@ -557,20 +539,18 @@ class Hub:
             elif tag == _T_BROADCAST:
                 mid, excluded, packed = fields
                 self._deliver_all(Message("", packed, 0, mid), _exclusion_set(excluded))
-            elif tag == _T_REQUEST:
-                self._spawn(self._serve_request(fields))
-            elif tag == _T_REPLY:
-                future = self._requests.get(int(fields[0]))
-                if future is not None and not future.done():
-                    future.set_result(fields[1:])
+            elif tag == T_REQUEST:
+                self._router.on_request(fields)
+            elif tag == T_REPLY:
+                self._router.on_reply(fields)
             else:
                 raise ValueError(f"unknown envelope tag 0x{tag:02x}")
         except (ValueError, UnicodeDecodeError):
             _log.exception("push: a malformed message on %s", channel)
 
     def _deliver_group(self, name: str, message: Message, exclude: frozenset[str] | None) -> None:
-        if self._incoming:
-            for incoming in self._incoming.values():
+        if self._router.incoming:
+            for incoming in self._router.incoming.values():
                 if name in incoming.groups:
                     incoming.messages.append((message, exclude))
         group = self._groups.get(name)
@@ -578,7 +558,7 @@ class Hub:
             self._fanout(group.members, message, exclude)
 
     def _deliver_all(self, message: Message, exclude: frozenset[str] | None) -> None:
-        for incoming in self._incoming.values():
+        for incoming in self._router.incoming.values():
             incoming.messages.append((message, exclude))
         if self._sessions:
             self._fanout(self._sessions.values(), message, exclude)
@@ -640,7 +620,7 @@ class Hub:
             token_hash = hashlib.sha256(new_token.encode()).hexdigest()
             session.token_hash = token_hash
             await self.broker.put_token(token_hash, session.client_id,
-                                        _TOKEN_TTL_S + self.limits.resume_window_s)
+                                        TOKEN_TTL_S + self.limits.resume_window_s)
         except BrokerUnavailable:
             _log.warning("push: the broker is unavailable; a HELLO is answered internal_error")
             conn.close("internal_error", "the server failed")
@@ -673,7 +653,7 @@ class Hub:
             if identity != session.identity or last_seq > session.next_seq - 1:
                 # Not this client's to resume (a stolen token resumes nothing, §6.6): the
                 # token stays with its session.
-                await self.broker.put_token(token_hash, client_id, _TOKEN_TTL_S)
+                await self.broker.put_token(token_hash, client_id, TOKEN_TTL_S)
                 return None
             if session.conn is not None:
                 session.conn.close("replaced", "the session was resumed on another connection")
@@ -681,7 +661,7 @@ class Hub:
         node = await self.broker.locate(client_id)
         if node is None or node == self.node_id:
             return None
-        return await self._handover(node, client_id, token_hash, identity, last_seq)
+        return await self._router.handover(node, client_id, token_hash, identity, last_seq)
 
     def _attach(self, session: Session, conn: Connection) -> None:
         if session.expiry is not None:
@@ -717,9 +697,13 @@ class Hub:
         session.conn = None
         if end_code is not None:
             self._end(session, end_code)
-        elif not session.moving and self._state == _RUNNING:
-            window = self.limits.resume_window_s
-            session.expiry = self.loop.call_later(window, self._expire, session)
+        elif not session.moving:
+            self._wait_for_resume(session)
+
+    def _wait_for_resume(self, session: Session) -> None:
+        """A session without a connection: ended unless resumed within ``resume_window_s``."""
+        if self._state == _RUNNING:
+            session.expiry = self.loop.call_later(self.limits.resume_window_s, self._expire, session)
 
     def _lost(self, conn: Connection, was_open: bool) -> None:
         self._conns.discard(conn)
@@ -806,7 +790,8 @@ class Hub:
         node = await self._locate(client_id)
         if node is None:
             return [b"gone"]
-        return await self._request(node, op, [client_id.encode(), *args], self.route_timeout_s)
+        return await self._router.request(node, op, [client_id.encode(), *args],
+                                          self.route_timeout_s)
 
     def _check_routed(self, reply: list[bytes] | None, client_id: str) -> None:
         if reply is None:
@@ -818,176 +803,6 @@ class Hub:
             raise ValueError("the client is in max_groups_per_client groups already")
         if status != b"ok":
             raise BrokerUnavailable(f"the node holding {client_id} failed the request")
-
-    async def _request(self, node: str, op: str, args: list[bytes],
-                       timeout_s: float) -> list[bytes] | None:
-        """Ask ``node``; its reply's fields, or None when none came within ``timeout_s``."""
-        self._request_count += 1
-        request_id = self._request_count
-        future: asyncio.Future[list[bytes]] = self.loop.create_future()
-        self._requests[request_id] = future
-        try:
-            await self.broker.publish("n:" + node, envelope(
-                _T_REQUEST, (self.node_id.encode(), b"%d" % request_id, op.encode(), *args)))
-            return await asyncio.wait_for(future, timeout_s)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            self._requests.pop(request_id, None)
-
-    async def _serve_request(self, fields: list[bytes]) -> None:
-        reply_node, request_id, op, *args = fields
-        try:
-            result = await self._answer(op.decode(), args)
-        except Exception:
-            _log.exception("push: a request %r from node %s failed", op, reply_node)
-            result = [b"error"]
-        try:
-            await self.broker.publish("n:" + reply_node.decode(),
-                                      envelope(_T_REPLY, (request_id, *result)))
-        except BrokerUnavailable:
-            _log.warning("push: could not answer node %s (the broker is unavailable)", reply_node)
-
-    async def _answer(self, op: str, args: list[bytes]) -> list[bytes]:
-        client_id = args[0].decode()
-        session = self._sessions.get(client_id)
-        if op == "take":
-            return self._give_session(session)
-        if session is None:
-            return [b"gone"]
-        if op == "send":
-            ok = await self._send_local(session, args[1], args[2] == b"1", float(args[3]))
-            return [b"1" if ok else b"0"]
-        if op == "join":
-            try:
-                await self._join_local(session, args[1].decode())
-            except ValueError:
-                return [b"full"]
-            except PushClosed:
-                return [b"gone"]
-            return [b"ok"]
-        if op == "leave":
-            await self._leave_local(session, args[1].decode())
-            return [b"ok"]
-        if op == "online":
-            return [b"1" if session.conn is not None else b"0"]
-        if op == "disconnect":
-            self._disconnect_local(session, args[1].decode())
-            return [b"ok"]
-        if op == "move":
-            return await self._move_out(session, args[1].decode(), args[2], int(args[3]))
-        raise ValueError(f"unknown request {op!r}")
-
-    # ------------------------------------------------------------------ handover (§8.4)
-    async def _handover(self, node: str, client_id: str, token_hash: str, identity: Any,
-                        last_seq: int) -> Session | None:
-        """Move ``client_id``'s session from ``node`` to this one, in two requests:
-
-        1. ``move``: the old node checks the token, the identity and ``last_seq``, closes the
-           old connection with CLOSE ``replaced`` and names the session's groups, while it
-           keeps receiving the session's pushes;
-        2. this node subscribes to those groups and from then on keeps what it receives for
-           the session; ``take``: the old node hands the session over (numbers, history,
-           groups) and forgets it.  What this node received meanwhile and the history lacks
-           (by message id) follows the history, so nothing published during the move is lost
-           or doubled.
-        A node that does not answer in time: None (``resumed: false``, never a silent loss)."""
-        try:
-            packed_identity = pack(identity)
-        except TypeError:
-            _log.warning("push: an identity that cannot be packed cannot resume on another node")
-            await self.broker.put_token(token_hash, client_id, _TOKEN_TTL_S)
-            return None
-        reply = await self._request(node, "move", [client_id.encode(), token_hash.encode(),
-                                                   packed_identity, b"%d" % last_seq],
-                                    self.route_timeout_s)
-        if not reply or reply[0] != b"ok":
-            return None
-        incoming = _Incoming({name.decode() for name in reply[1:]})
-        self._incoming[client_id] = incoming
-        held = [self._group(name) for name in incoming.groups]
-        session: Session | None = None
-        try:
-            for group in held:
-                group.holds += 1
-            for group in held:
-                await self._sync(group)
-            reply = await self._request(node, "take", [client_id.encode()], self.route_timeout_s)
-            if reply and reply[0] == b"ok" and len(reply) == 2:
-                session = self._install(reply[1], identity, incoming)
-        finally:
-            del self._incoming[client_id]
-            for group in held:
-                group.holds -= 1
-        for group in held:
-            await self._sync(group)
-        if session is None:
-            return None
-        for name in session.groups:
-            await self._sync(self._group(name))
-        await self.broker.claim(client_id)
-        return session
-
-    def _install(self, data: bytes, identity: Any, incoming: _Incoming) -> Session | None:
-        """The session a ``take`` reply carries, now this node's; then what this node received
-        for it during the move that its history lacks."""
-        limits = self.limits
-        try:
-            session = Session.restore(data, limits.resume_history_count, limits.resume_history_bytes)
-        except (ValueError, UnicodeDecodeError):
-            _log.exception("push: a session handed over could not be read; it is lost")
-            return None
-        session.identity = identity
-        self._sessions[session.client_id] = session
-        for name in session.groups:
-            self._group(name).members.add(session)
-        seen = session.mids()
-        for message, exclude in incoming.messages:
-            if message.mid not in seen and (exclude is None or session.client_id not in exclude):
-                self._record(session, message)
-        return session
-
-    async def _move_out(self, session: Session, token_hash: str, packed_identity: bytes,
-                        last_seq: int) -> list[bytes]:
-        """Step 1 of a handover, on the node holding the session."""
-        if session.ended or session.moving or session.token_hash != token_hash:
-            return [b"no"]
-        try:
-            same = unpack(pack(session.identity)) == unpack(packed_identity)
-        except (TypeError, ValueError):
-            same = False
-        if not same or last_seq > session.next_seq - 1:
-            await self.broker.put_token(token_hash, session.client_id, _TOKEN_TTL_S)
-            return [b"no"]
-        session.moving = True
-        if session.expiry is not None:
-            session.expiry.cancel()
-        # If the new node never comes for it, the session goes back to waiting for a resume.
-        session.expiry = self.loop.call_later(2 * self.route_timeout_s, self._unmove, session)
-        if session.conn is not None:
-            session.conn.close("replaced", "the session was resumed on another connection")
-        return [b"ok", *(name.encode() for name in sorted(session.groups))]
-
-    def _unmove(self, session: Session) -> None:
-        session.expiry = None
-        session.moving = False
-        if session.conn is None and not session.ended and self._state == _RUNNING:
-            session.expiry = self.loop.call_later(self.limits.resume_window_s, self._expire, session)
-
-    def _give_session(self, session: Session | None) -> list[bytes]:
-        """Step 2 of a handover: the session, exported and forgotten in one step (no push can
-        fall between the two)."""
-        if session is None or not session.moving or session.ended:
-            return [b"no"]
-        data = session.export()
-        session.ended = True
-        if session.expiry is not None:
-            session.expiry.cancel()
-            session.expiry = None
-        self._forget(session)
-        # Released before the reply: the new node claims it after.
-        self._spawn(self.broker.release(session.client_id))
-        return [b"ok", data]
 
     def __repr__(self) -> str:
         state = ("new", "running", "stopping", "stopped")[self._state]
