@@ -477,6 +477,14 @@ def _awaited(value: Any) -> Awaitable[Any]:
     return cast("Awaitable[Any]", value)
 
 
+async def _can_read(conn: AbstractConnection) -> bool:
+    """Bytes or EOF waiting on an idle connection (``can_read`` from redis-py 8; before it,
+    the same check was named ``can_read_destructive``)."""
+    check: Callable[[], Awaitable[bool]] = getattr(conn, "can_read", None) \
+        or getattr(conn, "can_read_destructive")
+    return await check()
+
+
 async def _connect(conn: AbstractConnection) -> None:
     connect: Callable[[], Awaitable[None]] = conn.connect  # untyped in redis-py
     await connect()
@@ -658,7 +666,7 @@ class _Publisher:
         run: the script cache was flushed, or one before them failed)."""
         # A connection the server closed while it was idle (a restart, CLIENT KILL) is found
         # out here, before the batch is written: then it surely did not run.
-        if await conn.can_read():
+        if await _can_read(conn):
             raise ConnectionError("unexpected bytes on the publish connection")
         count = len(batch)
         chunks = [b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (6 + 4 * count, _bulk(_PUBLISH_SHA.encode()),
