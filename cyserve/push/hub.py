@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections import deque
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, Coroutine, Final, Iterable, TypeVar
 
@@ -41,8 +40,9 @@ from cyserve._core.push.frames import FLAG_ACK_REQUESTED
 from cyserve.config import PushLimits
 from cyserve.errors import BrokerUnavailable, PushClosed, PushDenied
 from cyserve.push.broker import Broker, LocalBroker
-from cyserve.push.codecs import Codec, codec, pack, unpack
+from cyserve.push.codecs import Codec, codec, pack
 from cyserve.push.connection import Connection
+from cyserve.push.groups import Groups, fanout
 from cyserve.push.link import Link
 from cyserve.push.routing import TOKEN_TTL_S, T_REPLY, T_REQUEST, Router
 from cyserve.push.session import (
@@ -87,20 +87,6 @@ def check_name(name: str, what: str = "a group name") -> None:
         raise ValueError(f"{what} cannot hold control characters (§3.3)")
 
 
-class _Group:
-    """This node's members of one group, and its subscription to ``g:<name>``: held while it
-    has members or a resume being handed over here holds it (``holds``)."""
-
-    __slots__ = ("name", "members", "holds", "subscribed", "lock")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.members: set[Session] = set()
-        self.holds = 0
-        self.subscribed = False
-        self.lock: asyncio.Lock | None = None
-
-
 class Hub:
     """A push hub (see the module docstring).
 
@@ -128,7 +114,8 @@ class Hub:
         self._on_connect: Callable[[Connection, Any], Awaitable[Any]] | None = None
         self._on_disconnect: Callable[[Connection, str], Awaitable[Any]] | None = None
         self._sessions: dict[str, Session] = {}
-        self._groups: dict[str, _Group] = {}
+        #: This node's groups (their members here and the subscriptions).
+        self.groups = Groups(self.broker, limits)
         self._conns: set[Connection] = set()
         self._open: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -343,7 +330,7 @@ class Hub:
         check_name(group)
         session = self._sessions.get(client_id)
         if session is not None:
-            await self._join_local(session, group)
+            await self.groups.join(session, group)
             return
         self._check_routed(await self._route(client_id, "join", [group.encode()]), client_id)
 
@@ -352,7 +339,7 @@ class Hub:
         check_name(group)
         session = self._sessions.get(client_id)
         if session is not None:
-            await self._leave_local(session, group)
+            await self.groups.leave(session, group)
             return
         self._check_routed(await self._route(client_id, "leave", [group.encode()]), client_id)
 
@@ -431,54 +418,6 @@ class Hub:
         if session.conn is not None:
             session.conn.gap(first, first + count - 1)
 
-    def _group(self, name: str) -> _Group:
-        group = self._groups.get(name)
-        if group is None:
-            group = self._groups[name] = _Group(name)
-        return group
-
-    async def _join_local(self, session: Session, name: str) -> None:
-        if session.ended:
-            raise PushClosed("normal", "the client's session has ended")
-        if name in session.groups:
-            return
-        if len(session.groups) >= self.limits.max_groups_per_client:
-            raise ValueError(f"the client is in {len(session.groups)} groups already "
-                             f"(max_groups_per_client)")
-        group = self._group(name)
-        group.members.add(session)
-        session.groups.add(name)
-        # Subscribed before the join returns: a publish made after it reaches the client.
-        await self._sync(group)
-        await self.broker.group_add(name, session.client_id)
-
-    async def _leave_local(self, session: Session, name: str) -> None:
-        if name not in session.groups:
-            return
-        session.groups.discard(name)
-        group = self._groups.get(name)
-        if group is not None:
-            group.members.discard(session)
-            await self._sync(group)
-        await self.broker.group_remove(name, session.client_id)
-
-    async def _sync(self, group: _Group) -> None:
-        """Bring the subscription to ``g:<name>`` in line with the members (one change at a
-        time per group, so a join and a leave racing cannot leave it wrong)."""
-        if group.lock is None:
-            group.lock = asyncio.Lock()
-        async with group.lock:
-            while (bool(group.members) or group.holds > 0) != group.subscribed:
-                if group.subscribed:
-                    await self.broker.unsubscribe("g:" + group.name)
-                    group.subscribed = False
-                else:
-                    await self.broker.subscribe("g:" + group.name)
-                    group.subscribed = True
-        if not group.members and not group.holds and not group.subscribed \
-                and not group.lock.locked() and self._groups.get(group.name) is group:
-            del self._groups[group.name]
-
     def _disconnect_local(self, session: Session, reason: str) -> None:
         conn = session.conn
         if conn is not None:
@@ -487,48 +426,6 @@ class Hub:
             self._end(session, "policy")
 
     # ------------------------------------------------------------------ delivery
-    def _fanout(self, sessions: Iterable[Session], message: Message,
-                exclude: frozenset[str] | None) -> None:
-        """Message to each session: the group publish's hot path (§12).  Per member: its next
-        number, one history reference, and a head written before the shared body."""
-        limits = self.limits
-        max_count = limits.resume_history_count
-        max_bytes = limits.resume_history_bytes
-        max_frame = limits.max_frame_bytes
-        queue_bytes = limits.queue_bytes
-        size = message.size
-        last_key = -1
-        template = None
-        for session in tuple(sessions):
-            if exclude is not None and session.client_id in exclude:
-                continue
-            seq = session.next_seq
-            session.next_seq = seq + 1
-            if max_count:
-                history = session.history
-                if history is None:
-                    history = session.history = deque()
-                history.append(message)
-                session.hist_bytes += size
-                if len(history) > max_count or session.hist_bytes > max_bytes:
-                    session.trim(max_count, max_bytes)
-            else:
-                session.hist_first = seq + 1
-            conn = session.conn
-            if conn is None:
-                continue
-            key = conn.tkey
-            if key != last_key:
-                template = message.template(key, conn.codec_obj, conn.framing, max_frame)
-                last_key = key
-            link = conn.link
-            # Connection.push, inlined for its common case: nothing held back, room in the
-            # queue (§8.6 measured at the outbox), a template this member can receive.
-            if conn.held is None and template is not None and link.buffered() + size <= queue_bytes:
-                link.send_push(template, seq)
-            else:
-                conn.push(template, seq, size)
-
     def _on_message(self, channel: str, data: bytes) -> None:
         try:
             tag, fields = open_envelope(data)
@@ -553,22 +450,22 @@ class Hub:
             for incoming in self._router.incoming.values():
                 if name in incoming.groups:
                     incoming.messages.append((message, exclude))
-        group = self._groups.get(name)
+        group = self.groups.get(name)
         if group is not None and group.members:
-            self._fanout(group.members, message, exclude)
+            fanout(group.members, message, exclude, self.limits)
 
     def _deliver_all(self, message: Message, exclude: frozenset[str] | None) -> None:
         for incoming in self._router.incoming.values():
             incoming.messages.append((message, exclude))
         if self._sessions:
-            self._fanout(self._sessions.values(), message, exclude)
+            fanout(self._sessions.values(), message, exclude, self.limits)
 
     def _on_lost(self, channel: str, count: int) -> None:
         # The broker could not deliver ``count`` messages of ``channel`` (0: unknown, at least
         # one): every local member of it gets that many numbers as a GAP (§8.3), never nothing.
         count = max(1, count)
         if channel.startswith("g:"):
-            group = self._groups.get(channel[2:])
+            group = self.groups.get(channel[2:])
             sessions = list(group.members) if group is not None else []
         elif channel == "all":
             sessions = list(self._sessions.values())
@@ -735,12 +632,8 @@ class Hub:
         if self._sessions.get(session.client_id) is session:
             del self._sessions[session.client_id]
         session.fail_waiters()
-        for name in session.groups:
-            group = self._groups.get(name)
-            if group is not None:
-                group.members.discard(session)
-                if not group.members and not group.holds:
-                    self._spawn(self._sync(group))
+        for group in self.groups.drop(session):
+            self._spawn(self.groups.sync(group))
 
     async def _ended(self, session: Session, code: str) -> None:
         broker = self.broker

@@ -118,14 +118,14 @@ class Router:
             return [b"1" if ok else b"0"]
         if op == "join":
             try:
-                await hub._join_local(session, args[1].decode())
+                await hub.groups.join(session, args[1].decode())
             except ValueError:
                 return [b"full"]
             except PushClosed:
                 return [b"gone"]
             return [b"ok"]
         if op == "leave":
-            await hub._leave_local(session, args[1].decode())
+            await hub.groups.leave(session, args[1].decode())
             return [b"ok"]
         if op == "online":
             return [b"1" if session.conn is not None else b"0"]
@@ -164,13 +164,13 @@ class Router:
             return None
         incoming = Incoming({name.decode() for name in reply[1:]})
         self.incoming[client_id] = incoming
-        held = [hub._group(name) for name in incoming.groups]
+        held = [hub.groups.group(name) for name in incoming.groups]
         session: Session | None = None
         try:
             for group in held:
                 group.holds += 1
             for group in held:
-                await hub._sync(group)
+                await hub.groups.sync(group)
             reply = await self.request(node, "take", [client_id.encode()], hub.route_timeout_s)
             if reply and reply[0] == b"ok" and len(reply) == 2:
                 session = self._install(reply[1], identity, incoming)
@@ -179,11 +179,11 @@ class Router:
             for group in held:
                 group.holds -= 1
         for group in held:
-            await hub._sync(group)
+            await hub.groups.sync(group)
         if session is None:
             return None
         for name in sorted(session.groups):
-            await hub._sync(hub._group(name))
+            await hub.groups.sync(hub.groups.group(name))
             # Again: a directory that pruned the client while no node held it (between the
             # old node's release and this claim) lists it again.
             await hub.broker.group_add(name, client_id)
@@ -203,7 +203,7 @@ class Router:
         session.identity = identity
         hub._sessions[session.client_id] = session
         for name in session.groups:
-            hub._group(name).members.add(session)
+            hub.groups.group(name).members.add(session)
         seen = session.mids()
         for message, exclude in incoming.messages:
             if message.mid not in seen and (exclude is None or session.client_id not in exclude):

@@ -24,7 +24,7 @@ from cyserve._core.push.frames import (
     KIND_ACK, KIND_CALL, KIND_CLOSE, KIND_GAP, KIND_HELLO, KIND_PING, KIND_PONG, KIND_PUSH,
     VERSION, Frame, FrameDecoder, Violation, encode,
 )
-from cyserve.push.hub import PUSH_SUBPROTOCOL, Hub
+from cyserve.push.hub import Hub
 from cyserve.server.serve import serve
 
 __all__ = ["PushClient", "Served", "TRANSPORTS", "serving_hub", "wait_until"]

@@ -6,7 +6,6 @@ the other node; a resume on the other node moves the session with nothing lost o
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any, AsyncIterator
 
