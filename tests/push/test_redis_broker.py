@@ -217,10 +217,10 @@ def test_presence_follows_claims_and_releases(run: Any, redis_server: RedisServe
 def test_presence_outlives_its_ttl_while_the_node_lives(run: Any,
                                                         redis_server: RedisServer) -> None:
     async def main() -> None:
-        async with Node(redis_server.url, presence_ttl_s=0.6) as a:
+        async with Node(redis_server.url, presence_ttl_s=0.9) as a:
             await a.broker.claim("c1")
             await a.broker.claim("c2")
-            await asyncio.sleep(1.5)                  # 2.5 TTLs: refreshed, not expired
+            await asyncio.sleep(2.0)                  # over 2 TTLs: refreshed, not expired
             assert await a.broker.locate("c1") == a.node_id
             assert await a.broker.locate("c2") == a.node_id
             # A Redis that lost the keys (restart, flush) gets them again at the next refresh.
