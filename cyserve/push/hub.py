@@ -503,8 +503,8 @@ class Hub:
             _log.exception("push on_connect hook failed")
             conn.close("internal_error", "the server failed")
             return
+        session: Session | None = None
         try:
-            session: Session | None = None
             if token is not None:
                 session = await self._resume(identity, token, last_seq)
             resumed = session is not None
@@ -518,7 +518,15 @@ class Hub:
             session.token_hash = token_hash
             await self.broker.put_token(token_hash, session.client_id,
                                         TOKEN_TTL_S + self.limits.resume_window_s)
-        except BrokerUnavailable:
+        except BaseException as exc:
+            # Cancelled (the connection went, the hello timed out) or the broker failed: a
+            # session taken for this HELLO can no longer be resumed by anyone (its token was
+            # used), so it ends rather than linger.
+            if session is not None and session.conn is None and not session.ended:
+                session.last_conn = session.last_conn or conn
+                self._end(session, "going_away")
+            if not isinstance(exc, BrokerUnavailable):
+                raise
             _log.warning("push: the broker is unavailable; a HELLO is answered internal_error")
             conn.close("internal_error", "the server failed")
             return
@@ -554,6 +562,10 @@ class Hub:
                 return None
             if session.conn is not None:
                 session.conn.close("replaced", "the session was resumed on another connection")
+            # Taken for this HELLO: its window stops running (the caller attaches or ends it).
+            if session.expiry is not None:
+                session.expiry.cancel()
+                session.expiry = None
             return session
         node = await self.broker.locate(client_id)
         if node is None or node == self.node_id:

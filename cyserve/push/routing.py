@@ -182,12 +182,17 @@ class Router:
             await hub.groups.sync(group)
         if session is None:
             return None
-        for name in sorted(session.groups):
-            await hub.groups.sync(hub.groups.group(name))
-            # Again: a directory that pruned the client while no node held it (between the
-            # old node's release and this claim) lists it again.
-            await hub.broker.group_add(name, client_id)
-        await hub.broker.claim(client_id)
+        try:
+            for name in sorted(session.groups):
+                await hub.groups.sync(hub.groups.group(name))
+                # Again: a directory that pruned the client while no node held it (between the
+                # old node's release and this claim) lists it again.
+                await hub.broker.group_add(name, client_id)
+            await hub.broker.claim(client_id)
+        except BaseException:
+            # Its token is used: nobody can resume it now.
+            hub._end(session, "going_away")
+            raise
         return session
 
     def _install(self, data: bytes, identity: Any, incoming: Incoming) -> Session | None:

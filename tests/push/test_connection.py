@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import orjson
@@ -106,6 +107,31 @@ def test_the_bytes_codec_hands_raw_bytes_both_ways(run: Any, transport: str) -> 
             await client.send(KIND_CALL, 1, "reverse", b"\x00\xffabc")
             reply = await client.recv_kind(KIND_REPLY)
             assert reply.payload == b"cba\xff\x00"
+            await client.close()
+    run(main)
+
+
+@pytest.mark.parametrize("transport", ["ws-binary", "tcp-binary"])
+def test_the_xml_codec_carries_elements_and_refuses_a_doctype(run: Any, transport: str) -> None:
+    async def main() -> None:
+        hub = Hub()
+
+        @hub.command("tag")
+        async def tag(conn: Any, data: Any) -> Any:
+            assert isinstance(data, ET.Element)
+            reply = ET.Element("reply", {"to": data.tag})
+            reply.text = data.text
+            return reply
+
+        async with serving_hub(hub) as served:
+            client = await served.session(transport, codec="xml")
+            await client.send(KIND_CALL, 1, "tag", "<ping>h&amp;i</ping>".encode())
+            reply = await client.recv_kind(KIND_REPLY)
+            assert reply.payload == b'<reply to="ping">h&amp;i</reply>'
+            bomb = b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+            await client.send(KIND_CALL, 2, "tag", bomb)
+            frame = await client.recv()
+            assert (frame.kind, frame.id, frame.name) == (KIND_ERROR, 2, "bad_payload")
             await client.close()
     run(main)
 

@@ -591,3 +591,35 @@ def test_stop_says_going_away_to_everyone_and_ends_the_sessions(run: Any) -> Non
             assert [(f.name) for f in frames] == ["going_away"]
             await late.close()
     run(main)
+
+
+class SlowTokenBroker(LocalBroker):
+    """A LocalBroker whose token directory answers after ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    async def put_token(self, token_hash: str, client_id: str, ttl_s: float) -> None:
+        await asyncio.sleep(self.delay_s)
+        await super().put_token(token_hash, client_id, ttl_s)
+
+
+def test_a_hello_timing_out_while_the_broker_is_slow_leaves_no_session(run: Any) -> None:
+    async def main() -> None:
+        hub = group_hub(PushLimits(hello_timeout_s=0.2), broker=SlowTokenBroker(1.0))
+        gone: list[str] = []
+
+        @hub.on_disconnect
+        async def on_gone(conn: Any, code: str) -> None:
+            gone.append(code)
+
+        async with serving_hub(hub) as served:
+            client = await served.client("ws-text")
+            frame = await client.hello()
+            assert (frame.kind, frame.name) == (KIND_CLOSE, "idle_timeout")
+            await client.close()
+            # The session made for it was never welcomed: it ended, nothing is left behind.
+            await wait_until(lambda: gone == ["going_away"])
+            assert hub._sessions == {} and await hub.broker.group_members("g") == set()
+    run(main)
