@@ -74,7 +74,7 @@ from cyserve.metrics import Metrics
 from cyserve.middleware import (CORS, BaseMiddleware, DefaultHeaders, RequestID, SecurityHeaders,
                                 TrustedHosts)
 from cyserve.proxy import ProxyHeaders, TrustedPeers
-from cyserve.ratelimit import MemoryStore, RateLimit
+from cyserve.ratelimit import AsyncStore, MemoryStore, RateLimit, RedisStore
 from cyserve.multipart import FormLimits, UploadFile
 from cyserve.request import Request
 from cyserve.response import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamResponse
@@ -106,6 +106,7 @@ __all__ = [
     "TrustedPeers",
     "MemoryStore",
     "RateLimit",
+    "RedisStore",
     "ReloadableTLS",
     "launch",
     "Body",
@@ -113,6 +114,7 @@ __all__ = [
     "Header",
     "Query",
     "Abort",
+    "AsyncStore",
     "App",
     "BadRequest",
     "BaseMiddleware",
