@@ -1,0 +1,193 @@
+"""``ASGIHost``: an ASGI 3 application as the cyserve server serves it.
+
+``serve()`` (and the command line's workers) need an object with ``config`` (the core's
+``ServerConfig``), ``lifecycle`` (startup, shutdown, draining), ``startup()``, ``shutdown()`` and
+``handle(conn, head, body)``, the core's one call per request; ``ASGIHost`` is that object around
+the app.
+
+The per-request path is kept short: ``handle`` builds the scope (its byte parts in C), makes one
+``HTTPCycle`` whose bound ``receive``/``send`` the app gets, and calls the app; no Task, no
+closure, no ``Request`` object.  What the command line adds is folded in without leaving that
+path: trusted proxy headers (``--proxy-headers``) are resolved straight from the head into
+``conn.forwarded`` (what the scope's ``client`` and ``scheme`` read, and the access log), and
+``--header`` fields are merged into each response's head.  Only middleware written for cyserve
+Apps (``--health-path``, ``--metrics``: they answer their own paths) need a ``Request``: with any
+in ``middlewares`` the host serves the app through an internal App that mounts it at ``/`` and
+runs them first.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Coroutine
+
+from cyserve.asgi.http import HTTPCycle, merged_fields
+from cyserve.asgi.lifespan import LIFESPAN_MODES, Lifespan
+from cyserve.asgi.mount import ASGIMount, MOUNT_METHODS, wants_websocket
+from cyserve.asgi.scope import Scopes, trailers_offered
+from cyserve.asgi.websocket import run_websocket
+from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
+from cyserve.errors import BadRequest
+from cyserve.lifecycle import Lifecycle
+from cyserve.proxy import UNIX_PEER, TrustedPeers, resolve
+from cyserve.request import Request
+from cyserve.websocket import WebSocket, check_handshake
+
+__all__ = ["ASGIHost"]
+
+ASGIApp = Callable[..., Awaitable[None]]
+Entry = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]
+_PROXY_FIELDS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
+
+
+class ASGIHost:
+    """Serve the ASGI 3 callable ``app`` (see the module docstring).
+
+    ``ASGIHost(app, *, lifespan="auto", root_path="", limits=None, timeouts=None,
+    water_marks=None, websocket=None, server_header="cyserve")``: ``lifespan`` as uvicorn's
+    ``--lifespan`` (``cyserve.asgi.lifespan``), ``root_path`` the prefix a proxy strips
+    (``--root-path``); the limits, timeouts, water marks and WebSocket limits are the core's,
+    as for an ``App``.
+    """
+
+    def __init__(self, app: ASGIApp, *, lifespan: str = "auto", root_path: str = "",
+                 limits: Limits | None = None, timeouts: Timeouts | None = None,
+                 water_marks: WaterMarks | None = None, websocket: WebSocketLimits | None = None,
+                 server_header: str | None = "cyserve") -> None:
+        if not callable(app):
+            raise TypeError(f"ASGIHost serves an ASGI application, not {app!r}")
+        if lifespan not in LIFESPAN_MODES:
+            raise ValueError(f"lifespan must be one of {LIFESPAN_MODES}, got {lifespan!r}")
+        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+            raise ValueError(f"root_path starts with '/' and has no trailing '/', not {root_path!r}")
+        self.app = app
+        self.config = ServerConfig(limits=limits or Limits(), timeouts=timeouts or Timeouts(),
+                                   water_marks=water_marks or WaterMarks(),
+                                   server_header=server_header)
+        self.websocket_limits = websocket or WebSocketLimits()
+        self.lifespan = lifespan
+        self.root_path = root_path
+        self.lifecycle = Lifecycle()
+        #: The lifespan scope's ``state``; every request's scope gets a shallow copy of it.
+        self.state: dict[str, Any] = {}
+        #: Middleware written for cyserve Apps, run before the app (``--health-path``,
+        #: ``--metrics``); set before the server starts.
+        self.middlewares: list[Any] = []
+        #: Fields added to every response whose app did not set one of that name (``--header``).
+        self.default_headers: list[tuple[str, str]] = []
+        #: Peers whose proxy headers are believed (``--proxy-headers``), or None.
+        self.trusted: TrustedPeers | None = None
+        self._scopes = Scopes(root_path, self.state)
+        self._extra: list[tuple[str, str]] | None = None
+        self._inner: Any = None
+        #: The core's entry, ``handle(conn, head, body)``: ``_serve`` unless middleware need
+        #: the internal App (chosen at startup).
+        self.handle: Entry = self._serve
+        self.lifecycle.add_lifespan(self._lifespan)
+
+    def _lifespan(self, _owner: Any) -> Lifespan:
+        return Lifespan(self.app, self.lifespan, self.state, self.config.timeouts.shutdown_s)
+
+    def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``fn`` at startup, after the app's lifespan startup."""
+        self.lifecycle.startup_hooks.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``fn`` at shutdown, before the app's lifespan shutdown."""
+        self.lifecycle.shutdown_hooks.append(fn)
+        return fn
+
+    # ------------------------------------------------------------------ starting and stopping
+    async def startup(self) -> None:
+        """Settle what the options chose, then run the lifespan startup (``serve()`` calls it
+        before listening); a failed startup raises ``StartupError``."""
+        if self.lifespan not in LIFESPAN_MODES:
+            raise ValueError(f"lifespan must be one of {LIFESPAN_MODES}, got {self.lifespan!r}")
+        self._scopes = Scopes(self.root_path, self.state)
+        self._extra = list(self.default_headers) or None
+        if self.middlewares:
+            self.handle = self._through_app()
+        else:
+            self.handle = self._serve
+        await self.lifecycle.start(self)
+
+    async def shutdown(self) -> None:
+        """Run the lifespan shutdown (``Server.shutdown()`` calls it once connections closed)."""
+        await self.lifecycle.stop(self.config.timeouts.shutdown_s)
+
+    def _through_app(self) -> Entry:
+        """The entry through an internal App: the middleware, then the app mounted at ``/``."""
+        from cyserve.app import App
+        from cyserve.middleware import DefaultHeaders
+        from cyserve.proxy import ProxyHeaders
+
+        inner = App(limits=self.config.limits, timeouts=self.config.timeouts,
+                    water_marks=self.config.water_marks, websocket=self.websocket_limits,
+                    server_header=self.config.server_header, redirect_slashes=False)
+        endpoint = ASGIMount(self.app, self._scopes, inner)
+        inner.router.add("/{path:path}", endpoint, MOUNT_METHODS, "asgi", include_in_schema=False)
+        if self.trusted is not None:
+            inner.use(ProxyHeaders(self.trusted))
+        for middleware in self.middlewares:
+            inner.use(middleware)
+        if self.default_headers:
+            inner.use(DefaultHeaders(self.default_headers))
+        inner._freeze()
+        self._inner = inner
+        handle: Entry = inner.handle
+        return handle
+
+    # ------------------------------------------------------------------ per request
+    async def _serve(self, conn: Any, head: Any, body: Any) -> None:
+        if self.trusted is not None and not self._forwarded(conn, head):
+            return
+        if head.upgrade and wants_websocket(head):
+            await self._websocket(conn, head, body)
+            return
+        scope = self._scopes.http(conn, head)
+        cycle = HTTPCycle(conn, body, head.method == "HEAD", trailers_offered(scope), self._extra)
+        try:
+            await self.app(scope, cycle.receive, cycle.send)
+        except BaseException as exc:
+            cycle.failed(exc)
+            raise
+        cycle.finish()
+
+    def _forwarded(self, conn: Any, head: Any) -> bool:
+        """Believe a trusted peer's proxy headers (``cyserve.proxy``); False when they were
+        malformed and the request was answered 400."""
+        trusted = self.trusted
+        assert trusted is not None
+        peer = conn.stream.peername
+        # A TCP peer is (host, port, ...); a Unix socket's is its path, "" when unnamed.
+        host = peer[0] if type(peer) is tuple else (UNIX_PEER if isinstance(peer, (str, bytes))
+                                                    else None)
+        if host not in trusted:
+            return True
+        get = head.get
+        if all(get(name) is None for name in _PROXY_FIELDS):
+            return True
+        try:
+            found = resolve(host, head, trusted)
+        except BadRequest as exc:
+            conn.respond(400, None, f"400 Bad Request: {exc.detail}\n".encode("utf-8"),
+                         "text/plain; charset=utf-8")
+            return False
+        if found is not None:
+            conn.forwarded = found
+        return True
+
+    async def _websocket(self, conn: Any, head: Any, body: Any) -> None:
+        request = Request(conn, head, body)
+        checked = check_handshake(request)
+        if isinstance(checked, str):
+            ws = WebSocket(request, self.websocket_limits, checked)
+            scope = self._scopes.websocket(conn, head, ws.subprotocols)
+            response: Any = await run_websocket(self.app, scope, ws)
+            if response.status == 101:
+                return
+        else:
+            response = checked
+        fields = response.headers
+        if self._extra:
+            fields = merged_fields(fields, self._extra)
+        conn.respond(response.status, fields, response.body, response.content_type)

@@ -1,0 +1,218 @@
+"""One WebSocket of an ASGI app over cyserve's WebSocket (``cyserve.websocket.WebSocket``, the
+handshake; ``cyserve._core.ws.role``, the frames): the same limits, pings, close handshake,
+backpressure and graceful 1001 as a native ``@app.websocket`` handler.
+
+States of ``WebSocketCycle`` (``phase``), one way only::
+
+    CONNECTING --receive: websocket.connect--> HANDSHAKE
+    CONNECTING/HANDSHAKE --accept--> OPEN --close sent / peer closed--> CLOSED
+    CONNECTING/HANDSHAKE --close--> DENIED (403)
+    CONNECTING/HANDSHAKE --websocket.http.response.start/body...--> DENYING --last body--> DENIED
+
+- ``websocket.accept`` answers 101 with its ``subprotocol`` (one the client offered, RFC 6455
+  §4.2.2) and ``headers``; permessage-deflate is negotiated as for native handlers.
+- Messages come as ``websocket.receive`` with ``text`` or ``bytes``; the peer's close, or the
+  connection dropping, as ``websocket.disconnect`` with its code (1005 for a close frame without
+  one, 1006 for a dropped connection) and reason.
+- ``websocket.close`` before accept refuses the upgrade with 403 (as ASGI servers do);
+  ``websocket.http.response.*`` (the extension) refuses it with the app's own response.
+- ``send()`` once the peer is gone raises ``ConnectionResetError`` (an ``OSError``, ASGI 2.4);
+  after the app's own close, a ``RuntimeError``.
+- The app returning (or raising) before it accepted or refused answers 500; raising after accept
+  closes with 1011 and is logged.  Returning after accept closes with 1000.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from cyserve.errors import WebSocketDisconnect
+from cyserve.response import BaseResponse, Response
+from cyserve.websocket import WebSocket
+
+__all__ = ["WebSocketCycle", "run_websocket"]
+
+_log = logging.getLogger("cyserve.error")
+
+_CONNECTING, _HANDSHAKE, _OPEN, _CLOSED, _DENYING, _DENIED = range(6)
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _str_fields(fields: Any) -> list[tuple[str, Any]]:
+    """ASGI's bytes field names as str, so the handshake recognises the ones it owns."""
+    return [(name.decode("latin-1") if isinstance(name, (bytes, bytearray)) else name, value)
+            for name, value in fields or ()]
+
+
+class WebSocketCycle:
+    """One WebSocket's ``receive`` and ``send`` for an ASGI app (see the module docstring)."""
+
+    __slots__ = ("ws", "phase", "closed_by_app", "_deny_status", "_deny_fields", "_deny_body")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.phase = _CONNECTING
+        self.closed_by_app = False
+        self._deny_status = 0
+        self._deny_fields: list[tuple[str, Any]] = []
+        self._deny_body: list[bytes] = []
+
+    # ------------------------------------------------------------------ receive
+    async def receive(self) -> dict[str, Any]:
+        phase = self.phase
+        if phase == _OPEN:
+            try:
+                message = await self.ws.receive()
+            except WebSocketDisconnect as exc:
+                self.phase = _CLOSED
+                return {"type": "websocket.disconnect", "code": exc.code, "reason": exc.reason}
+            if type(message) is str:
+                return {"type": "websocket.receive", "text": message}
+            return {"type": "websocket.receive", "bytes": message}
+        if phase == _CONNECTING:
+            self.phase = _HANDSHAKE
+            return {"type": "websocket.connect"}
+        if phase == _CLOSED:
+            code = self.ws.close_code
+            return {"type": "websocket.disconnect", "code": 1006 if code is None else code,
+                    "reason": self.ws.close_reason or ""}
+        if phase == _HANDSHAKE:
+            # Nothing arrives before the app answers the handshake; only the client leaving.
+            await self.ws.request._conn.stream.wait_disconnected()
+            self.phase = _CLOSED
+            return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        # Refused: there is no WebSocket to receive from (RFC 6455 §4.2.2).
+        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+    # ------------------------------------------------------------------ send
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        phase = self.phase
+        if kind == "websocket.send":
+            if phase != _OPEN:
+                raise self._unexpected(kind)
+            data: Any = message.get("bytes")
+            if data is None:
+                data = message.get("text")
+                if type(data) is not str:
+                    raise TypeError("websocket.send needs 'text' (str) or 'bytes' (bytes)")
+            try:
+                await self.ws.send(data)
+            except WebSocketDisconnect as exc:
+                self.phase = _CLOSED
+                raise ConnectionResetError(f"the WebSocket is closed ({exc.code})") from exc
+        elif kind == "websocket.accept":
+            if phase not in (_CONNECTING, _HANDSHAKE):
+                raise self._unexpected(kind)
+            await self.ws.accept(message.get("subprotocol"), _str_fields(message.get("headers")))
+            self.phase = _OPEN
+        elif kind == "websocket.close":
+            if phase in (_CONNECTING, _HANDSHAKE):
+                # Closing before accepting refuses the upgrade: 403 (RFC 6455 §4.2.2).
+                await self.ws.reject(403)
+                self.phase = _DENIED
+            elif phase == _OPEN:
+                self.phase = _CLOSED
+                self.closed_by_app = True
+                code = message.get("code")
+                # Starts the closing handshake; the end of the app's call waits for it.
+                self.ws._open_role().close(1000 if code is None else code,
+                                           message.get("reason") or "")
+            elif phase == _CLOSED and not self.closed_by_app:
+                return  # the peer closed first: nothing left to close
+            else:
+                raise self._unexpected(kind)
+        elif kind == "websocket.http.response.start":
+            if phase not in (_CONNECTING, _HANDSHAKE):
+                raise self._unexpected(kind)
+            self._deny_status = message["status"]
+            self._deny_fields = _str_fields(message.get("headers"))
+            self.phase = _DENYING
+        elif kind == "websocket.http.response.body":
+            if phase != _DENYING:
+                raise self._unexpected(kind)
+            self._deny_body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                await self.ws.reject(self._deny_status, b"".join(self._deny_body),
+                                     self._deny_fields)
+                self.phase = _DENIED
+        else:
+            raise self._unexpected(kind)
+
+    def _unexpected(self, kind: Any) -> BaseException:
+        phase = self.phase
+        if phase == _CLOSED and not self.closed_by_app:
+            return ConnectionResetError("the WebSocket is closed")
+        if phase == _CLOSED:
+            return RuntimeError(f"ASGI message {kind!r} after 'websocket.close'")
+        if phase in (_CONNECTING, _HANDSHAKE):
+            return RuntimeError(f"ASGI message {kind!r} before 'websocket.accept'")
+        if phase == _DENIED:
+            return RuntimeError(f"ASGI message {kind!r} after the WebSocket was refused")
+        if phase == _DENYING:
+            return RuntimeError(f"expected 'websocket.http.response.body', got {kind!r}")
+        return RuntimeError(f"unexpected ASGI message {kind!r} on an open WebSocket")
+
+
+class _Upgraded(BaseResponse):
+    """What the request answers once the WebSocket was accepted: the 101 went out, nothing more
+    is written (an App's middleware and ``after`` hooks see status 101)."""
+
+    __slots__ = ("status", "headers", "content_type")
+
+    def __init__(self) -> None:
+        self.status = 101
+        self.headers: list[tuple[str, str]] = []
+        self.content_type: str | None = None
+
+    async def send(self, conn: Any) -> None:
+        return None
+
+
+def _server_error() -> Response:
+    return Response(b"500 Internal Server Error\n", 500, [("Connection", "close")], _TEXT)
+
+
+async def run_websocket(app: Callable[..., Awaitable[None]], scope: dict[str, Any],
+                        ws: WebSocket) -> BaseResponse:
+    """Run ``app`` for the WebSocket ``ws`` (its handshake already checked); the response the
+    request answers: the app's refusal, 403, 500, or the accepted upgrade."""
+    cycle = WebSocketCycle(ws)
+    try:
+        # A task of its own, as for native handlers: each message resumes the app alone, and
+        # the role cancels it on a forced shutdown (accept() makes it the role's handler_task).
+        await asyncio.ensure_future(app(scope, cycle.receive, cycle.send))
+    except asyncio.CancelledError:
+        role = ws._role
+        if role is not None:
+            role.abort()
+        raise
+    except Exception as exc:
+        if cycle.phase in (_CONNECTING, _HANDSHAKE, _DENYING):
+            _log.error("Exception in ASGI application before the WebSocket handshake",
+                       exc_info=exc)
+            return _server_error()
+        if cycle.phase == _DENIED:
+            _log.error("Exception in ASGI application after refusing the WebSocket",
+                       exc_info=exc)
+        elif not (isinstance(exc, OSError) and ws.closed):
+            # An app that lets the peer's disconnect end it is not an error.
+            _log.error("Exception in ASGI WebSocket application", exc_info=exc)
+            role = ws._role
+            if role is not None:
+                await role.close(1011, "internal error")  # RFC 6455 §7.4.1
+    phase = cycle.phase
+    if phase in (_CONNECTING, _HANDSHAKE, _DENYING):
+        _log.error("ASGI callable returned without accepting or refusing the WebSocket")
+        return _server_error()
+    if phase == _DENIED:
+        rejection = ws._rejection
+        assert rejection is not None
+        return rejection
+    role = ws._role
+    assert role is not None
+    # The app is done: close normally (only waits when already closing) and run on until the
+    # close handshake and TCP are done, as a native handler's request does.
+    await role.close(1000, "")
+    return _Upgraded()
