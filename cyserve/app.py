@@ -324,6 +324,21 @@ class App(MethodShortcuts):
             self.route(base, ("GET", "HEAD"), name=name + ":root")(files)
         return files
 
+    def mount(self, prefix: str, app: Callable[..., Awaitable[None]], *, name: str | None = None,
+              lifespan: bool = True) -> Any:
+        """Serve the ASGI 3 application ``app`` (Starlette, FastAPI...) under ``prefix``, every
+        method and WebSocket included, while routes move to this App one by one.
+
+        The mounted app sees ``root_path`` = ``prefix`` and the full ``path`` (ASGI 2.4, as
+        Starlette's ``Mount``); this App's global middleware and hooks run for its requests
+        too.  With ``lifespan`` its ASGI lifespan runs with this App's (its ``state`` reaching
+        its requests).  Returns the route handler (``cyserve.asgi.ASGIMount``); see
+        ``cyserve.asgi.mount``.
+        """
+        self._check_open("mounts")
+        from cyserve.asgi.mount import mount
+        return mount(self, prefix, app, name=name, lifespan=lifespan)
+
     def templates(self, directory: str, **options: Any) -> Any:
         """A Jinja2 ``Templates`` over ``directory`` with ``url_for`` available in templates
         (``pip install 'cyserve[templates]'``)."""
