@@ -67,7 +67,7 @@ class Connection:
     __slots__ = ("_hub", "link", "client_id", "identity", "peer", "transport", "codec",
                  "framing", "codec_obj", "tkey", "held", "_session", "_state", "_calls",
                  "_backlog", "_timer", "_auth", "_held_gap", "_held_bytes", "_held_timer",
-                 "_ping_id", "_lost")
+                 "_ping_id", "_lost", "close_code")
 
     def __init__(self, hub: Hub, link: Link, transport: str) -> None:
         self._hub = hub
@@ -95,6 +95,9 @@ class Connection:
         self._held_timer: asyncio.TimerHandle | None = None
         self._ping_id = 0
         self._lost = False
+        #: How the connection ended: the CLOSE code this side sent, or the client's; going_away
+        #: when it was lost without one (§9).  None while open.
+        self.close_code: str | None = None
         # §10: the HELLO, and the whole handshake with it, within hello_timeout_s.
         self._timer: asyncio.TimerHandle | None = hub.loop.call_later(
             hub.limits.hello_timeout_s, self._hello_expired)
@@ -180,6 +183,8 @@ class Connection:
         if self._lost:
             return
         self._lost = True
+        if self.close_code is None:
+            self.close_code = "going_away"
         state = self._state
         self._state = _LOST
         self._stop_timer()
@@ -292,6 +297,7 @@ class Connection:
         elif kind == KIND_CLOSE:
             # §9: answer CLOSE normal and close; the client's normal ends its session, any
             # other code keeps it for a resume.
+            self.close_code = frame.name
             self._close("normal", "", end_code="normal" if frame.name == "normal" else None)
         else:
             self._close("protocol_error", "a second HELLO")
@@ -513,6 +519,7 @@ class Connection:
     def abort(self) -> None:
         if self._state < _CLOSING:
             self._state = _CLOSING
+            self.close_code = self.close_code or "going_away"
             self._stop_timer()
             if self._session is not None:
                 self._hub._detach(self, None)
@@ -523,6 +530,8 @@ class Connection:
         if self._state >= _CLOSING:
             return
         self._state = _CLOSING
+        if self.close_code is None:
+            self.close_code = code
         self._stop_timer()
         self.held = None
         self._stop_held_timer()

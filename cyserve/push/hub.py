@@ -14,8 +14,11 @@ across the nodes of a deployment through a broker (docs/push-protocol.md §6-§9
         await hub.publish("room:" + data["room"], {"from": conn.client_id, "text": data["text"]})
         return {"ok": True}
 
-One owner per fact: the hub owns sessions (``cyserve.push.session``), groups, routing and the
-lifecycle; each ``Connection`` owns one connection's protocol state; each link owns its bytes.
+One owner per fact: the hub owns the sessions (``cyserve.push.session``: numbers, history),
+their lifecycle (HELLO to WELCOME, detach, resume, end) and the public operations, with two
+parts of its own: ``Groups`` (``cyserve.push.groups``: this node's members, subscriptions and
+the fan-out) and ``Router`` (``cyserve.push.routing``: requests to other nodes, handovers).
+Each ``Connection`` owns one connection's protocol state; each link owns its bytes.
 
 Across nodes (design decisions 1, 2 and 4 of issue 11): every node subscribes to ``all`` and
 ``n:<its node id>``, and to ``g:<group>`` while it holds members of the group (connected, or
@@ -24,7 +27,7 @@ members; each node fans it out to its own members with one ``PushTemplate`` per 
 codec in use.  Requests about one client (send, join, leave, disconnect, online, a resume's
 handover) go to the node holding it (``broker.locate``) over ``n:<node>``, and each waits for
 its reply a bounded time.  Sequence numbers and the resume history are the holding node's; a
-resume landing on another node moves the session there (``_handover``).
+resume landing on another node moves the session there (``Router.handover``).
 """
 from __future__ import annotations
 
@@ -301,9 +304,9 @@ class Hub:
         node = await self._locate(client_id)
         if node is None:
             return False
-        reply = await self._router.request(node, "send", [client_id.encode(), packed, b"1" if ack else b"0",
-                                                   repr(wait_s).encode()],
-                                    wait_s + self.route_timeout_s if ack else self.route_timeout_s)
+        args = [client_id.encode(), packed, b"1" if ack else b"0", repr(wait_s).encode()]
+        reply = await self._router.request(
+            node, "send", args, wait_s + self.route_timeout_s if ack else self.route_timeout_s)
         return reply is not None and reply[:1] == [b"1"]
 
     async def publish(self, group: str, message: Any, *,
@@ -442,8 +445,12 @@ class Hub:
                 self._router.on_reply(fields)
             else:
                 raise ValueError(f"unknown envelope tag 0x{tag:02x}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, IndexError, UnicodeDecodeError):
             _log.exception("push: a malformed message on %s", channel)
+        except Exception:
+            # A failure here is this hub's bug; the broker's reader must go on with the next
+            # message (it serves every channel of this node).
+            _log.exception("push: delivering a message of %s failed", channel)
 
     def _deliver_group(self, name: str, message: Message, exclude: frozenset[str] | None) -> None:
         if self._router.incoming:
@@ -625,7 +632,8 @@ class Hub:
     def _expire(self, session: Session) -> None:
         session.expiry = None
         if session.conn is None and not session.ended and not session.moving:
-            self._end(session, "going_away")
+            last = session.last_conn
+            self._end(session, (last.close_code if last is not None else None) or "going_away")
 
     def _end(self, session: Session, code: str) -> None:
         """The session ends here (not moved): out of its groups, its id and token forgotten,

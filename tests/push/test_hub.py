@@ -419,6 +419,30 @@ def test_an_expired_window_ends_the_session(run: Any) -> None:
     run(main)
 
 
+def test_the_end_of_the_window_reports_how_the_connection_ended(run: Any) -> None:
+    async def main() -> None:
+        limits = PushLimits(heartbeat_s=0.1, idle_timeout_s=0.3, resume_window_s=0.1)
+        hub = group_hub(limits)
+        gone: list[tuple[str, str]] = []
+
+        @hub.on_disconnect
+        async def on_gone(conn: Any, code: str) -> None:
+            gone.append((conn.client_id, code))
+
+        async with serving_hub(hub) as served:
+            silent = await served.session("tcp-binary")
+            leaving = await served.session("ws-binary")
+            await leaving.say_close("going_away")
+            frames = await silent.closed()    # PINGs unanswered
+            assert frames[-1].name == "idle_timeout"
+            await wait_until(lambda: len(gone) == 2, 3.0)
+            assert sorted(gone) == sorted([(silent.welcome["client_id"], "idle_timeout"),
+                                           (leaving.welcome["client_id"], "going_away")])
+            await silent.close()
+            await leaving.close()
+    run(main)
+
+
 @pytest.mark.parametrize("transport", ["ws-binary", "tcp-json"])
 def test_a_resume_closes_the_open_connection_with_replaced(run: Any, transport: str) -> None:
     async def main() -> None:
