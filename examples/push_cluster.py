@@ -12,7 +12,8 @@ Environment (read when a worker imports this module, so each worker makes its ow
 - ``PUSH_PORT`` (default 9000): the TCP push port.  Under ``--workers`` each worker listens on it
   with ``SO_REUSEPORT`` and the kernel spreads new connections over them;
 - ``PUSH_TOKEN`` (default ``cluster-demo``): the shared secret a client must present
-  (credentials ``{"name": ..., "token": ...}``); a real deployment checks per-user credentials.
+  (credentials ``{"name": ..., "token": ...}``); a real deployment checks per-user credentials;
+- ``PUSH_PUBLISH_TIMEOUT_S`` (default 5): how long a publish may wait for an unreachable Redis.
 
 Serve it with the ``cyserve`` command: it imports the module in each worker after forking, so
 each worker has a broker of its own (a node id of its own in Redis).  ``python
@@ -25,6 +26,10 @@ Commands a client may call (docs/push-protocol.md §7):
 - ``publish`` ``{"group", "data"}``: one Redis PUBLISH, delivered to the members on every worker;
 - ``send`` ``{"to", "data"}``: a push to one client, routed to the worker that holds it;
 - ``members`` ``{"group"}``: the client ids in the group, across the deployment.
+
+While Redis is unreachable a publish waits (``PUSH_PUBLISH_TIMEOUT_S``) and is
+delivered once Redis is back; past that it fails loudly, never silently: the command answers
+ERROR ``unavailable`` and the HTTP endpoints 503, and the caller decides whether to retry.
 
 HTTP, on every worker: ``GET /whoami`` (the pid answering), ``POST /groups/{group}`` (publish
 the JSON body) and ``POST /clients/{client_id}`` (push the body to one client: 404 when it is
@@ -41,17 +46,19 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cyserve import App, HTTPError  # noqa: E402
+from cyserve.errors import BrokerUnavailable  # noqa: E402
 from cyserve.push import Hub, PushDenied, RedisBroker  # noqa: E402
 from cyserve.push.connection import Connection  # noqa: E402
 
 REDIS_URL = os.environ.get("PUSH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PUSH_PORT = int(os.environ.get("PUSH_PORT", "9000"))
 TOKEN = os.environ.get("PUSH_TOKEN", "cluster-demo")
+PUBLISH_TIMEOUT_S = float(os.environ.get("PUSH_PUBLISH_TIMEOUT_S", "5"))
 # A group or user name: short, printable, no separators that would mean something in a channel.
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 app = App()
-hub = Hub(broker=RedisBroker(REDIS_URL))
+hub = Hub(broker=RedisBroker(REDIS_URL, publish_timeout_s=PUBLISH_TIMEOUT_S))
 push = app.push(hub, port=PUSH_PORT, websocket="/push")
 
 
@@ -105,7 +112,10 @@ async def leave(conn: Connection, data: Any) -> dict[str, Any]:
 @hub.command("publish")
 async def publish(conn: Connection, data: Any) -> dict[str, Any]:
     group, value = _fields(data, "group", "data")
-    await hub.publish(_name(group, "a group"), value)
+    try:
+        await hub.publish(_name(group, "a group"), value)
+    except BrokerUnavailable:
+        raise PushDenied("the message bus is unreachable: not published", "unavailable") from None
     return {"ok": True}
 
 
@@ -114,7 +124,10 @@ async def send(conn: Connection, data: Any) -> dict[str, Any]:
     to, value = _fields(data, "to", "data")
     if not isinstance(to, str):
         raise PushDenied("to is a client id", "bad_request")
-    return {"delivered": await hub.send(to, value)}
+    try:
+        return {"delivered": await hub.send(to, value)}
+    except BrokerUnavailable:
+        raise PushDenied("the message bus is unreachable: not sent", "unavailable") from None
 
 
 @hub.command("members")
@@ -132,13 +145,24 @@ async def http_whoami(request: Any) -> dict[str, Any]:
 async def http_publish(request: Any, group: str) -> dict[str, Any]:
     if NAME.fullmatch(group) is None:
         raise HTTPError(400, "a group is 1 to 64 letters, digits, '_', '.' or '-'")
-    await hub.publish(group, await request.json())
+    message = await request.json()
+    try:
+        await hub.publish(group, message)
+    except BrokerUnavailable:
+        raise HTTPError(503, "the message bus is unreachable: not published",
+                        {"Retry-After": "5"}) from None
     return {"ok": True}
 
 
 @app.post("/clients/{client_id}")
 async def http_send(request: Any, client_id: str) -> dict[str, Any]:
-    if not await hub.send(client_id, await request.json()):
+    message = await request.json()
+    try:
+        delivered = await hub.send(client_id, message)
+    except BrokerUnavailable:
+        raise HTTPError(503, "the message bus is unreachable: not sent",
+                        {"Retry-After": "5"}) from None
+    if not delivered:
         raise HTTPError(404, "that client is not connected")
     return {"delivered": True}
 

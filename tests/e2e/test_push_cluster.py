@@ -20,10 +20,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from cyserve.errors import PushClosed
+from cyserve.errors import PushCallError, PushClosed
 from cyserve.push import Gap, Push, PushClient, SessionReset, connect
 from tests.push.redis_support import REDIS_SERVER, RedisServer, free_port
 from tests.server.processes import Server
+from tests.support import fetch
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-cluster-token"
@@ -33,6 +34,8 @@ START_S = 30.0   # from launching the cluster to a member on each worker
 BURST_S = 60.0   # from launching the publisher to every member holding every message
 STEP_S = 10.0    # one call, one push, one process that must end by itself
 STOP_S = 20.0    # from SIGTERM to the supervisor's exit
+PUBLISH_WAIT_S = 1.0  # how long the cluster's publishes wait for an unreachable Redis
+JSON_BODY = [("Content-Type", "application/json")]
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ class Cluster:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("CYSERVE_", "UVICORN_")) and key != "WEB_CONCURRENCY"}
         env.update(PUSH_REDIS_URL=redis_url, PUSH_PORT=str(self.push_port), PUSH_TOKEN=TOKEN,
-                   PYTHONPATH=str(ROOT))
+                   PUSH_PUBLISH_TIMEOUT_S=str(PUBLISH_WAIT_S), PYTHONPATH=str(ROOT))
         out_path = tmp_path / f"cluster-{time.monotonic_ns()}.out"
         err_path = out_path.with_suffix(".err")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -251,6 +254,16 @@ def test_a_burst_from_a_third_process_reaches_every_member_on_both_workers_once_
                 item = await asyncio.wait_for(member.client.__anext__(), STEP_S)
                 assert isinstance(item, Push), item
                 assert (item.seq, item.group, item.data) == (BURST + 1, "", {"direct": True})
+            # And over HTTP, whichever worker answers the request (404 for nobody).
+            for member in targets.values():
+                reply = await fetch(cluster.http_port, "POST", f"/clients/{member.client_id}",
+                                    JSON_BODY, b'{"http": true}')
+                assert (reply.status, json.loads(reply.body)) == (200, {"delivered": True})
+                item = await asyncio.wait_for(member.client.__anext__(), STEP_S)
+                assert isinstance(item, Push), item
+                assert (item.seq, item.group, item.data) == (BURST + 2, "", {"http": True})
+            reply = await fetch(cluster.http_port, "POST", "/clients/" + "A" * 22, JSON_BODY, b"1")
+            assert reply.status == 404
             # The others got nothing more.
             for member in members:
                 if member not in targets.values():
@@ -373,3 +386,68 @@ def test_a_rolling_restart_loses_nothing_silently(run: Any, cluster: Cluster) ->
         finally:
             await close_all(members)
     run(main, timeout_s=3 * START_S)
+
+
+async def pushes_until(member: Member, data: Any) -> list[Push | Gap | SessionReset]:
+    """What the member receives up to and including the push of ``data`` (bounded)."""
+    items: list[Push | Gap | SessionReset] = []
+    while True:
+        item = await asyncio.wait_for(member.client.__anext__(), STEP_S)
+        items.append(item)
+        if isinstance(item, Push) and item.data == data:
+            return items
+
+
+def test_a_redis_outage_delays_or_fails_publishes_never_silently(
+        run: Any, cluster: Cluster, redis_server: RedisServer) -> None:
+    """Redis stopped (its data gone with it, as after a crash without persistence): a publish
+    made meanwhile waits and is delivered once Redis is back; members hear of what the restart
+    may have cost through GAPs (docs/push-protocol.md §8.3), never by silence.  A publish that
+    waits longer than its bound fails loudly (HTTP 503, ERROR ``unavailable``) and is not
+    delivered later behind the caller's back."""
+    async def main() -> None:
+        members = await spread_members(cluster, tcp_per_worker=1, ws_per_worker=0)
+        loop = asyncio.get_running_loop()
+        try:
+            for member in members:
+                await member.client.call("join", {"group": GROUP}, timeout_s=STEP_S)
+
+            redis_server.stop()
+            waiting = asyncio.ensure_future(fetch(cluster.http_port, "POST", f"/groups/{GROUP}",
+                                                  JSON_BODY, b'{"phase": "outage"}'))
+            await asyncio.sleep(PUBLISH_WAIT_S / 4)
+            assert not waiting.done()
+            await loop.run_in_executor(None, redis_server.start)
+            reply = await asyncio.wait_for(waiting, STEP_S)
+            assert reply.status == 200, reply
+            for member in members:
+                items = await pushes_until(member, {"phase": "outage"})
+                assert all(isinstance(item, Gap) for item in items[:-1]), items
+
+            redis_server.stop()
+            started = loop.time()
+            reply = await fetch(cluster.http_port, "POST", f"/groups/{GROUP}", JSON_BODY,
+                                b'{"phase": "lost"}')
+            assert reply.status == 503 and reply.headers["retry-after"] == "5", reply
+            assert loop.time() - started < PUBLISH_WAIT_S + STEP_S
+            with pytest.raises(PushCallError) as refused:
+                await members[0].client.call("publish", {"group": GROUP, "data": {"phase": "lost"}},
+                                             timeout_s=STEP_S)
+            assert refused.value.code == "unavailable"
+            await loop.run_in_executor(None, redis_server.start)
+            deadline = loop.time() + STEP_S
+            while True:  # the workers' publish connections come back within their backoff
+                reply = await fetch(cluster.http_port, "POST", f"/groups/{GROUP}", JSON_BODY,
+                                    b'{"phase": "back"}')
+                if reply.status == 200:
+                    break
+                assert reply.status == 503 and loop.time() < deadline, reply
+            for member in members:
+                items = await pushes_until(member, {"phase": "back"})
+                assert not any(isinstance(item, Push) and item.data == {"phase": "lost"}
+                               for item in items), items
+                assert all(isinstance(item, Gap) or item.data == {"phase": "back"}
+                           for item in items), items
+        finally:
+            await close_all(members)
+    run(main, timeout_s=START_S + 6 * STEP_S)
