@@ -197,11 +197,12 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
                 kind="flag"),
         _Option("--app-dir", "app_dir", "look for APP in this directory (put first on sys.path)",
                 default_text="the current directory"),
-        _Option("--interface", "interface", "auto serves a cyserve App; asgi3, asgi2 and wsgi are "
-                "accepted for uvicorn's command lines but refused at startup (exit 3)",
+        _Option("--interface", "interface", "auto tells a cyserve App from an ASGI 3 app; asgi3 "
+                "serves APP as ASGI 3; asgi2 and wsgi are refused at startup (exit 3)",
                 _choice("auto", "cyserve", "asgi3", "asgi2", "wsgi"),
                 metavar="[auto|asgi3|asgi2|wsgi]"),
-        _Option("--lifespan", "lifespan", "run the app's startup and shutdown hooks",
+        _Option("--lifespan", "lifespan", "an ASGI app's lifespan: on requires it, auto runs it "
+                "when the app supports it, off never calls it",
                 _choice("auto", "on", "off"), metavar="[auto|on|off]"),
         _Option("--env-file", "env_file", "load environment variables from this dotenv file "
                 "first (needs cyserve[dotenv]); CYSERVE_* variables in it count", metavar="PATH"),
@@ -465,10 +466,6 @@ def _warnings(values: Mapping[str, Any]) -> list[str]:
     ws = values.get("ws", "auto")
     if ws != "auto":
         notes.append(f"{_PROG}: --ws {ws} has no effect: cyserve has its own WebSocket codec")
-    interface = values.get("interface", "auto")
-    if interface not in ("auto", "cyserve"):
-        notes.append(f"{_PROG}: --interface {interface}: cyserve serves cyserve Apps "
-                     "(use --interface auto)")
     loop = values.get("loop", "auto")
     if loop in _FOREIGN_LOOPS:
         notes.append(f"{_PROG}: --loop {loop} has no effect: cyserve runs on uvloop or asyncio "

@@ -3,8 +3,15 @@
 Every way this can fail is a ``StartupError`` with one line naming the cause (the CLI prints it
 and exits with status 3): the module is missing or raises while importing, the attribute is
 missing, ``--factory`` names something that is not callable or raises, or the object is not
-something cyserve serves.  An ASGI application is refused with a message saying so until the
-ASGI adapter lands (issue 12).
+something cyserve serves.
+
+What is served (``--interface``): a cyserve ``App`` as it is; an ASGI 3 application wrapped in
+``cyserve.asgi.ASGIHost``.  ``auto`` tells them apart as uvicorn does, by shape, never by
+calling the app: an ``App``; a coroutine function, or an object whose ``__call__`` is one
+(a Starlette or FastAPI instance, ASGI middleware), or a class that is awaitable (an ASGI 3 app
+written as a class) is ASGI 3.  ``asgi3`` serves any callable as ASGI 3.  ASGI 2 (a callable
+that takes the scope alone and returns the app instance) and WSGI are refused, with a line that
+says which it looks like and what to do.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from typing import Any
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 
-__all__ = ["load", "import_from_string", "describe_failure"]
+__all__ = ["load", "import_from_string", "describe_failure", "check", "looks_like_asgi3"]
 
 
 def import_from_string(target: str) -> Any:
@@ -78,22 +85,66 @@ def load(config: RunConfig) -> Any:
 
 
 def check(obj: Any, config: RunConfig) -> Any:
-    """The app if cyserve serves it, else a ``StartupError`` saying what it is instead."""
+    """What cyserve serves for ``obj``: the ``App`` itself, or an ASGI 3 app in an ``ASGIHost``;
+    else a ``StartupError`` saying what it is instead (the module docstring)."""
     from cyserve.app import App
+    interface = config.interface
+    if interface in ("asgi2", "wsgi"):
+        raise StartupError(f"--interface {interface}: cyserve serves cyserve Apps and ASGI 3 "
+                           f"applications, not {'ASGI 2' if interface == 'asgi2' else 'WSGI'} "
+                           "ones" + (" (asgiref.compatibility.guarantee_single_callable makes an "
+                                     "ASGI 3 app of one)" if interface == "asgi2" else ""))
     if isinstance(obj, App):
-        if config.interface not in ("auto", "cyserve"):
-            raise StartupError(f"--interface {config.interface}: {config.app} is a cyserve App; "
+        if interface not in ("auto", "cyserve"):
+            raise StartupError(f"--interface {interface}: {config.app} is a cyserve App; "
                                "use --interface auto")
+        return obj
+    from cyserve.asgi.host import ASGIHost
+    if isinstance(obj, ASGIHost):
         return obj
     if inspect.ismodule(obj):
         raise StartupError(f'"{config.app}" is a module, not an app: name the attribute, '
                            "as in main:app")
-    if callable(obj):
-        if not config.factory and _looks_like_factory(obj):
-            raise StartupError(f'"{config.app}" looks like an app factory: add --factory to call it')
-        raise StartupError(f'"{config.app}" looks like an ASGI or WSGI application; this cyserve '
-                           "serves cyserve Apps (the ASGI adapter is not part of it yet)")
-    raise StartupError(f'"{config.app}" is a {type(obj).__name__}, not a cyserve App')
+    if not callable(obj):
+        raise StartupError(f'"{config.app}" is a {type(obj).__name__}, not a cyserve App or an '
+                           "ASGI application")
+    if interface == "cyserve":
+        raise StartupError(f'--interface cyserve: "{config.app}" is not a cyserve App')
+    if interface == "asgi3" or looks_like_asgi3(obj):
+        return ASGIHost(obj)
+    if not config.factory and _looks_like_factory(obj):
+        raise StartupError(f'"{config.app}" looks like an app factory: add --factory to call it')
+    if _positional_count(obj) == 2:
+        raise StartupError(f'"{config.app}" looks like a WSGI application (environ, '
+                           "start_response): cyserve serves cyserve Apps and ASGI 3 applications")
+    raise StartupError(f'"{config.app}" looks like an ASGI 2 application (a callable taking the '
+                       "scope alone): cyserve serves ASGI 3 (asgiref.compatibility."
+                       "guarantee_single_callable makes one of it; --interface asgi3 forces it)")
+
+
+def looks_like_asgi3(obj: Any) -> bool:
+    """``obj`` has the shape of an ASGI 3 application (uvicorn's test, without calling it): a
+    coroutine function; an object whose ``__call__`` is one; an awaitable class (an ASGI 3 app
+    written as a class whose instances are awaited)."""
+    if inspect.isclass(obj):
+        return hasattr(obj, "__await__")
+    return _is_coroutine_function(obj) or _is_coroutine_function(getattr(obj, "__call__", None))
+
+
+def _is_coroutine_function(fn: Any) -> bool:
+    # Cython's ``async def`` functions are not Python functions: they carry asyncio's marker.
+    return inspect.iscoroutinefunction(fn) or bool(getattr(fn, "_is_coroutine", False))
+
+
+def _positional_count(obj: Any) -> int:
+    """How many positional parameters calling ``obj`` takes (-1 when it cannot be told)."""
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return -1
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _looks_like_factory(obj: Any) -> bool:

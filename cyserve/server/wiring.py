@@ -11,6 +11,10 @@ An option left at its default keeps the App's own setting: ``App(timeouts=Timeou
 keepalive_s=30))`` served by ``cyserve main:app`` keeps 30 s, ``--timeout-keep-alive 10`` makes it
 10 s.  (uvicorn has no app-side settings to keep; cyserve's App has, and a default on the
 command line should not silently undo what the app's author chose.)
+
+An ASGI app (``cyserve.asgi.ASGIHost``) takes the same options, plus ``--lifespan`` and
+``--root-path``; the proxy headers and ``--header`` fields are handed to the host, which applies
+them on its own per-request path instead of as App middleware (``cyserve.asgi.host``).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import os
 import ssl as ssl_module
 from typing import Any, Callable
 
+from cyserve.asgi.host import ASGIHost
 from cyserve.config import RunConfig
 from cyserve.errors import StartupError
 from cyserve.health import Health
@@ -114,6 +119,9 @@ def prepare(app: Any, config: RunConfig) -> Prepared:
                            "header would arrive where the TLS handshake is expected")
     _apply_server_config(app, config)
     _apply_websocket(app, config)
+    asgi = isinstance(app, ASGIHost)
+    if asgi:
+        _apply_asgi(app, config)
     prepared = Prepared(app, config, _tls(config))
     outer: list[Any] = []
     if config.proxy_headers or config.proxy_protocol:
@@ -124,12 +132,19 @@ def prepare(app: Any, config: RunConfig) -> Prepared:
         except ValueError as exc:
             raise StartupError(f"--forwarded-allow-ips: {exc}") from None
         if config.proxy_headers:
-            outer.append(ProxyHeaders(prepared.trusted))
+            if asgi:
+                app.trusted = prepared.trusted  # resolved by the host itself, per request
+            else:
+                outer.append(ProxyHeaders(prepared.trusted))
     if config.headers:
         try:
-            outer.append(DefaultHeaders(config.headers))
+            defaults = DefaultHeaders(config.headers)
         except ValueError as exc:
             raise StartupError(f"--header: {exc}") from None
+        if asgi:
+            app.default_headers = list(defaults.headers)  # merged into each response's head
+        else:
+            outer.append(defaults)
     if config.health_path is not None:
         try:
             prepared.health = Health(config.health_path)
@@ -182,6 +197,19 @@ def _apply_server_config(app: Any, config: RunConfig) -> None:
         elif _given(config, name):
             raise StartupError(f"--{name.replace('_', '-')} is not supported by this build of cyserve")
     app.config = dataclasses.replace(server, **fields)
+
+
+def _apply_asgi(host: ASGIHost, config: RunConfig) -> None:
+    """What only an ASGI app has: the lifespan mode (``--lifespan``) and the root path a proxy
+    strips (``--root-path``: the scope's ``root_path``, prepended to its ``path``)."""
+    if _given(config, "lifespan"):
+        host.lifespan = config.lifespan
+    if _given(config, "root_path"):
+        root = config.root_path
+        if not root.startswith("/") or root.endswith("/"):
+            raise StartupError(f"--root-path {root}: a root path starts with '/' and has no "
+                               "trailing '/'")
+        host.root_path = root
 
 
 def _apply_websocket(app: Any, config: RunConfig) -> None:

@@ -48,6 +48,9 @@ def app_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     (tmp_path / "hello.py").write_text(HELLO)
     (tmp_path / "boom.py").write_text('raise RuntimeError("kaput at import")\n')
     (tmp_path / "asgi.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    (tmp_path / "asgi2.py").write_text("class app:\n    def __init__(self, scope):\n"
+                                       "        self.scope = scope\n")
+    (tmp_path / "wsgi.py").write_text("def app(environ, start_response):\n    return []\n")
     (tmp_path / "hook.py").write_text(
         "from cyserve import App\napp = App()\n\n@app.on_startup\n"
         "async def connect():\n    raise RuntimeError('database unreachable')\n")
@@ -179,13 +182,16 @@ def test_missing_env_file_exits_3_naming_it(app_dir: pathlib.Path) -> None:
     (["boom:app"], "kaput at import"),
     (["hello:nothing"], '"nothing"'),
     (["hello:create"], "--factory"),  # a factory served without --factory
-    (["asgi:app"], "looks like an ASGI"),  # until the ASGI adapter lands
-    (["--interface", "asgi3", "hello:app"], "is a cyserve App"),  # warned first, then refused
+    (["asgi2:app"], "looks like an ASGI 2 application"),
+    (["wsgi:app"], "looks like a WSGI application"),
+    (["--interface", "asgi2", "asgi:app"], "not ASGI 2 ones"),
+    (["--interface", "asgi3", "hello:app"], "is a cyserve App"),
     (["--ssl-certfile", "absent-cert.pem", "--ssl-keyfile", "absent-key.pem", "hello:app"],
      "absent-cert.pem"),
     (["hook:app"], "RuntimeError: database unreachable"),
 ], ids=["missing-module", "module-raises", "missing-attribute", "factory-without-flag",
-        "asgi-callable", "interface-asgi3-for-an-app", "missing-certificate", "startup-hook-raises"])
+        "asgi2-callable", "wsgi-callable", "interface-asgi2", "interface-asgi3-for-an-app",
+        "missing-certificate", "startup-hook-raises"])
 def test_startup_failure_exits_3_with_one_line(args: list[str], cause: str,
                                                app_dir: pathlib.Path) -> None:
     result = run("--app-dir", str(app_dir), "--port", str(free_port()), *args)
