@@ -89,6 +89,20 @@ async def serving_hub(hub: Hub, setup: Callable[[App], None] | None = None) -> A
         await listener.wait_closed()
 
 
+async def _connected(port: int, rcvbuf: int | None) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
+                               TIMEOUT_S)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class PushClient:
     """One client connection: ``send`` frames, ``recv`` the server's (a ``Frame``), ``closed()``
     waits for the server to close.  ``data`` and ``value`` convert call/push data for its
@@ -108,12 +122,14 @@ class PushClient:
     # ------------------------------------------------------------------ connecting
     @classmethod
     async def websocket(cls, port: int, *, text: bool = False, subprotocols: list[str] | None = None,
-                        max_queue: int | None = 16) -> "PushClient":
+                        max_queue: int | None = 16, rcvbuf: int | None = None) -> "PushClient":
+        """``rcvbuf``: the socket's receive buffer (small: a paused client fills up soon)."""
         client = cls(FRAMING_WS_TEXT if text else FRAMING_WS_BINARY)
+        sock = await _connected(port, rcvbuf)
         client._ws = await websockets.connect(
             f"ws://127.0.0.1:{port}/push", subprotocols=subprotocols,  # type: ignore[arg-type]
             max_size=None, max_queue=max_queue, compression=None, ping_interval=None,
-            open_timeout=TIMEOUT_S, close_timeout=1.0)
+            open_timeout=TIMEOUT_S, close_timeout=1.0, sock=sock)
         client._reader = asyncio.get_running_loop().create_task(client._read_ws())
         return client
 
@@ -122,17 +138,7 @@ class PushClient:
                   rcvbuf: int | None = None) -> "PushClient":
         """``rcvbuf``: the socket's receive buffer (small: a paused client fills up soon)."""
         client = cls(FRAMING_JSON_LINES if json_lines else FRAMING_BINARY)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        try:
-            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)),
-                                   TIMEOUT_S)
-        except BaseException:
-            sock.close()
-            raise
-        reader, writer = await asyncio.open_connection(sock=sock)
+        reader, writer = await asyncio.open_connection(sock=await _connected(port, rcvbuf))
         client._writer = writer
         client._reader = asyncio.get_running_loop().create_task(client._read_tcp(reader))
         return client

@@ -513,12 +513,13 @@ async def fill(served: Served, slow: PushClient, count: int, size: int, check: A
     return count
 
 
-def test_a_slow_consumer_is_disconnected_and_resumes_without_loss(run: Any) -> None:
+@pytest.mark.parametrize("transport", ["tcp-binary", "ws-binary"])
+def test_a_slow_consumer_is_disconnected_and_resumes_without_loss(run: Any, transport: str) -> None:
     async def main() -> None:
         limits = PushLimits(queue_bytes=64 * 1024, resume_history_bytes=16 * 1024 * 1024)
         async with serving_hub(group_hub(limits)) as served:
             hub = served.hub
-            slow = await served.client("tcp-binary", rcvbuf=4096)
+            slow = await served.client(transport, rcvbuf=4096)
             await slow.hello()
             await slow.call("join", "g")
             fast = await member(served, "ws-binary", "g")
@@ -554,12 +555,13 @@ def test_a_slow_consumer_is_disconnected_and_resumes_without_loss(run: Any) -> N
     run(main)
 
 
-def test_drop_oldest_bounds_memory_and_announces_the_dropped_with_a_gap(run: Any) -> None:
+@pytest.mark.parametrize("transport", ["tcp-binary", "ws-binary"])
+def test_drop_oldest_bounds_memory_and_announces_the_dropped_with_a_gap(run: Any, transport: str) -> None:
     async def main() -> None:
         limits = PushLimits(queue_bytes=64 * 1024, slow_consumer="drop_oldest")
         async with serving_hub(group_hub(limits)) as served:
             hub = served.hub
-            slow = await served.client("tcp-binary", rcvbuf=4096)
+            slow = await served.client(transport, rcvbuf=4096)
             await slow.hello()
             await slow.call("join", "g")
             conn = hub._sessions[slow.welcome["client_id"]].conn
