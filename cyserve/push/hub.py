@@ -295,6 +295,7 @@ class Hub:
         ``idle_timeout_s + resume_window_s``, by when a silent client's session has ended).
         ValueError for a message over ``max_frame_bytes``; TypeError for one that cannot be
         encoded."""
+        self._on_loop()
         packed = self._packed("", message)
         wait_s = timeout_s if timeout_s is not None else (
             self.limits.idle_timeout_s + self.limits.resume_window_s)
@@ -315,6 +316,7 @@ class Hub:
         one template per framing and codec on each node (§12).  ``exclude``: client id(s) to
         leave out.  ValueError for a message over ``max_frame_bytes``;
         ``BrokerUnavailable`` when the broker cannot take it."""
+        self._on_loop()
         check_name(group)
         packed = self._packed(group, message)
         await self.broker.publish("g:" + group, envelope(
@@ -322,6 +324,7 @@ class Hub:
 
     async def broadcast(self, message: Any, *, exclude: str | Iterable[str] | None = None) -> None:
         """Push ``message`` to every client of every node (its PUSH's name is ``""``)."""
+        self._on_loop()
         packed = self._packed("", message)
         await self.broker.publish("all", envelope(
             _T_BROADCAST, (self._next_mid(), _exclusions(exclude), packed)))
@@ -330,6 +333,7 @@ class Hub:
         """Add a client (of any node) to ``group``.  ValueError past
         ``max_groups_per_client`` or for a bad name; ``PushClosed`` when the client's session
         is gone."""
+        self._on_loop()
         check_name(group)
         session = self._sessions.get(client_id)
         if session is not None:
@@ -339,6 +343,7 @@ class Hub:
 
     async def leave(self, client_id: str, group: str) -> None:
         """Remove a client (of any node) from ``group`` (nothing when it is not a member)."""
+        self._on_loop()
         check_name(group)
         session = self._sessions.get(client_id)
         if session is not None:
@@ -354,6 +359,7 @@ class Hub:
     async def online(self, client_id: str) -> bool:
         """Whether the client is connected now, on any node (a session waiting for its
         resume is not)."""
+        self._on_loop()
         session = self._sessions.get(client_id)
         if session is not None:
             return session.conn is not None
@@ -363,6 +369,7 @@ class Hub:
     async def disconnect(self, client_id: str, reason: str = "") -> None:
         """End a client's session (on any node): CLOSE ``policy`` with ``reason`` if it is
         connected; ``on_disconnect`` follows with ``policy``."""
+        self._on_loop()
         session = self._sessions.get(client_id)
         if session is not None:
             self._disconnect_local(session, reason)
@@ -370,6 +377,15 @@ class Hub:
         await self._route(client_id, "disconnect", [reason.encode()])
 
     # ------------------------------------------------------------------ local operations
+    def _on_loop(self) -> None:
+        # The hub's state is its loop's alone (no locks): another thread, or another loop,
+        # hands its calls over (asyncio.run_coroutine_threadsafe(hub.send(...), hub.loop)).
+        if self._loop is None:
+            raise RuntimeError("the hub is not started: await hub.start() first")
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("push hub operations run on the hub's own event loop (hub.loop): "
+                               "from another thread use asyncio.run_coroutine_threadsafe")
+
     def _packed(self, name: str, message: Any) -> bytes:
         packed = pack(message)
         # The largest frame any framing makes of it (§11: the server never sends a frame over

@@ -649,3 +649,24 @@ def test_a_hello_timing_out_while_the_broker_is_slow_leaves_no_session(run: Any)
             await wait_until(lambda: gone == ["going_away"])
             assert hub._sessions == {} and await hub.broker.group_members("g") == set()
     run(main)
+
+
+def test_hub_operations_belong_to_its_loop(run: Any) -> None:
+    async def main() -> None:
+        async with serving_hub(group_hub()) as served:
+            client = await member(served, "tcp-json", "g")
+            hub = served.hub
+
+            def elsewhere() -> None:
+                # Another thread's loop may not touch the hub's state...
+                with pytest.raises(RuntimeError, match="run_coroutine_threadsafe"):
+                    asyncio.run(hub.publish("g", "from a thread"))
+                # ...it hands the call over to the hub's loop.
+                asyncio.run_coroutine_threadsafe(hub.publish("g", "handed over"), hub.loop).result(5)
+
+            await asyncio.get_running_loop().run_in_executor(None, elsewhere)
+            assert pushed(client, await client.pushes(1)) == [(1, "g", "handed over")]
+            await client.close()
+        with pytest.raises(RuntimeError, match="not started"):
+            await Hub().send("x", 1)
+    run(main)
