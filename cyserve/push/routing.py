@@ -255,5 +255,10 @@ class Router:
             session.expiry = None
         self._hub._forget(session)
         # Released before the reply: the new node claims it after.
-        await self._hub.broker.release(session.client_id)
+        try:
+            await self._hub.broker.release(session.client_id)
+        except BrokerUnavailable:
+            # The session is in the reply, and this node's presence entry expires by itself
+            # (or is overwritten by the new node's claim): failing here would lose it.
+            _log.warning("push: could not release %s (the broker is unavailable)", session.client_id)
         return [b"ok", data]
