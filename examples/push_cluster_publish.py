@@ -3,10 +3,11 @@ job, a task queue's worker) that serves nothing: a ``Hub`` on the same ``RedisBr
 without a listener, is a node of the deployment like the workers.
 
     python examples/push_cluster_publish.py --group lobby '{"text": "hello"}'  # to a group
-    python examples/push_cluster_publish.py --to CLIENT_ID '"just you"'        # to one client
+    python examples/push_cluster_publish.py --to=CLIENT_ID '"just you"'        # to one client
     python examples/push_cluster_publish.py --group lobby --count 10000        # {"n": 0..9999}
 
-The message is JSON (``'"text"'``, ``'{"a": 1}'``).  A group publish is one Redis round trip
+The message is JSON (``'"text"'``, ``'{"a": 1}'``).  Write ``--to=ID``: a client id may begin
+with ``-``.  A group publish is one Redis round trip
 whatever the number of members (the workers fan it out); ``--count`` sends a burst of
 ``{"n": i}`` messages, queued on the broker's one connection in order and written in batches.
 A push to one client prints whether it was delivered (the worker holding the client answers

@@ -2,9 +2,11 @@
 a redis-server, ``cyserve examples.push_cluster:app --workers 2`` as the user runs it, members
 spread over both workers (each connection asks which worker holds it), and a third process
 (examples/push_cluster_publish.py: a Hub on its own RedisBroker, no listener) publishing a
-burst to the group and pushing to one client on each worker.  Then SIGTERM: every member hears
-CLOSE ``going_away``.  Each test runs with the cluster, the publisher and the members on
-uvloop, then on stdlib asyncio; every wait is bounded and every process is killed at teardown.
+burst to the group and pushing to one client on each worker.  A client dropped on one worker
+resumes on the other with everything it missed; a rolling restart and a Redis outage lose
+nothing silently; SIGTERM: every member hears CLOSE ``going_away``.  Each test runs with the
+cluster, the publisher and the members on uvloop, then on stdlib asyncio; every wait is bounded
+and every process is killed at teardown.
 """
 from __future__ import annotations
 
@@ -141,30 +143,34 @@ async def open_member(url: str, name: str, transport: str, reconnect: bool) -> M
 async def spread_members(cluster: Cluster, *, tcp_per_worker: int, ws_per_worker: int,
                          reconnect: bool = False) -> list[Member]:
     """Connect until each of the two workers holds ``tcp_per_worker`` TCP members (the kernel
-    spreads the SO_REUSEPORT port by a hash of the client's address) and, when it lands there,
-    up to ``ws_per_worker`` WebSocket members (the HTTP socket is one accept queue that both
-    workers take from); connections beyond those are closed.  Bounded in time and attempts."""
+    spreads the SO_REUSEPORT port by a hash of the client's address; a worker that has not
+    bound it yet gets none, hence a deadline rather than a count of attempts), then up to
+    ``ws_per_worker`` WebSocket members per worker (the HTTP socket is one accept queue that
+    both workers take from, unevenly: at least one is required, within 40 attempts).
+    Connections beyond those are closed."""
     kept: list[Member] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_S
     for transport, url, per_worker, attempts in (
-            ("tcp", cluster.tcp_url, tcp_per_worker, 200),
+            ("tcp", cluster.tcp_url, tcp_per_worker, None),
             ("websocket", cluster.ws_url, ws_per_worker, 40)):
         counts: dict[int, int] = {}
-        for attempt in range(attempts):
-            if len(counts) == 2 and all(count >= per_worker for count in counts.values()):
+        attempt = 0
+        while per_worker and not (len(counts) == 2 and min(counts.values()) >= per_worker):
+            if attempts is not None and attempt >= attempts:
                 break
             assert loop.time() < deadline, (
                 f"{transport} members by worker {counts} after {START_S} s:\n{cluster.output()}")
+            attempt += 1
             member = await open_member(url, f"{transport}{attempt}", transport, reconnect)
             if member is None:
                 await asyncio.sleep(0.05)
-                continue
-            if counts.get(member.pid, 0) >= per_worker:
+            elif counts.get(member.pid, 0) >= per_worker:
                 await member.client.close()
-                continue
-            counts[member.pid] = counts.get(member.pid, 0) + 1
-            kept.append(member)
+                await asyncio.sleep(0.01)
+            else:
+                counts[member.pid] = counts.get(member.pid, 0) + 1
+                kept.append(member)
     workers = cluster.server.workers()
     pids = {member.pid for member in kept}
     assert len(pids) == 2 and pids <= workers, (pids, workers, cluster.output())
@@ -246,8 +252,8 @@ def test_a_burst_from_a_third_process_reaches_every_member_on_both_workers_once_
             for member in members:
                 targets.setdefault(member.pid, member)
             assert len(targets) == 2
-            summary = await third_process(cluster, *[arg for m in targets.values()
-                                                     for arg in ("--to", m.client_id)],
+            # --to=ID: a client id may begin with "-" (base64url).
+            summary = await third_process(cluster, *[f"--to={m.client_id}" for m in targets.values()],
                                           '{"direct": true}')
             assert summary == {"delivered": {m.client_id: True for m in targets.values()}}
             for member in targets.values():
@@ -450,4 +456,109 @@ def test_a_redis_outage_delays_or_fails_publishes_never_silently(
                            for item in items), items
         finally:
             await close_all(members)
+    run(main, timeout_s=START_S + 6 * STEP_S)
+
+
+class RawSession:
+    """A client on its own JSON-lines socket (as ``nc``), to drop a connection without CLOSE and
+    come back with a chosen resume token and ``last_seq`` (docs/push-protocol.md §8.4)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.next_call = 1
+
+    async def hello(self, **resume: Any) -> dict[str, Any]:
+        self.reader, self.writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", self.cluster.push_port), STEP_S)
+        self.next_call = 1
+        await self.send({"t": "hello", "name": "cyserve-push/1",
+                         "data": {"credentials": {"name": "raw", "token": TOKEN}, **resume}})
+        welcome = await self.frame()
+        assert welcome["t"] == "welcome", welcome
+        data = welcome["data"]
+        assert isinstance(data, dict)
+        return data
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        assert self.writer is not None
+        self.writer.write(json.dumps(frame).encode() + b"\n")
+        await self.writer.drain()
+
+    async def frame(self) -> dict[str, Any]:
+        assert self.reader is not None
+        line = await asyncio.wait_for(self.reader.readline(), STEP_S)
+        assert line.endswith(b"\n"), (line, self.cluster.output())
+        frame = json.loads(line)
+        assert isinstance(frame, dict)
+        return frame
+
+    async def call(self, name: str, data: Any = None) -> tuple[Any, list[dict[str, Any]]]:
+        """The reply's data, and the pushes that came before it."""
+        call_id = self.next_call
+        self.next_call += 1
+        await self.send({"t": "call", "id": call_id, "name": name, "data": data})
+        pushes = []
+        while True:
+            frame = await self.frame()
+            if frame["t"] == "reply" and frame["id"] == call_id:
+                return frame["data"], pushes
+            assert frame["t"] in ("push", "gap"), frame
+            pushes.append(frame)
+
+    def drop(self) -> None:
+        """The connection breaks: no CLOSE, a reset (the session waits for a resume)."""
+        assert self.writer is not None
+        self.writer.transport.abort()
+
+
+def test_a_dropped_client_resumes_on_the_other_worker_with_everything_it_missed(
+        run: Any, cluster: Cluster) -> None:
+    """A session's history lives on the worker that held it; a client dropped there that comes
+    back on the other worker (the kernel picks) gets its session handed over through Redis
+    (``take_token`` + ``locate``, then the old worker's ``n:<node>`` channel): the same client
+    id, ``resumed: true``, every push published while it was away, in order, with its sequence
+    numbers going on, and its groups.  Resumes that land on the same worker again are resumed
+    there; the client drops and comes back until it lands on the other one (bounded)."""
+    async def main() -> None:
+        publisher = await spread_members(cluster, tcp_per_worker=1, ws_per_worker=0)
+        raw = RawSession(cluster)
+        try:
+            welcome = await raw.hello()
+            client_id, token, last_seq = welcome["client_id"], welcome["resume_token"], 0
+            me, _ = await raw.call("whoami")
+            first_pid = int(me["pid"])
+            assert (await raw.call("join", {"group": GROUP}))[0] == {"ok": True}
+            published = 0
+            for attempt in range(24):
+                raw.drop()
+                for _ in range(3):
+                    published += 1
+                    await publisher[0].client.call(
+                        "publish", {"group": GROUP, "data": {"n": published}}, timeout_s=STEP_S)
+                welcome = await raw.hello(resume_token=token, last_seq=last_seq)
+                assert (welcome["client_id"], welcome["resumed"], welcome["next_seq"]) == (
+                    client_id, True, last_seq + 1), welcome
+                token = welcome["resume_token"]
+                me, pushes = await raw.call("whoami")
+                # What it missed, in order, numbered on from where it was (the pushes made
+                # before the WELCOME are replayed before any reply, §8.4).
+                assert [(p["t"], p["id"], p["name"], p["data"]) for p in pushes] == [
+                    ("push", seq, GROUP, {"n": seq}) for seq in range(last_seq + 1, published + 1)]
+                last_seq = published
+                if int(me["pid"]) != first_pid:
+                    break
+            else:
+                pytest.fail(f"24 resumes all landed on worker {first_pid}")
+            # The groups went with it: a publish now reaches it on its new worker.
+            await publisher[0].client.call("publish", {"group": GROUP, "data": {"n": published + 1}},
+                                           timeout_s=STEP_S)
+            push = await raw.frame()
+            assert (push["t"], push["id"], push["data"]) == ("push", published + 1, {"n": published + 1})
+        finally:
+            if raw.writer is not None:
+                raw.writer.close()
+                await asyncio.gather(raw.writer.wait_closed(), return_exceptions=True)
+            await close_all(publisher)
     run(main, timeout_s=START_S + 6 * STEP_S)
