@@ -109,7 +109,7 @@ def mount(owner: Any, prefix: str, app: ASGIApp, *, name: str | None = None,
     stripped = prefix.strip("/")
     base = "/" + stripped if stripped else ""
     state: dict[str, Any] = {}
-    endpoint = ASGIMount(app, Scopes(base, state), owner)
+    endpoint = ASGIMount(app, Scopes(base, state, in_path=True), owner)
     label = name or endpoint.__name__
     owner.router.add(base + "/{path:path}", endpoint, MOUNT_METHODS, label, include_in_schema=False)
     if base:  # "/{path:path}" takes "/" itself; a prefix needs its own bare path

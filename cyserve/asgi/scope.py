@@ -51,13 +51,15 @@ def _address(name: Any) -> tuple[str, int] | tuple[str, None] | None:
 
 class Scopes:
     """The scope maker of one served ASGI app: ``root_path`` and the lifespan ``state`` it
-    copies into every scope."""
+    copies into every scope.  ``in_path``: the request paths already start with ``root_path``
+    (an ``App.mount`` prefix); otherwise a proxy stripped it and it is prepended."""
 
     __slots__ = ("root_path", "raw_root", "state")
 
-    def __init__(self, root_path: str = "", state: dict[str, Any] | None = None) -> None:
+    def __init__(self, root_path: str = "", state: dict[str, Any] | None = None, *,
+                 in_path: bool = False) -> None:
         self.root_path = root_path
-        self.raw_root = root_path.encode("utf-8")
+        self.raw_root = b"" if in_path else root_path.encode("utf-8")
         #: The lifespan's ``state``: each scope gets a shallow copy (ASGI 3 lifespan state).
         self.state: dict[str, Any] = {} if state is None else state
 
@@ -83,7 +85,7 @@ class Scopes:
             "http_version": "1.1" if head.version == 11 else "1.0",
             "method": head.method,
             "scheme": scheme,
-            "path": self.root_path + path if self.root_path else path,
+            "path": self.root_path + path if self.raw_root else path,
             "raw_path": self.raw_root + raw_path if self.raw_root else raw_path,
             "query_string": query,
             "root_path": self.root_path,
