@@ -85,9 +85,11 @@ class LocalBus:
     are exercised in one process without a network.
     """
 
-    __slots__ = ("subscribers", "presence", "groups", "tokens")
+    __slots__ = ("nodes", "subscribers", "presence", "groups", "tokens")
 
     def __init__(self) -> None:
+        #: node id -> the started brokers on this bus.
+        self.nodes: dict[str, LocalBroker] = {}
         #: channel -> the brokers subscribed to it, in subscription order.
         self.subscribers: dict[str, list[LocalBroker]] = {}
         #: client id -> the node id holding its session.
@@ -126,11 +128,18 @@ class LocalBroker:
     def bus(self) -> LocalBus:
         return self._bus
 
+    @property
+    def alone(self) -> bool:
+        """No other node is on this broker's bus: nobody could take a session from this one
+        (a hub stopping need not wait for its clients to resume elsewhere)."""
+        return not any(node is not self for node in self._bus.nodes.values())
+
     async def start(self, on_message: Callable[[str, bytes], None],
                     on_lost: Callable[[str, int], None]) -> None:
         # on_lost is never called: nothing between two local nodes can lose a message.
         self._on_message = on_message
         self._started = True
+        self._bus.nodes[self._node_id] = self
         await self.subscribe("n:" + self._node_id)
 
     async def close(self) -> None:
@@ -138,6 +147,7 @@ class LocalBroker:
             return
         self._started = False
         bus = self._bus
+        bus.nodes.pop(self._node_id, None)
         for channel in self._channels:
             subscribers = bus.subscribers.get(channel)
             if subscribers is not None:

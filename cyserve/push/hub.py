@@ -132,6 +132,7 @@ class Hub:
         self._ticker: asyncio.Task[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._conns_gone: asyncio.Event | None = None
+        self._sessions_gone: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ registration
     def on_connect(self, fn: Callable[[Connection, Any], Awaitable[Any]]) -> Callable[[Connection, Any], Awaitable[Any]]:
@@ -194,8 +195,9 @@ class Hub:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """CLOSE ``going_away`` to every connection, wait up to ``grace_s`` for them to flush
-        and close (then drop the rest), end the sessions, disconnect the broker.  Idempotent:
-        a second call waits for the first."""
+        and close (then drop the rest) and, when other nodes share the broker, for their
+        clients to resume there (their sessions move); end what is left; disconnect the
+        broker.  Idempotent: a second call waits for the first."""
         if self._state == _STOPPED:
             return
         if self._state == _STOPPING:
@@ -229,7 +231,14 @@ class Hub:
                 await asyncio.wait_for(self._conns_gone.wait(), max(0.0, deadline - loop.time()))
         for conn in list(self._conns):
             conn.abort()
-        # The sessions die with this node (their history is in its memory): each ends.
+        # §9: going_away keeps a session for its resume.  While this node drains, a client
+        # that resumes on another node takes its session there (Router.handover answers for as
+        # long as the broker is open); what is still here at the deadline dies with this node
+        # (its history is in its memory) and ends.  A broker with no other node needs no wait.
+        if self._sessions and not getattr(self.broker, "alone", False):
+            self._sessions_gone = asyncio.Event()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._sessions_gone.wait(), max(0.0, deadline - loop.time()))
         for session in list(self._sessions.values()):
             self._end(session, "going_away")
         pending = [task for task in self._tasks if not task.done()]
@@ -667,6 +676,8 @@ class Hub:
         """Take the session off this node (it ended or moved): no more deliveries to it."""
         if self._sessions.get(session.client_id) is session:
             del self._sessions[session.client_id]
+            if not self._sessions and self._sessions_gone is not None:
+                self._sessions_gone.set()
         session.fail_waiters()
         for group in self.groups.drop(session):
             self._spawn(self.groups.sync(group))

@@ -64,9 +64,11 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving_hub(hub: Hub, setup: Callable[[App], None] | None = None) -> AsyncIterator[Served]:
-    """``hub`` started and served on 127.0.0.1 (WebSocket at ``/push``, and TCP); stopped and
-    shut down after the block."""
+async def serving_hub(hub: Hub, setup: Callable[[App], None] | None = None, *,
+                      grace_s: float = 2.0) -> AsyncIterator[Served]:
+    """``hub`` started and served on 127.0.0.1 (WebSocket at ``/push``, and TCP); stopped
+    (``hub.stop(grace_s)``: a node sharing its broker waits that long for sessions left to move)
+    and shut down after the block."""
     app = App()
 
     @app.websocket("/push")
@@ -84,7 +86,7 @@ async def serving_hub(hub: Hub, setup: Callable[[App], None] | None = None) -> A
         yield Served(hub, port, listener.sockets[0].getsockname()[1])
     finally:
         listener.close()
-        await hub.stop(2.0)
+        await hub.stop(grace_s)
         await server.shutdown(timeout_s=2.0)
         await listener.wait_closed()
 

@@ -21,6 +21,10 @@ from tests.push.hub_support import Served, serving_hub, wait_until
 from tests.push.test_hub import group_hub, member, nothing_more, pushed
 
 
+# A node stopping while another shares its bus waits this long for its sessions to move.
+GRACE_S = 0.3
+
+
 class NodeBroker(LocalBroker):
     """A LocalBroker on a shared bus that counts publishes per channel and can run a hook
     before and after it subscribes to a channel (to publish during a session's move)."""
@@ -56,8 +60,8 @@ def identity_hub(broker: LocalBroker) -> Hub:
 @contextlib.asynccontextmanager
 async def two_nodes() -> AsyncIterator[tuple[Served, Served]]:
     bus = LocalBus()
-    async with serving_hub(identity_hub(NodeBroker(bus))) as a:
-        async with serving_hub(identity_hub(NodeBroker(bus))) as b:
+    async with serving_hub(identity_hub(NodeBroker(bus)), grace_s=GRACE_S) as a:
+        async with serving_hub(identity_hub(NodeBroker(bus)), grace_s=GRACE_S) as b:
             yield a, b
 
 
@@ -202,9 +206,9 @@ def test_pushes_published_during_a_move_arrive_once_and_in_order(run: Any) -> No
 def test_a_resume_whose_old_node_is_gone_or_silent_is_a_new_session(run: Any) -> None:
     async def main() -> None:
         bus = LocalBus()
-        async with serving_hub(identity_hub(NodeBroker(bus))) as b:
+        async with serving_hub(identity_hub(NodeBroker(bus)), grace_s=GRACE_S) as b:
             b.hub.route_timeout_s = 0.3
-            async with serving_hub(identity_hub(NodeBroker(bus))) as a:
+            async with serving_hub(identity_hub(NodeBroker(bus)), grace_s=GRACE_S) as a:
                 silent = await member(a, "tcp-binary", "room", credentials="erin")
                 await silent.abort()
                 # a's node stops answering (a broker that no longer brings it its requests).
@@ -239,5 +243,47 @@ def test_another_identity_cannot_move_a_session(run: Any) -> None:
             assert moved.welcome["resumed"] is True
             assert moved.welcome["client_id"] == owner.welcome["client_id"]
             for client in (owner, thief, moved):
+                await client.close()
+    run(main)
+
+
+def test_a_draining_node_hands_its_sessions_to_where_their_clients_resume(run: Any) -> None:
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            gone: list[str] = []
+
+            @a.hub.on_disconnect
+            async def on_gone(conn: Any, code: str) -> None:
+                gone.append(code)
+
+            moving = await member(a, "tcp-binary", "room", credentials="hal")
+            staying = await member(a, "ws-text", "room", credentials="ida")
+            await a.hub.publish("room", 1)
+            for client in (moving, staying):
+                assert [f.id for f in await client.pushes(1)] == [1]
+            stopping = asyncio.ensure_future(a.hub.stop(5.0))
+            for client in (moving, staying):
+                frames = await client.closed()
+                assert [(f.kind, f.name) for f in frames] == [(KIND_CLOSE, "going_away")]
+                await client.close()
+            # §9: going_away keeps the session; a published push waits in its history.
+            await b.hub.publish("room", 2)
+            moved = await b.session("tcp-json", "hal", resume_token=moving.welcome["resume_token"],
+                                    last_seq=1)
+            assert (moved.welcome["resumed"], moved.welcome["client_id"]) == (
+                True, moving.welcome["client_id"])
+            assert pushed(moved, await moved.pushes(1)) == [(2, "room", 2)]
+            await asyncio.sleep(0.1)
+            assert not stopping.done()      # ida's session may still move
+            resumed = await b.session("ws-binary", "ida", resume_token=staying.welcome["resume_token"],
+                                      last_seq=2)
+            assert resumed.welcome["resumed"] is True
+            # Every session moved: the drain ends before its grace, and none of them ended.
+            await asyncio.wait_for(stopping, 2.0)
+            assert gone == []
+            await b.hub.publish("room", 3)
+            assert pushed(moved, await moved.pushes(1)) == [(3, "room", 3)]
+            assert pushed(resumed, await resumed.pushes(1)) == [(3, "room", 3)]
+            for client in (moved, resumed):
                 await client.close()
     run(main)

@@ -30,8 +30,9 @@ class CountingRedisBroker(RedisBroker):
 
 @contextlib.asynccontextmanager
 async def two_nodes(url: str) -> AsyncIterator[tuple[Served, Served]]:
-    async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as a:
-        async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as b:
+    # A node stopping waits this long for its sessions to move to a node that shares Redis.
+    async with serving_hub(group_hub(broker=CountingRedisBroker(url)), grace_s=0.3) as a:
+        async with serving_hub(group_hub(broker=CountingRedisBroker(url)), grace_s=0.3) as b:
             yield a, b
 
 

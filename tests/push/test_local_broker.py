@@ -96,6 +96,19 @@ def test_presence_groups_and_tokens(run: Any) -> None:
     run(main)
 
 
+def test_a_node_knows_whether_it_is_alone_on_its_bus(run: Any) -> None:
+    async def main() -> None:
+        single = await Node(LocalBroker()).start()
+        assert single.broker.alone
+        await single.broker.close()
+        a, b = await nodes(2)
+        assert not a.broker.alone and not b.broker.alone
+        await b.broker.close()
+        assert a.broker.alone
+        await a.broker.close()
+    run(main)
+
+
 def test_a_failing_node_does_not_keep_a_message_from_the_others(
         run: Any, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
