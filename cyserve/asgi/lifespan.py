@@ -35,6 +35,18 @@ LIFESPAN_MODES = ("auto", "on", "off")
 _ENDED = {"type": "cyserve.lifespan.ended"}  # the app's call returned or raised
 
 
+def _one_line(message: Any) -> str:
+    """The app's failure message as one line: frameworks send a whole traceback (Starlette's
+    is ``traceback.format_exc()``), whose last line names the error; all of it at debug level."""
+    text = str(message or "").strip()
+    if not text:
+        return "no message"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        _log.debug("ASGI lifespan failure message:\n%s", text)
+    return lines[-1]
+
+
 class _Channel:
     """The app's ``receive`` and ``send`` of the lifespan: one queue each way."""
 
@@ -97,8 +109,7 @@ class Lifespan:
             return
         if kind == "lifespan.startup.failed":
             await self._end_task()
-            message = answer.get("message") or "no message"
-            raise StartupError(f"ASGI lifespan startup failed: {message}")
+            raise StartupError(f"ASGI lifespan startup failed: {_one_line(answer.get('message'))}")
         # The app's call ended before it answered the startup.
         await self._end_task()
         error = self._error
@@ -134,7 +145,7 @@ class Lifespan:
             await self._end_task()
             return
         if answer["type"] == "lifespan.shutdown.failed":
-            _log.error("ASGI lifespan shutdown failed: %s", answer.get("message") or "no message")
+            _log.error("ASGI lifespan shutdown failed: %s", _one_line(answer.get("message")))
         elif answer is _ENDED and self._error is not None:
             _log.error("ASGI lifespan shutdown failed: %s", describe_failure(self._error),
                        exc_info=self._error)

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from cyserve import Client
 from tests.asgi.asgi_support import serving
 
-fastapi = pytest.importorskip("fastapi", reason="FastAPI is installed by the test extra")
+pytest.importorskip("fastapi", reason="FastAPI is installed by the test extra")
 pytest.importorskip("pydantic")
 
 
