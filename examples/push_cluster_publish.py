@@ -12,7 +12,9 @@ whatever the number of members (the workers fan it out); ``--count`` sends a bur
 ``{"n": i}`` messages, queued on the broker's one connection in order and written in batches.
 A push to one client prints whether it was delivered (the worker holding the client answers
 through Redis).  The last line of output is a JSON summary; the exit status is 0 when everything
-was published (and, with ``--to``, delivered), 1 otherwise.  ``PUSH_REDIS_URL`` as for the
+was published (and, with ``--to``, delivered), 1 when a client was not connected, 2 when Redis
+could not be reached within the broker's ``publish_timeout_s`` (said on stderr: nothing is
+dropped silently; messages of a burst before the failure may have been published).  ``PUSH_REDIS_URL`` as for the
 cluster.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cyserve.errors import BrokerUnavailable  # noqa: E402
 from cyserve.push import Hub, RedisBroker  # noqa: E402
 
 REDIS_URL = os.environ.get("PUSH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -73,7 +76,11 @@ def main(argv: list[str]) -> int:
         import uvloop
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        summary = runner.run(run(args.redis, args.group, args.to or [], message, args.count))
+        try:
+            summary = runner.run(run(args.redis, args.group, args.to or [], message, args.count))
+        except BrokerUnavailable as exc:
+            print(f"push_cluster_publish: {exc}", file=sys.stderr)
+            return 2
     print(json.dumps(summary), flush=True)
     return 0 if all(summary.get("delivered", {}).values()) else 1
 
