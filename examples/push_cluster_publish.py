@@ -7,15 +7,15 @@ without a listener, is a node of the deployment like the workers.
     python examples/push_cluster_publish.py --group lobby --count 10000        # {"n": 0..9999}
 
 The message is JSON (``'"text"'``, ``'{"a": 1}'``).  Write ``--to=ID``: a client id may begin
-with ``-``.  A group publish is one Redis round trip
-whatever the number of members (the workers fan it out); ``--count`` sends a burst of
-``{"n": i}`` messages, queued on the broker's one connection in order and written in batches.
+with ``-``.  A group publish is one Redis round trip whatever the number of members (the
+workers fan it out); ``--count`` sends a burst of ``{"n": i}`` messages, queued on the broker's
+one connection in order and written in batches.
 A push to one client prints whether it was delivered (the worker holding the client answers
 through Redis).  The last line of output is a JSON summary; the exit status is 0 when everything
 was published (and, with ``--to``, delivered), 1 when a client was not connected, 2 when Redis
 could not be reached within the broker's ``publish_timeout_s`` (said on stderr: nothing is
-dropped silently; messages of a burst before the failure may have been published).  ``PUSH_REDIS_URL`` as for the
-cluster.
+dropped silently; messages of a burst before the failure may have been published).
+``PUSH_REDIS_URL`` as for the cluster.
 """
 from __future__ import annotations
 

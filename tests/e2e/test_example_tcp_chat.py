@@ -60,8 +60,10 @@ def test_rooms_presence_chat_and_http_pushes(run: Any, chat: Any) -> None:
     async def main() -> None:
         async with serving(chat.app) as server:
             ws_url = f"ws://127.0.0.1:{server.port}/push"
-            async with connect(tcp_url(chat), {"name": "alice", "token": "alice-secret"}) as alice, \
-                    connect(ws_url, {"name": "bob", "token": "bob-secret"}, framing="json") as bob:
+            alice_credentials = {"name": "alice", "token": "alice-secret"}
+            bob_credentials = {"name": "bob", "token": "bob-secret"}
+            async with connect(tcp_url(chat), alice_credentials) as alice, \
+                    connect(ws_url, bob_credentials, framing="json") as bob:
                 assert alice.client_id and bob.client_id and alice.client_id != bob.client_id
                 joined = await alice.call("chat.join", {"room": "lobby"}, timeout_s=STEP_S)
                 assert joined == {"room": "lobby",
@@ -220,7 +222,8 @@ def test_a_json_lines_session_as_typed_at_nc(run: Any, chat: Any) -> None:
                     assert (pushed.seq, pushed.data["from"], pushed.data["text"]) == (
                         2, me, "hi bob")
                     typed('{"t":"ping","id":9}')
-                    assert await asyncio.wait_for(reader.readline(), STEP_S) == b'{"t":"pong","id":9}\n'
+                    pong = await asyncio.wait_for(reader.readline(), STEP_S)
+                    assert pong == b'{"t":"pong","id":9}\n'
                     typed('{"t":"close","name":"normal"}')
                     assert await asyncio.wait_for(reader.readline(), STEP_S) == (
                         b'{"t":"close","name":"normal","data":""}\n')
@@ -243,7 +246,8 @@ def test_a_refused_nc_session_gets_one_line_and_nothing_else(run: Any, chat: Any
                 writer.write(b'{"t":"hello","name":"cyserve-push/1","data":{"credentials":'
                              b'{"name":"alice","token":"guess"}}}\n')
                 everything = await asyncio.wait_for(reader.read(), STEP_S)
-                assert everything == b'{"t":"refuse","name":"unauthorized","data":"unknown name or token"}\n'
+                assert everything == (b'{"t":"refuse","name":"unauthorized",'
+                                      b'"data":"unknown name or token"}\n')
             finally:
                 writer.close()
                 await writer.wait_closed()

@@ -99,7 +99,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, redis_server: RedisServer,
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
     started = Cluster(tmp_path, redis_server.url, loop_name(request))
     try:
         started.server.wait_listening(START_S)
@@ -228,7 +229,8 @@ def test_a_burst_from_a_third_process_reaches_every_member_on_both_workers_once_
         members = await spread_members(cluster, tcp_per_worker=2, ws_per_worker=1)
         try:
             for member in members:
-                assert await member.client.call("join", {"group": GROUP}, timeout_s=STEP_S) == {"ok": True}
+                joined = await member.client.call("join", {"group": GROUP}, timeout_s=STEP_S)
+                assert joined == {"ok": True}
             listed = await members[0].client.call("members", {"group": GROUP}, timeout_s=STEP_S)
             assert sorted(listed) == sorted(m.client_id for m in members)
 
@@ -253,8 +255,8 @@ def test_a_burst_from_a_third_process_reaches_every_member_on_both_workers_once_
                 targets.setdefault(member.pid, member)
             assert len(targets) == 2
             # --to=ID: a client id may begin with "-" (base64url).
-            summary = await third_process(cluster, *[f"--to={m.client_id}" for m in targets.values()],
-                                          '{"direct": true}')
+            summary = await third_process(
+                cluster, *[f"--to={m.client_id}" for m in targets.values()], '{"direct": true}')
             assert summary == {"delivered": {m.client_id: True for m in targets.values()}}
             for member in targets.values():
                 item = await asyncio.wait_for(member.client.__anext__(), STEP_S)
@@ -280,7 +282,8 @@ def test_a_burst_from_a_third_process_reaches_every_member_on_both_workers_once_
     run(main, timeout_s=START_S + 2 * BURST_S)
 
 
-async def raw_json_member(cluster: Cluster) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+async def raw_json_member(
+        cluster: Cluster) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """A member speaking JSON lines on a socket of its own (as ``nc`` would), and its worker."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_S
@@ -313,7 +316,8 @@ def test_sigterm_closes_every_push_connection_with_going_away(run: Any, cluster:
             cluster.server.signal(signal.SIGTERM)
             # The nc-style member: the CLOSE line, then the end of the stream.
             rest = await asyncio.wait_for(reader.read(), STOP_S)
-            assert rest == b'{"t":"close","name":"going_away","data":"the server is shutting down"}\n'
+            assert rest == (b'{"t":"close","name":"going_away",'
+                            b'"data":"the server is shutting down"}\n')
             for member in members:
                 with pytest.raises(PushClosed) as closed:
                     await asyncio.wait_for(member.client.__anext__(), STOP_S)
@@ -552,10 +556,11 @@ def test_a_dropped_client_resumes_on_the_other_worker_with_everything_it_missed(
             else:
                 pytest.fail(f"24 resumes all landed on worker {first_pid}")
             # The groups went with it: a publish now reaches it on its new worker.
-            await publisher[0].client.call("publish", {"group": GROUP, "data": {"n": published + 1}},
-                                           timeout_s=STEP_S)
+            await publisher[0].client.call(
+                "publish", {"group": GROUP, "data": {"n": published + 1}}, timeout_s=STEP_S)
             push = await raw.frame()
-            assert (push["t"], push["id"], push["data"]) == ("push", published + 1, {"n": published + 1})
+            assert (push["t"], push["id"], push["data"]) == (
+                "push", published + 1, {"n": published + 1})
         finally:
             if raw.writer is not None:
                 raw.writer.close()
