@@ -15,12 +15,13 @@ from cyserve.errors import (BrokerUnavailable, PushCallError, PushClosed, PushDe
 from cyserve.push.broker import Broker, LocalBroker, LocalBus
 from cyserve.push.client import Gap, Push, PushClient, SessionReset, connect
 from cyserve.push.codecs import BYTES, CODECS, JSON, XML, Codec
-from cyserve.push.hub import Hub
+from cyserve.push.connection import Connection
+from cyserve.push.hub import PUSH_SUBPROTOCOL, Hub
 
 if TYPE_CHECKING:
     from cyserve.push.redis import RedisBroker
 
-__all__ = ["Hub", "PushLimits", "Broker", "LocalBroker", "LocalBus", "RedisBroker", "connect",
+__all__ = ["Hub", "Connection", "PUSH_SUBPROTOCOL", "PushLimits", "Broker", "LocalBroker", "LocalBus", "RedisBroker", "connect",
            "PushClient", "Push", "Gap", "SessionReset", "Codec", "JSON", "BYTES", "XML", "CODECS",
            "PushError", "PushDenied", "PushClosed", "PushRefused", "PushCallError",
            "BrokerUnavailable"]

@@ -50,14 +50,10 @@ def mount(app: Any, hub: Any, *, port: int | None, host: str, websocket: str | N
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise ValueError(f"App.push: port must be an int in 0..65535 (0: any free port), got {port!r}")
     if websocket is not None:
-        from dataclasses import replace
-        limits = replace(app.websocket_limits, max_message_bytes=hub.limits.max_frame_bytes,
-                         max_frame_bytes=hub.limits.max_frame_bytes)
-
         async def push_endpoint(ws: Any) -> None:
-            await hub.serve_websocket(ws)
+            await hub.serve_websocket(ws)  # sets the connection's message limits from the hub's
 
-        app.websocket(websocket, limits=limits, name=f"push:{websocket}")(push_endpoint)
+        app.websocket(websocket, name=f"push:{websocket}")(push_endpoint)
 
     record = PushMount(hub, host, port, websocket)
     app.push_mounts.append(record)
