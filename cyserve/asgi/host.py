@@ -5,9 +5,9 @@
 ``handle(conn, head, body)``, the core's one call per request; ``ASGIHost`` is that object around
 the app.
 
-The per-request path is kept short: ``handle`` builds the scope (its byte parts in C), makes one
-``HTTPCycle`` whose bound ``receive``/``send`` the app gets, and calls the app; no Task, no
-closure, no ``Request`` object.  What the command line adds is folded in without leaving that
+The per-request path is kept short and in C (``ASGIEntry.handle``, ``cyserve._core.http.asgi``):
+it builds the scope, makes one ``HTTPExchange`` whose bound ``receive``/``send`` the app gets, and
+awaits the app; no Task, no closure, no ``Request`` object, no Python frame of the adapter's.  What the command line adds is folded in without leaving that
 path: trusted proxy headers (``--proxy-headers``) are resolved straight from the head into
 ``conn.forwarded`` (what the scope's ``client`` and ``scheme`` read, and the access log), and
 ``--header`` fields are merged into each response's head.  Only middleware written for cyserve
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Coroutine
 
-from cyserve.asgi.http import HTTPCycle, merged_fields
+from cyserve._core.http.asgi import ASGIEntry, merged_fields
+from cyserve.asgi.http import send_file
 from cyserve.asgi.lifespan import LIFESPAN_MODES, Lifespan
-from cyserve.asgi.mount import ASGIMount, MOUNT_METHODS, wants_websocket
-from cyserve.asgi.scope import Scopes, trailers_offered
+from cyserve.asgi.mount import ASGIMount, MOUNT_METHODS, mount_entry, wants_websocket
+from cyserve.asgi.scope import websocket_scope
 from cyserve.asgi.websocket import run_websocket
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
 from cyserve.errors import BadRequest
@@ -75,12 +76,11 @@ class ASGIHost:
         self.default_headers: list[tuple[str, str]] = []
         #: Peers whose proxy headers are believed (``--proxy-headers``), or None.
         self.trusted: TrustedPeers | None = None
-        self._scopes = Scopes(root_path, self.state)
-        self._extra: list[tuple[str, str]] | None = None
+        self._entry = self._make_entry()
         self._inner: Any = None
-        #: The core's entry, ``handle(conn, head, body)``: ``_serve`` unless middleware need
+        #: The core's entry, ``handle(conn, head, body)``: the C entry's unless middleware need
         #: the internal App (chosen at startup).
-        self.handle: Entry = self._serve
+        self.handle: Entry = self._entry.handle
         self.lifecycle.add_lifespan(self._lifespan)
 
     def _lifespan(self, _owner: Any) -> Lifespan:
@@ -102,17 +102,18 @@ class ASGIHost:
         before listening); a failed startup raises ``StartupError``."""
         if self.lifespan not in LIFESPAN_MODES:
             raise ValueError(f"lifespan must be one of {LIFESPAN_MODES}, got {self.lifespan!r}")
-        self._scopes = Scopes(self.root_path, self.state)
-        self._extra = list(self.default_headers) or None
-        if self.middlewares:
-            self.handle = self._through_app()
-        else:
-            self.handle = self._serve
+        self._entry = self._make_entry()
+        self.handle = self._through_app() if self.middlewares else self._entry.handle
         await self.lifecycle.start(self)
 
     async def shutdown(self) -> None:
         """Run the lifespan shutdown (``Server.shutdown()`` calls it once connections closed)."""
         await self.lifecycle.stop(self.config.timeouts.shutdown_s)
+
+    def _make_entry(self) -> ASGIEntry:
+        return ASGIEntry(self.app, self.root_path, False, self.state, self.default_headers,
+                         self._upgrade, None if self.trusted is None else self._forwarded,
+                         send_file)
 
     def _through_app(self) -> Entry:
         """The entry through an internal App: the middleware, then the app mounted at ``/``."""
@@ -123,8 +124,9 @@ class ASGIHost:
         inner = App(limits=self.config.limits, timeouts=self.config.timeouts,
                     water_marks=self.config.water_marks, websocket=self.websocket_limits,
                     server_header=self.config.server_header, redirect_slashes=False)
-        endpoint = ASGIMount(self.app, self._scopes, inner)
-        inner.router.add("/{path:path}", endpoint, MOUNT_METHODS, "asgi", include_in_schema=False)
+        entry = mount_entry(self.app, self.root_path, False, self.state)
+        inner.router.add("/{path:path}", ASGIMount(self.app, entry, inner), MOUNT_METHODS, "asgi",
+                         include_in_schema=False)
         if self.trusted is not None:
             inner.use(ProxyHeaders(self.trusted))
         for middleware in self.middlewares:
@@ -137,21 +139,6 @@ class ASGIHost:
         return handle
 
     # ------------------------------------------------------------------ per request
-    async def _serve(self, conn: Any, head: Any, body: Any) -> None:
-        if self.trusted is not None and not self._forwarded(conn, head):
-            return
-        if head.upgrade and wants_websocket(head):
-            await self._websocket(conn, head, body)
-            return
-        scope = self._scopes.http(conn, head)
-        cycle = HTTPCycle(conn, body, head.method == "HEAD", trailers_offered(scope), self._extra)
-        try:
-            await self.app(scope, cycle.receive, cycle.send)
-        except BaseException as exc:
-            cycle.failed(exc)
-            raise
-        cycle.finish()
-
     def _forwarded(self, conn: Any, head: Any) -> bool:
         """Believe a trusted peer's proxy headers (``cyserve.proxy``); False when they were
         malformed and the request was answered 400."""
@@ -176,18 +163,23 @@ class ASGIHost:
             conn.forwarded = found
         return True
 
-    async def _websocket(self, conn: Any, head: Any, body: Any) -> None:
+    async def _upgrade(self, conn: Any, head: Any, body: Any) -> None:
+        """A request that asks to upgrade: a WebSocket handshake, else plain HTTP (an Upgrade
+        the server does not take is ignored, RFC 9110 §7.8)."""
+        if not wants_websocket(head):
+            await self._entry.run(conn, head, body)
+            return
         request = Request(conn, head, body)
         checked = check_handshake(request)
         if isinstance(checked, str):
             ws = WebSocket(request, self.websocket_limits, checked)
-            scope = self._scopes.websocket(conn, head, ws.subprotocols)
+            scope = websocket_scope(self._entry, conn, head, ws.subprotocols)
             response: Any = await run_websocket(self.app, scope, ws)
             if response.status == 101:
                 return
         else:
             response = checked
         fields = response.headers
-        if self._extra:
-            fields = merged_fields(fields, self._extra)
+        if self.default_headers:
+            fields = merged_fields(fields, self.default_headers)
         conn.respond(response.status, fields, response.body, response.content_type)

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from cyserve.asgi.http import HTTPCycle, run_http
+from cyserve._core.http.asgi import ASGIEntry
+from cyserve.asgi.http import send_file
 from cyserve.asgi.lifespan import Lifespan
-from cyserve.asgi.scope import Scopes, trailers_offered
+from cyserve.asgi.scope import websocket_scope
 from cyserve.asgi.websocket import run_websocket
 from cyserve.response import BaseResponse
 from cyserve.websocket import WebSocket, check_handshake
 
-__all__ = ["ASGIMount", "ASGIResponse", "mount", "wants_websocket"]
+__all__ = ["ASGIMount", "ASGIResponse", "MOUNT_METHODS", "mount", "wants_websocket"]
 
 ASGIApp = Callable[..., Awaitable[None]]
 #: The methods a mount answers: RFC 9110 §9.3's (CONNECT aside: its target is not a path) and
@@ -52,14 +53,14 @@ def wants_websocket(head: Any) -> bool:
 class ASGIResponse(BaseResponse):
     """The answer of a mounted app to one HTTP request: the app runs in ``send``."""
 
-    __slots__ = ("status", "headers", "content_type", "_mount", "_request")
+    __slots__ = ("status", "headers", "content_type", "_entry", "_request")
 
-    def __init__(self, mount: ASGIMount, request: Any) -> None:
+    def __init__(self, entry: ASGIEntry, request: Any) -> None:
         #: 200 until the mounted app starts its response, then its status.
         self.status = 200
         self.headers: list[tuple[str, str]] = []
         self.content_type: str | None = None
-        self._mount = mount
+        self._entry = entry
         self._request = request
 
     def _on_start(self, status: int) -> None:
@@ -67,26 +68,26 @@ class ASGIResponse(BaseResponse):
 
     async def send(self, conn: Any) -> None:
         request = self._request
-        head = request._head
-        mount = self._mount
-        scope = mount.scopes.http(conn, head)
-        cycle = HTTPCycle(conn, request.raw_body, head.method == "HEAD", trailers_offered(scope),
-                          self.headers or None, self._on_start)
-        await run_http(mount.app, scope, cycle)
+        await self._entry.run(conn, request._head, request.raw_body, self.headers or None,
+                              self._on_start)
+
+
+async def _no_upgrade(conn: Any, head: Any, body: Any) -> None:
+    raise AssertionError("a mount's entry is only ever run(), never handle()d")
 
 
 class ASGIMount:
-    """The route handler of a mount: ``app`` with the scope maker ``scopes`` (its root_path and
-    lifespan state); ``owner`` is the App whose ``websocket_limits`` apply to its WebSockets."""
+    """The route handler of a mount: ``app`` behind ``entry`` (its root_path and lifespan
+    state); ``owner`` is the App whose ``websocket_limits`` apply to its WebSockets."""
 
-    def __init__(self, app: ASGIApp, scopes: Scopes, owner: Any) -> None:
+    def __init__(self, app: ASGIApp, entry: ASGIEntry, owner: Any) -> None:
         self.app = app
-        self.scopes = scopes
+        self.entry = entry
         self.owner = owner
 
     @property
     def __name__(self) -> str:  # the router names routes after their handler
-        return f"mount:{self.scopes.root_path or '/'}"
+        return f"mount:{self.entry.root_path or '/'}"
 
     async def __call__(self, request: Any) -> BaseResponse:
         head = request._head
@@ -95,9 +96,15 @@ class ASGIMount:
             if isinstance(checked, BaseResponse):
                 return checked
             ws = WebSocket(request, self.owner.websocket_limits, checked)
-            scope = self.scopes.websocket(request._conn, head, ws.subprotocols)
+            scope = websocket_scope(self.entry, request._conn, head, ws.subprotocols)
             return await run_websocket(self.app, scope, ws)
-        return ASGIResponse(self, request)
+        return ASGIResponse(self.entry, request)
+
+
+def mount_entry(app: ASGIApp, root_path: str, in_path: bool, state: dict[str, Any],
+                extra: Any = None) -> ASGIEntry:
+    """The entry a mount runs ``app`` through (also the ASGI host's internal App's)."""
+    return ASGIEntry(app, root_path, in_path, state, extra, _no_upgrade, None, send_file)
 
 
 def mount(owner: Any, prefix: str, app: ASGIApp, *, name: str | None = None,
@@ -109,7 +116,7 @@ def mount(owner: Any, prefix: str, app: ASGIApp, *, name: str | None = None,
     stripped = prefix.strip("/")
     base = "/" + stripped if stripped else ""
     state: dict[str, Any] = {}
-    endpoint = ASGIMount(app, Scopes(base, state, in_path=True), owner)
+    endpoint = ASGIMount(app, mount_entry(app, base, True, state), owner)
     label = name or endpoint.__name__
     owner.router.add(base + "/{path:path}", endpoint, MOUNT_METHODS, label, include_in_schema=False)
     if base:  # "/{path:path}" takes "/" itself; a prefix needs its own bare path

@@ -1,21 +1,85 @@
 # cython: language_level=3
-"""Contract of the ASGI adapter's C helpers: the parts of an ASGI request and response that walk
-bytes, done in one C pass each so the adapter (``cyserve.asgi``) touches no header one by one in
-Python.
+"""Contract of the ASGI adapter's per-request path (``cyserve.asgi`` is the rest): the HTTP scope
+built from a parsed head in one C pass, and ``HTTPExchange``, the object whose bound
+``receive``/``send`` an ASGI app gets for one HTTP request.
 
-- ``scope_headers``: a parsed head's fields as ASGI wants them, ``[(lower-case name, value)]``
-  bytes pairs in received order (ASGI 3 "HTTP Connection Scope": names lower-cased), made from
-  the head's offsets with no intermediate ``str``; well-known names are shared bytes objects.
-- ``target_bytes``: the request-target's path and query as bytes (``raw_path``, ``query_string``).
-- ``declared_length``: the Content-Length an app put among its response fields, so the response
-  is framed with it (never silently chunked); -1 when it set none.
-- ``offers_trailers``: the request's ``TE`` lists ``trailers`` (RFC 9110 §10.1.4).
-- ``end_with_trailers``: end a chunked response with a trailer section (RFC 9112 §7.1.2).
+``ASGIEntry`` is one served ASGI app's entry: what is per app (the app, ``root_path``, the
+lifespan ``state``, fields added to every response, the Python hooks for what is rare) made
+once; ``handle(conn, head, body)`` is the core's one call per request.  It builds the scope
+(``http_scope``), makes an ``HTTPExchange`` and awaits the app; an upgrade request, and a
+request whose proxy headers must be read first, go to the Python hooks instead.
 
-Nothing here keeps a reference past the call; every object returned is new or a shared constant.
+``HTTPExchange`` owns the response's state (``phase``); the core owns the connection's.  States,
+one way only (h11's rule)::
+
+    IDLE --start--> STARTED --body, more_body false--> DONE          one conn.respond: one write
+                       |--body, more_body true; pathsend--> STREAMING --last body--> DONE
+                       |                                       \\--(trailers)--> TRAILERS --> DONE
+    any --a broken Content-Length promise--> FAILED
+
+The request body's states: bytes not yet delivered -> None (delivered); or a stream being read
+-> None.  ``failure`` is set once: the body's ``ProtocolError`` (the core answers it), or the
+app's broken promise (the connection closes).
+
+Helpers for the rest of the adapter: ``scope_headers``, ``target_bytes``, ``declared_length``,
+``offers_trailers``, ``end_with_trailers`` (a chunked response's trailer section, RFC 9112
+§7.1.2).  Nothing here keeps a reference past a request but the exchange itself.
 """
 from cyserve._core.http.head cimport Head
 from cyserve._core.http.server cimport ServerRole
+
+cdef enum:
+    X_IDLE = 0
+    X_STARTED = 1
+    X_STREAMING = 2
+    X_TRAILERS = 3
+    X_DONE = 4
+    X_FAILED = 5
+
+
+cdef class ASGIEntry:
+    cdef readonly object app
+    cdef readonly str root_path
+    cdef bytes _raw_root              # prepended to raw_path; b"" when paths already carry it
+    cdef bint _prepend                # root_path is prepended to path (a proxy stripped it)
+    cdef readonly dict state          # the lifespan state; each scope gets a shallow copy
+    cdef readonly object extra        # fields added to every response (list) or None
+    cdef object _upgrade              # async (conn, head, body): requests that ask to upgrade
+    cdef object _before               # (conn, head) -> bool: proxy headers; None for none
+    cdef object _send_file            # async (exchange, path): http.response.pathsend
+
+    cpdef dict http_scope(self, ServerRole conn, Head head)
+
+
+cdef class HTTPExchange:
+    cdef ServerRole _conn
+    cdef ASGIEntry _entry
+    cdef object _body                 # bytes not yet delivered, a reader, or None
+    cdef readonly int phase
+    cdef readonly int status
+    cdef object _fields
+    cdef readonly long long length    # the Content-Length the app declared, or -1
+    cdef long long _left              # bytes still owed while streaming, or -1
+    cdef bint _trailers               # the app will send http.response.trailers
+    cdef readonly bint head_request
+    cdef bint _offered_trailers       # the client sent TE: trailers
+    cdef object _extra                # fields added unless the app set their name, or None
+    cdef list _trailer_fields
+    cdef readonly object failure
+    cdef object _waiter               # receive()'s future while it waits for the end
+    cdef object _on_start             # (status) -> None, or None
+
+    cdef int _started(self, object message) except -1
+    cdef int _respond(self, object body) except -1
+    cdef int _start(self, long long length) except -1
+    cdef int _add_trailers(self, object message) except -1
+    cdef int _broken(self, str why) except -1
+    cdef object _unexpected(self, object kind)
+    cdef object _gone(self, object exc)
+
+
+cdef HTTPExchange new_exchange(ASGIEntry entry, ServerRole conn, object body, bint head_request,
+                               bint offered_trailers, object extra, object on_start)
 
 cpdef list scope_headers(Head head)
 cpdef tuple target_bytes(Head head)

@@ -1,10 +1,73 @@
-"""C helpers of the ASGI adapter (``cyserve.asgi``): the byte walks of an ASGI request and
-response, one C pass each."""
-from typing import Any, Iterable
+"""The ASGI adapter's per-request path (``cyserve.asgi`` is the rest): the HTTP scope built from
+a parsed head, ``HTTPExchange`` (one request's ``receive``/``send``), ``ASGIEntry`` (the core's
+entry for one served ASGI app), and the byte walks they need, one C pass each."""
+from typing import Any, Awaitable, Callable, Coroutine, Final, Iterable
 
 from cyserve._core.http.head import Head
 from cyserve._core.http.server import ServerRole
 
+Message = dict[str, Any]
+
+ASGI_VERSION: Final[dict[str, str]]
+"""The ``asgi`` entry of every HTTP and WebSocket scope: version 3.0, spec 2.4."""
+
+class ASGIEntry:
+    """One served ASGI app's entry: the app, ``root_path``, the lifespan ``state`` and the
+    fields added to every response, made once.
+
+    ``in_path``: request paths already start with ``root_path`` (an ``App.mount`` prefix);
+    otherwise it is prepended (a prefix a proxy stripped).  ``upgrade(conn, head, body)`` serves
+    requests that ask to upgrade; ``before(conn, head)``, when given, runs first and returns
+    False when it answered the request itself; ``send_file(exchange, path)`` serves
+    ``http.response.pathsend``."""
+
+    app: Any
+    root_path: str
+    state: dict[str, Any]
+    extra: list[tuple[Any, Any]] | None
+    def __init__(self, app: Callable[..., Awaitable[None]], root_path: str, in_path: bool,
+                 state: dict[str, Any], extra: Iterable[tuple[Any, Any]] | None,
+                 upgrade: Callable[[Any, Any, Any], Awaitable[None]] | None,
+                 before: Callable[[Any, Any], bool] | None,
+                 send_file: Callable[[HTTPExchange, str], Awaitable[None]]) -> None: ...
+    def http_scope(self, conn: ServerRole, head: Head) -> dict[str, Any]:
+        """The ``http`` scope of the request ``head`` on ``conn``."""
+    def handle(self, conn: ServerRole, head: Head, body: Any) -> Coroutine[Any, Any, None]:
+        """The core's call for one request: the app with its scope and an ``HTTPExchange``
+        (upgrades go to ``upgrade``)."""
+    def run(self, conn: ServerRole, head: Head, body: Any,
+            extra: Iterable[tuple[Any, Any]] | None = None,
+            on_start: Callable[[int], None] | None = None) -> Coroutine[Any, Any, None]:
+        """The app for one plain HTTP request, with ``extra`` fields and ``on_start(status)``
+        told when the response head is decided."""
+
+class HTTPExchange:
+    """One HTTP request's ``receive`` and ``send`` (``cyserve.asgi.http`` says what each
+    message does)."""
+
+    phase: int
+    status: int
+    length: int
+    """The Content-Length the app declared, or -1."""
+    head_request: bool
+    failure: BaseException | None
+    def receive(self) -> Coroutine[Any, Any, Message]: ...
+    def send(self, message: Message) -> Coroutine[Any, Any, None]: ...
+    def start_body(self, length: int) -> None:
+        """Send the head of a streamed response framed with ``length`` (-1: chunked)."""
+    def write(self, body: bytes, more: bool) -> Coroutine[Any, Any, None]:
+        """A piece of the streamed body, waiting while the client reads slowly; ``more`` false
+        ends it."""
+    def finish(self) -> None:
+        """The app returned: raise what the core must answer or close for."""
+    def failed(self, exc: BaseException) -> None:
+        """The app raised ``exc``: raise the refused body's ProtocolError instead when nothing
+        was sent."""
+
+def trailers_offered(scope: dict[str, Any]) -> bool:
+    """The scope was made for a client that reads trailers (``TE: trailers``)."""
+def merged_fields(fields: list[Any], extra: Iterable[tuple[Any, Any]]) -> list[Any]:
+    """``fields`` plus each ``extra`` field whose name is not among them (any case)."""
 def scope_headers(head: Head) -> list[tuple[bytes, bytes]]:
     """The fields of ``head`` as an ASGI scope's ``headers``: ``(name, value)`` bytes pairs in
     received order, names lower-cased, values without surrounding whitespace."""

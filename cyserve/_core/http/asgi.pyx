@@ -1,12 +1,14 @@
 # cython: language_level=3
-"""The ASGI adapter's C helpers (see asgi.pxd)."""
+"""The ASGI adapter's per-request path and byte helpers (see asgi.pxd)."""
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Copy
 from cpython.unicode cimport PyUnicode_1BYTE_KIND, PyUnicode_Check, PyUnicode_DATA
-from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_KIND
+from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH, PyUnicode_KIND
 from libc.stdint cimport uint32_t
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 
+from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.framing cimport BodyWriter
 from cyserve._core.http.grammar cimport (C_TCHAR, C_VALUE, CLASS, LOWER, absolute_path_start,
                                          ieq, list_element)
@@ -14,6 +16,435 @@ from cyserve._core.http.head cimport Head
 from cyserve._core.http.response cimport R_DONE, R_STREAMING, ResponseWriter
 from cyserve._core.http.serialise cimport BODY_CHUNKED
 from cyserve._core.http.server cimport ServerRole
+from cyserve._core.io.stream cimport Stream
+
+import asyncio
+from urllib.parse import unquote
+
+from cyserve.errors import Disconnected, ProtocolError
+
+cdef object _get_running_loop = asyncio.get_running_loop
+cdef object _unquote = unquote
+cdef object _CancelledError = asyncio.CancelledError
+
+#: The ``asgi`` entry of every HTTP and WebSocket scope (one shared dict: apps read it).
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+cdef dict _ASGI = ASGI_VERSION
+# Shared extension dicts (apps read them); which one a scope got says whether the client reads
+# trailers (``trailers_offered``).
+cdef dict _HTTP_EXTENSIONS = {"http.response.pathsend": {}}
+cdef dict _TRAILER_EXTENSIONS = {"http.response.pathsend": {}, "http.response.trailers": {}}
+cdef str _HTTP11 = "1.1"
+cdef str _HTTP10 = "1.0"
+cdef str _HTTP = "http"
+cdef str _HTTPS = "https"
+
+
+def trailers_offered(dict scope) -> bool:
+    """The scope was made for a client that reads trailers (its extensions say so)."""
+    return scope["extensions"] is _TRAILER_EXTENSIONS
+
+
+cdef inline object _address(object name):
+    """A socket address as ASGI writes it: ``(host, port)``; a Unix socket's path, no port."""
+    if type(name) is tuple:
+        return name if len(<tuple>name) == 2 else ((<tuple>name)[0], (<tuple>name)[1])
+    if isinstance(name, str) and name:
+        return (name, None)
+    if isinstance(name, bytes) and name:
+        return ((<bytes>name).decode("utf-8", "replace"), None)
+    return None
+
+
+cdef inline object _gone_error(object cause):
+    error = ConnectionResetError("the client closed the connection")
+    if cause is not None:
+        error.__cause__ = cause
+    return error
+
+
+# ---------------------------------------------------------------------- the entry
+@cython.final
+cdef class ASGIEntry:
+    """One served ASGI app's per-request entry (see asgi.pxd).
+
+    ``ASGIEntry(app, root_path, in_path, state, extra, upgrade, before, send_file)``:
+    ``in_path`` says request paths already start with ``root_path`` (an ``App.mount`` prefix;
+    otherwise it is prepended, as for a prefix a proxy stripped); ``upgrade`` serves requests that
+    ask to upgrade; ``before(conn, head)`` runs first when given and answers False when it
+    answered the request itself; ``send_file(exchange, path)`` serves pathsend."""
+
+    def __init__(self, app, str root_path not None, bint in_path, dict state not None, extra,
+                 upgrade, before, send_file):
+        self.app = app
+        self.root_path = root_path
+        self._prepend = bool(root_path) and not in_path
+        self._raw_root = root_path.encode("utf-8") if self._prepend else b""
+        self.state = state
+        self.extra = list(extra) if extra else None
+        self._upgrade = upgrade
+        self._before = before
+        self._send_file = send_file
+
+    cpdef dict http_scope(self, ServerRole conn, Head head):
+        """The ``http`` scope of the request ``head`` on ``conn`` (cyserve.asgi.scope says what
+        each field holds)."""
+        cdef Stream stream = conn.stream
+        cdef tuple target = target_bytes(head)
+        cdef bytes raw_path = <bytes>target[0]
+        cdef object path = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw_path),
+                                                  PyBytes_GET_SIZE(raw_path), NULL)
+        cdef object client = None, scheme = None
+        cdef object forwarded = conn.forwarded
+        if memchr(PyBytes_AS_STRING(raw_path), b'%', PyBytes_GET_SIZE(raw_path)) != NULL:
+            path = _unquote(path)
+        if forwarded is not None:
+            client = forwarded[0]
+            scheme = forwarded[1]
+        if scheme is None:
+            transport = stream.transport
+            scheme = (_HTTPS if transport is not None
+                      and transport.get_extra_info("sslcontext") is not None else _HTTP)
+        if client is None:
+            client = _address(stream.peername)
+        if self._prepend:
+            path = self.root_path + path
+            raw_path = self._raw_root + raw_path
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": _HTTP11 if head.version == 11 else _HTTP10,
+            "method": head.method,
+            "scheme": scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": target[1],
+            "root_path": self.root_path,
+            "headers": scope_headers(head),
+            "client": client,
+            "server": _address(stream.sockname),
+            "state": PyDict_Copy(self.state),
+            "extensions": _TRAILER_EXTENSIONS if offers_trailers(head) else _HTTP_EXTENSIONS,
+        }
+
+    async def handle(self, ServerRole conn, Head head, body):
+        """The core's call for one request: the app with this request's scope and exchange."""
+        if self._before is not None and not self._before(conn, head):
+            return
+        if head.upgrade:
+            await self._upgrade(conn, head, body)
+            return
+        cdef HTTPExchange exchange = new_exchange(self, conn, body, head.method == "HEAD",
+                                                  offers_trailers(head), self.extra, None)
+        scope = self.http_scope(conn, head)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            exchange.failed(exc)
+            raise
+        exchange.finish()
+
+    async def run(self, ServerRole conn, Head head, body, extra=None, on_start=None):
+        """The app for one plain HTTP request, with ``extra`` fields (merged after this entry's)
+        and ``on_start(status)`` told when the response head is decided (``App.mount``)."""
+        if self.extra:
+            extra = self.extra + list(extra) if extra else self.extra
+        cdef HTTPExchange exchange = new_exchange(self, conn, body, head.method == "HEAD",
+                                                  offers_trailers(head), extra, on_start)
+        scope = self.http_scope(conn, head)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            exchange.failed(exc)
+            raise
+        exchange.finish()
+
+
+# ---------------------------------------------------------------------- the exchange
+@cython.final
+@cython.freelist(32)
+cdef class HTTPExchange:
+    """One HTTP request's ``receive`` and ``send`` for an ASGI app (see asgi.pxd and
+    cyserve.asgi.http for the messages' meaning)."""
+
+    def __init__(self):
+        raise TypeError("HTTPExchange objects are made by the ASGI entry")
+
+    # ------------------------------------------------------------------ receive
+    async def receive(self):
+        cdef object body = self._body
+        cdef object chunk
+        cdef bint more
+        if body is None:
+            # Everything was delivered: the next event is the client leaving, or the response
+            # ending (after which nobody is left to tell anything).
+            if self.phase < X_DONE:
+                await self._wait_end()
+            return {"type": "http.disconnect"}
+        if type(body) is bytes:
+            self._body = None
+            return {"type": "http.request", "body": body, "more_body": False}
+        try:
+            chunk = await body.read()
+        except Disconnected:
+            self._body = None
+            return {"type": "http.disconnect"}
+        except ProtocolError as exc:
+            self._body = None
+            self.failure = exc
+            return {"type": "http.disconnect"}
+        if not chunk:
+            self._body = None
+            return {"type": "http.request", "body": b"", "more_body": False}
+        more = True
+        if type(body) is BodyStream and (<BodyStream>body).eof and (<BodyStream>body).buffered == 0:
+            self._body = None   # that was the last of it: say so now, saving the app a call
+            more = False
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    async def _wait_end(self):
+        disconnected = self._conn.stream.wait_disconnected()
+        if disconnected.done():
+            return
+        waiter = self._waiter = _get_running_loop().create_future()
+        wake = self._wake
+        disconnected.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            disconnected.remove_done_callback(wake)
+
+    def _wake(self, _=None):
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ send
+    async def send(self, message):
+        kind = message["type"]
+        cdef int phase = self.phase
+        if kind == "http.response.body":
+            if phase == X_STARTED:
+                if not message.get("more_body", False) and not self._trailers:
+                    self._respond(message.get("body", b""))  # the common case: one write
+                    return
+                self._start(self.length)
+            elif phase != X_STREAMING:
+                raise self._unexpected(kind)
+            await self.write(message.get("body", b""), message.get("more_body", False))
+        elif kind == "http.response.start":
+            if phase != X_IDLE:
+                raise self._unexpected(kind)
+            self._started(message)
+        elif kind == "http.response.pathsend":
+            if phase != X_STARTED:
+                raise self._unexpected(kind)
+            await self._entry._send_file(self, message["path"])
+        elif kind == "http.response.trailers":
+            if phase != X_TRAILERS:
+                raise self._unexpected(kind)
+            self._add_trailers(message)
+        else:
+            raise self._unexpected(kind)
+
+    cdef object _unexpected(self, object kind):
+        cdef int phase = self.phase
+        if phase == X_FAILED or self.failure is not None and phase != X_IDLE:
+            if isinstance(self.failure, (Disconnected, ProtocolError)):
+                return _gone_error(self.failure)
+            return RuntimeError(f"ASGI message {kind!r} after the response failed: "
+                                f"{self.failure}")
+        if phase == X_IDLE:
+            return RuntimeError(f"expected ASGI message 'http.response.start', got {kind!r}")
+        if phase == X_DONE:
+            return RuntimeError(f"ASGI message {kind!r} after the response was complete")
+        if kind == "http.response.start":
+            return RuntimeError("a second 'http.response.start' for one request")
+        if phase == X_TRAILERS:
+            return RuntimeError(f"expected ASGI message 'http.response.trailers', got {kind!r}")
+        return RuntimeError(f"unexpected ASGI message {kind!r} while sending the response body")
+
+    cdef object _gone(self, object exc):
+        self.phase = X_DONE
+        return _gone_error(exc)
+
+    cdef int _started(self, object message) except -1:
+        if self.failure is not None:
+            raise _gone_error(self.failure)  # the request was refused: the core answers it
+        status = message["status"]
+        if type(status) is not int or not 200 <= status <= 599:
+            # RFC 9110 §15.2: interim (1xx) responses are the server's, not an ASGI start.
+            raise ValueError(f"http.response.start needs a final status (200-599), got {status!r}")
+        fields = message.get("headers")
+        if fields is None:
+            fields = []
+        elif type(fields) is not list:
+            fields = list(fields)
+        self.length = declared_length(fields)
+        if self._extra:
+            fields = merged_fields(fields, self._extra)
+        self.status = status
+        self._fields = fields
+        self._trailers = bool(message.get("trailers", False))
+        self.phase = X_STARTED
+        if self._on_start is not None:
+            self._on_start(status)
+        return 0
+
+    cdef int _respond(self, object body) except -1:
+        """The whole response: head and body in one write."""
+        cdef ServerRole conn = self._conn
+        cdef long long length = self.length
+        if type(body) is not bytes:
+            body = bytes(body)
+        try:
+            if length < 0:
+                conn.respond(self.status, self._fields, body, None)
+            elif self.head_request:
+                # RFC 9110 §9.3.2: HEAD answers the GET's Content-Length, whatever body the app
+                # sent (none, or the GET's, which the core does not send).
+                conn.start_stream(self.status, self._fields, None, length)
+                conn.end_stream()
+            elif PyBytes_GET_SIZE(body) != length:
+                self._broken(f"response content {'longer' if len(body) > length else 'shorter'} "
+                             f"than its Content-Length ({len(body)} bytes, {length} declared)")
+            else:
+                conn.respond(self.status, self._fields, body, None)
+        except Disconnected as exc:
+            raise self._gone(exc)
+        self.phase = X_DONE
+        self._wake()
+        return 0
+
+    cdef int _start(self, long long length) except -1:
+        try:
+            self._conn.start_stream(self.status, self._fields, None, length)
+        except Disconnected as exc:
+            raise self._gone(exc)
+        # A HEAD response's body is never sent (the core drops it), so nothing is counted.
+        self._left = -1 if self.head_request else length
+        self.phase = X_STREAMING
+        return 0
+
+    def start_body(self, long long length):
+        """Send the head of a streamed response framed with ``length`` (-1: chunked), for the
+        pathsend hook."""
+        if self.phase != X_STARTED:
+            raise self._unexpected("http.response.pathsend")
+        self._start(length)
+
+    async def write(self, body, bint more):
+        """A piece of the streamed body (waits while the client reads slowly); ``more`` false
+        ends it."""
+        cdef ServerRole conn = self._conn
+        cdef Py_ssize_t n
+        if body:
+            if type(body) is not bytes:
+                body = bytes(body)
+            n = PyBytes_GET_SIZE(body)
+            if self._left >= 0:
+                if n > self._left:
+                    self._broken(f"response content longer than its Content-Length "
+                                 f"({n - self._left} bytes too many)")
+                self._left -= n
+            try:
+                await conn.write(body)
+            except Disconnected as exc:
+                raise self._gone(exc)
+        if not more:
+            if self._left > 0:
+                self._broken(f"response content shorter than its Content-Length "
+                             f"({self._left} bytes missing)")
+            if self._trailers:
+                self.phase = X_TRAILERS
+                self._trailer_fields = []
+                return
+            try:
+                conn.end_stream()
+            except Disconnected as exc:
+                raise self._gone(exc)
+            self.phase = X_DONE
+            self._wake()
+
+    cdef int _add_trailers(self, object message) except -1:
+        self._trailer_fields.extend(message.get("headers", ()))
+        if message.get("more_trailers", False):
+            return 0
+        try:
+            if self._offered_trailers:
+                end_with_trailers(self._conn, self._trailer_fields)
+            else:
+                # The client did not say it reads trailers (no TE: trailers): the section is
+                # optional metadata, left out (RFC 9110 §6.5).
+                self._conn.end_stream()
+        except Disconnected as exc:
+            raise self._gone(exc)
+        self.phase = X_DONE
+        self._wake()
+        return 0
+
+    cdef int _broken(self, str why) except -1:
+        """The app broke its response's framing: fail the exchange (the connection closes)."""
+        self.phase = X_FAILED
+        error = RuntimeError(why)
+        self.failure = error
+        raise error
+
+    # ------------------------------------------------------------------ the app's end
+    def finish(self):
+        """The app returned: raise what the core must answer (the refused body's
+        ProtocolError), or a RuntimeError when the response is not complete (500 when nothing
+        was sent, else the connection closes)."""
+        failure = self.failure
+        cdef int phase = self.phase
+        if failure is not None:
+            if isinstance(failure, ProtocolError) and phase == X_IDLE:
+                raise failure
+            if phase == X_FAILED:
+                raise RuntimeError(f"the ASGI app broke its response: {failure}")
+        if phase == X_DONE or self._conn.stream.closing:
+            return
+        if phase == X_IDLE:
+            raise RuntimeError("the ASGI app returned without starting a response")
+        raise RuntimeError("the ASGI app returned without completing its response")
+
+    def failed(self, exc):
+        """The app raised ``exc``: when the request body was refused (and nothing was sent),
+        raise that ProtocolError instead, for the core to answer with its status."""
+        failure = self.failure
+        if (isinstance(failure, ProtocolError) and self.phase == X_IDLE
+                and not isinstance(exc, _CancelledError)):
+            raise failure from exc
+
+
+cdef HTTPExchange new_exchange(ASGIEntry entry, ServerRole conn, object body, bint head_request,
+                               bint offered_trailers, object extra, object on_start):
+    cdef HTTPExchange x = HTTPExchange.__new__(HTTPExchange)
+    x._conn = conn
+    x._entry = entry
+    x._body = body
+    x.length = -1
+    x._left = -1
+    x.head_request = head_request
+    x._offered_trailers = offered_trailers
+    x._extra = extra
+    x._on_start = on_start
+    return x
+
+
+def merged_fields(fields, extra):
+    """``fields`` plus each ``extra`` field whose name is not among them (any case)."""
+    cdef set names = set()
+    cdef list added = []
+    for name, _ in fields:
+        names.add(name.lower().encode("latin-1") if isinstance(name, str) else bytes(name).lower())
+    for pair in extra:
+        name = pair[0]
+        key = name.lower().encode("latin-1") if isinstance(name, str) else bytes(name).lower()
+        if key not in names:
+            added.append(pair)
+    return list(fields) + added if added else fields
 
 
 # Well-known field names, lower-case, as shared bytes objects: a request made of these costs no
