@@ -47,6 +47,7 @@ cdef class ASGIEntry:
     cdef object _upgrade              # async (conn, head, body): requests that ask to upgrade
     cdef object _before               # (conn, head) -> bool: proxy headers; None for none
     cdef object _send_file            # async (exchange, path): http.response.pathsend
+    cdef dict _template               # every key of an http scope, fixed values in place
 
     cpdef dict http_scope(self, ServerRole conn, Head head)
 

@@ -56,6 +56,23 @@ cdef inline object _address(object name):
     return None
 
 
+# Whether a transport class carries TLS, learnt once per class: every transport of a class is
+# the same in this respect (the loops' plain socket transports never, their SSL protocol
+# transports always), and asking each connection costs a method call per request.
+cdef dict _TLS_BY_TYPE = {}
+
+
+cdef inline object _scheme_of(object transport):
+    cdef object kind = type(transport)
+    cdef object scheme = _TLS_BY_TYPE.get(kind)
+    if scheme is None:
+        scheme = (_HTTPS if transport is not None
+                  and transport.get_extra_info("sslcontext") is not None else _HTTP)
+        if transport is not None:
+            _TLS_BY_TYPE[kind] = scheme
+    return scheme
+
+
 cdef inline object _gone_error(object cause):
     error = ConnectionResetError("the client closed the connection")
     if cause is not None:
@@ -85,6 +102,14 @@ cdef class ASGIEntry:
         self._upgrade = upgrade
         self._before = before
         self._send_file = send_file
+        # Every key of an http scope, in the order apps print them; the values that do not
+        # change per request are already in place.
+        self._template = {
+            "type": "http", "asgi": _ASGI, "http_version": _HTTP11, "method": None,
+            "scheme": _HTTP, "path": None, "raw_path": None, "query_string": None,
+            "root_path": root_path, "headers": None, "client": None, "server": None,
+            "state": None, "extensions": _HTTP_EXTENSIONS,
+        }
 
     cpdef dict http_scope(self, ServerRole conn, Head head):
         """The ``http`` scope of the request ``head`` on ``conn`` (cyserve.asgi.scope says what
@@ -96,36 +121,35 @@ cdef class ASGIEntry:
                                                   PyBytes_GET_SIZE(raw_path), NULL)
         cdef object client = None, scheme = None
         cdef object forwarded = conn.forwarded
+        cdef dict scope
         if memchr(PyBytes_AS_STRING(raw_path), b'%', PyBytes_GET_SIZE(raw_path)) != NULL:
             path = _unquote(path)
         if forwarded is not None:
             client = forwarded[0]
             scheme = forwarded[1]
         if scheme is None:
-            transport = stream.transport
-            scheme = (_HTTPS if transport is not None
-                      and transport.get_extra_info("sslcontext") is not None else _HTTP)
+            scheme = _scheme_of(stream.transport)
         if client is None:
             client = _address(stream.peername)
         if self._prepend:
             path = self.root_path + path
             raw_path = self._raw_root + raw_path
-        return {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": _HTTP11 if head.version == 11 else _HTTP10,
-            "method": head.method,
-            "scheme": scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": target[1],
-            "root_path": self.root_path,
-            "headers": scope_headers(head),
-            "client": client,
-            "server": _address(stream.sockname),
-            "state": PyDict_Copy(self.state),
-            "extensions": _TRAILER_EXTENSIONS if offers_trailers(head) else _HTTP_EXTENSIONS,
-        }
+        # A copy of the template (one block copy; its keys are already hashed and placed), then
+        # each per-request value stored over its key: no insertion, no resize.
+        scope = PyDict_Copy(self._template)
+        scope["http_version"] = _HTTP11 if head.version == 11 else _HTTP10
+        scope["method"] = head.method
+        scope["scheme"] = scheme
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = target[1]
+        scope["headers"] = scope_headers(head)
+        scope["client"] = client
+        scope["server"] = _address(stream.sockname)
+        scope["state"] = PyDict_Copy(self.state)
+        if offers_trailers(head):
+            scope["extensions"] = _TRAILER_EXTENSIONS
+        return scope
 
     async def handle(self, ServerRole conn, Head head, body):
         """The core's call for one request: the app with this request's scope and exchange."""
