@@ -4,6 +4,7 @@ routes beside it, the App's middleware fields added to the mounted app's respons
 lifespan run with the App's, and a Starlette app mounted as a migration would."""
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect
 
-from cyserve import App, serve
+from cyserve import App, Compression, serve
 from cyserve.middleware import DefaultHeaders
 from tests.asgi.asgi_support import respond
 from tests.support import RawClient, fetch
@@ -120,4 +121,47 @@ def test_a_starlette_app_mounted_routes_builds_urls_and_serves_websockets(run):
                 assert await ws.recv() == "mounted: hi"
         finally:
             await server.shutdown(timeout_s=2)
+    run(main)
+
+
+def test_the_apps_compression_middleware_encodes_a_mounted_apps_responses(run):
+    """Compression sends through a connection wrapper: the mounted app's whole and streamed
+    responses are gzip-encoded on their way, its request body decoded on the way in."""
+    text = b"compress me " * 400
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        message = await receive()
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(text))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["path"].endswith("/whole"):
+            await send({"type": "http.response.body", "body": text})
+            return
+        assert message["body"] == b"uploaded"   # decoded by the App's middleware
+        half = len(text) // 2
+        await send({"type": "http.response.body", "body": text[:half], "more_body": True})
+        await send({"type": "http.response.body", "body": text[half:]})
+
+    cyserve_app = App()
+    cyserve_app.use(Compression())
+    cyserve_app.mount("/legacy", app)
+
+    async def main() -> None:
+        server = await serve(cyserve_app, "127.0.0.1", 0)
+        try:
+            gzip_fields = [("Accept-Encoding", "gzip")]
+            whole = await fetch(server.port, "GET", "/legacy/whole", gzip_fields)
+            streamed = await fetch(server.port, "POST", "/legacy/stream",
+                                   gzip_fields + [("Content-Encoding", "gzip")],
+                                   gzip.compress(b"uploaded"))
+        finally:
+            await server.shutdown(timeout_s=2)
+        for reply in (whole, streamed):
+            assert reply.status == 200 and reply.headers["content-encoding"] == "gzip"
+            assert gzip.decompress(reply.body) == text
     run(main)

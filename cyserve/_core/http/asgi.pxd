@@ -49,11 +49,11 @@ cdef class ASGIEntry:
     cdef object _send_file            # async (exchange, path): http.response.pathsend
     cdef dict _template               # every key of an http scope, fixed values in place
 
-    cpdef dict http_scope(self, ServerRole conn, Head head)
+    cpdef dict http_scope(self, object conn, Head head)
 
 
 cdef class HTTPExchange:
-    cdef ServerRole _conn
+    cdef object _conn                 # the ServerRole, or a middleware's wrapper of it
     cdef ASGIEntry _entry
     cdef object _body                 # bytes not yet delivered, a reader, or None
     cdef readonly int phase
@@ -79,7 +79,7 @@ cdef class HTTPExchange:
     cdef object _gone(self, object exc)
 
 
-cdef HTTPExchange new_exchange(ASGIEntry entry, ServerRole conn, object body, bint head_request,
+cdef HTTPExchange new_exchange(ASGIEntry entry, object conn, object body, bint head_request,
                                bint offered_trailers, object extra, object on_start)
 
 cpdef list scope_headers(Head head)

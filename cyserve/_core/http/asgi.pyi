@@ -30,12 +30,12 @@ class ASGIEntry:
                  upgrade: Callable[[Any, Any, Any], Awaitable[None]] | None,
                  before: Callable[[Any, Any], bool] | None,
                  send_file: Callable[[HTTPExchange, str], Awaitable[None]]) -> None: ...
-    def http_scope(self, conn: ServerRole, head: Head) -> dict[str, Any]:
+    def http_scope(self, conn: Any, head: Head) -> dict[str, Any]:
         """The ``http`` scope of the request ``head`` on ``conn``."""
     def handle(self, conn: ServerRole, head: Head, body: Any) -> Coroutine[Any, Any, None]:
         """The core's call for one request: the app with its scope and an ``HTTPExchange``
         (upgrades go to ``upgrade``)."""
-    def run(self, conn: ServerRole, head: Head, body: Any,
+    def run(self, conn: Any, head: Head, body: Any,
             extra: Iterable[tuple[Any, Any]] | None = None,
             on_start: Callable[[int], None] | None = None) -> Coroutine[Any, Any, None]:
         """The app for one plain HTTP request, with ``extra`` fields and ``on_start(status)``

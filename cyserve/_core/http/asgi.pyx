@@ -16,7 +16,6 @@ from cyserve._core.http.head cimport Head
 from cyserve._core.http.response cimport R_DONE, R_STREAMING, ResponseWriter
 from cyserve._core.http.serialise cimport BODY_CHUNKED
 from cyserve._core.http.server cimport ServerRole
-from cyserve._core.io.stream cimport Stream
 
 import asyncio
 from urllib.parse import unquote
@@ -111,10 +110,11 @@ cdef class ASGIEntry:
             "state": None, "extensions": _HTTP_EXTENSIONS,
         }
 
-    cpdef dict http_scope(self, ServerRole conn, Head head):
+    cpdef dict http_scope(self, object conn, Head head):
         """The ``http`` scope of the request ``head`` on ``conn`` (cyserve.asgi.scope says what
-        each field holds)."""
-        cdef Stream stream = conn.stream
+        each field holds).  ``conn`` is the core's ``ServerRole`` or a middleware's wrapper of
+        it (``cyserve.compression``)."""
+        cdef object stream = conn.stream
         cdef tuple target = target_bytes(head)
         cdef bytes raw_path = <bytes>target[0]
         cdef object path = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw_path),
@@ -168,7 +168,7 @@ cdef class ASGIEntry:
             raise
         exchange.finish()
 
-    async def run(self, ServerRole conn, Head head, body, extra=None, on_start=None):
+    async def run(self, conn, Head head, body, extra=None, on_start=None):
         """The app for one plain HTTP request, with ``extra`` fields (merged after this entry's)
         and ``on_start(status)`` told when the response head is decided (``App.mount``)."""
         if self.extra:
@@ -318,7 +318,7 @@ cdef class HTTPExchange:
 
     cdef int _respond(self, object body) except -1:
         """The whole response: head and body in one write."""
-        cdef ServerRole conn = self._conn
+        cdef object conn = self._conn
         cdef long long length = self.length
         if type(body) is not bytes:
             body = bytes(body)
@@ -361,7 +361,7 @@ cdef class HTTPExchange:
     async def write(self, body, bint more):
         """A piece of the streamed body (waits while the client reads slowly); ``more`` false
         ends it."""
-        cdef ServerRole conn = self._conn
+        cdef object conn = self._conn
         cdef Py_ssize_t n
         if body:
             if type(body) is not bytes:
@@ -396,11 +396,12 @@ cdef class HTTPExchange:
         if message.get("more_trailers", False):
             return 0
         try:
-            if self._offered_trailers:
-                end_with_trailers(self._conn, self._trailer_fields)
+            if self._offered_trailers and type(self._conn) is ServerRole:
+                end_with_trailers(<ServerRole>self._conn, self._trailer_fields)
             else:
-                # The client did not say it reads trailers (no TE: trailers): the section is
-                # optional metadata, left out (RFC 9110 §6.5).
+                # The client did not say it reads trailers (no TE: trailers), or a middleware
+                # re-encodes the body on its way: the section is optional metadata, left out
+                # (RFC 9110 §6.5).
                 self._conn.end_stream()
         except Disconnected as exc:
             raise self._gone(exc)
@@ -442,7 +443,7 @@ cdef class HTTPExchange:
             raise failure from exc
 
 
-cdef HTTPExchange new_exchange(ASGIEntry entry, ServerRole conn, object body, bint head_request,
+cdef HTTPExchange new_exchange(ASGIEntry entry, object conn, object body, bint head_request,
                                bint offered_trailers, object extra, object on_start):
     cdef HTTPExchange x = HTTPExchange.__new__(HTTPExchange)
     x._conn = conn
