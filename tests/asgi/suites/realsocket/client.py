@@ -171,12 +171,19 @@ class RealSocketTestClient(TestClient):
         return _TestCA.get().client
 
     def _raise_app_error(self) -> None:
-        """Raise what the app raised during the exchange just finished, as TestClient does."""
-        if not self.raise_server_exceptions:
-            return
+        """After an exchange: raise what the app raised during it, as TestClient does.
+
+        A server closes a connection whose app raised, even after a complete response (cyserve
+        and uvicorn both do: the app's state is unknown); a real client finds that out on its
+        next request, which, not being retried (RFC 9112 §9.3.1 leaves that to the client),
+        fails.  TestClient starts every request afresh, so the pooled connections are
+        dropped here and the next request opens a new one."""
         self.app.wait_idle(_APP_SETTLE_S)
         error = self.app.take_error()
-        if error is not None:
+        if error is None:
+            return
+        self._transport.drop_connections()
+        if self.raise_server_exceptions:
             raise error
 
     def _wire_path(self, raw_path: bytes) -> bytes:
@@ -223,13 +230,16 @@ class RealSocketTestClient(TestClient):
 
     def websocket_connect(self, url: str, subprotocols: Sequence[str] | None = None,
                           **kwargs: Any) -> RealSocketWebSocketSession:
+        # httpx builds the handshake request as it would any other (the client's headers and
+        # cookies, params=, auth=), so the app sees what TestClient's scope would hold.
         target = httpx.URL(urljoin("ws://testserver", url))
-        merged = httpx.Headers(self.headers)
-        merged.update(httpx.Headers(kwargs.get("headers") or {}))
-        cookie_request = httpx.Request("GET", target.copy_with(scheme="https" if _secure(target.scheme) else "http"))
-        self.cookies.set_cookie_header(cookie_request)
-        if "cookie" in cookie_request.headers and "cookie" not in merged:
-            merged["cookie"] = cookie_request.headers["cookie"]
+        http_target = target.copy_with(scheme="https" if _secure(target.scheme) else "http")
+        request = self.build_request("GET", http_target, headers=kwargs.get("headers"),
+                                     params=kwargs.get("params"), cookies=kwargs.get("cookies"))
+        auth = self._build_request_auth(request, kwargs.get("auth", httpx.USE_CLIENT_DEFAULT))
+        request = next(auth.sync_auth_flow(request))
+        target = target.copy_with(raw_path=request.url.raw_path)
+        merged = request.headers
         offered = list(subprotocols or [])
         if not offered and "sec-websocket-protocol" in merged:
             offered = [p.strip() for p in merged["sec-websocket-protocol"].split(",") if p.strip()]
@@ -274,9 +284,9 @@ class _RealSocketTransport(httpx.BaseTransport):  # type: ignore[misc,name-defin
         if secure and self._tls is None:
             self._tls = httpx.HTTPTransport(verify=self._client._client_tls(), retries=0)
         raw_path = self._client._wire_path(request.url.raw_path)
-        path, _, query = raw_path.partition(b"?")
-        wire_url = httpx.URL(scheme="https" if secure else "http", host="127.0.0.1", port=served.port,
-                             path=path.decode("ascii"), query=query)
+        # The request target goes byte for byte as the client built it (percent-escapes, an
+        # empty query kept or not): only the authority changes.
+        wire_url = httpx.URL(f"{'https' if secure else 'http'}://127.0.0.1:{served.port}").copy_with(raw_path=raw_path)
         # The headers go as they are, Host included: the app sees the request's own host.
         wire = httpx.Request(request.method, wire_url, headers=request.headers, stream=request.stream,
                              extensions={**request.extensions, "timeout": httpx.Timeout(_IO_TIMEOUT_S).as_dict()})
@@ -290,6 +300,11 @@ class _RealSocketTransport(httpx.BaseTransport):  # type: ignore[misc,name-defin
             raise
         response.stream = _CheckedStream(response.stream, self._client)
         return response
+
+    def drop_connections(self) -> None:
+        self.close()
+        self._plain = httpx.HTTPTransport(retries=0)
+        self._tls = None
 
     def close(self) -> None:
         self._plain.close()

@@ -134,8 +134,11 @@ class AppUnderTest:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout_s)
 
     def take_error(self) -> BaseException | None:
+        """The first exception the app raised since the last call (the rest are consequences
+        of it or of the same exchange, and are dropped)."""
         with self._lock:
-            return self.errors.pop(0) if self.errors else None
+            errors, self.errors = self.errors, []
+        return errors[0] if errors else None
 
     def take_lifespan_error(self) -> BaseException | None:
         with self._lock:
