@@ -17,6 +17,8 @@ runs them first.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Awaitable, Callable, Coroutine
 
 from cyserve._core.http.asgi import ASGIEntry, merged_fields
@@ -24,7 +26,7 @@ from cyserve.asgi.http import send_file
 from cyserve.asgi.lifespan import LIFESPAN_MODES, Lifespan
 from cyserve.asgi.mount import ASGIMount, MOUNT_METHODS, mount_entry, wants_websocket
 from cyserve.asgi.scope import websocket_scope
-from cyserve.asgi.websocket import run_websocket
+from cyserve.asgi.websocket import refused_handshake, run_websocket
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
 from cyserve.errors import BadRequest
 from cyserve.lifecycle import Lifecycle
@@ -37,6 +39,9 @@ __all__ = ["ASGIHost"]
 ASGIApp = Callable[..., Awaitable[None]]
 Entry = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]
 _PROXY_FIELDS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
+# After cancelling what outlived the grace period: how long its tasks get to end.
+_CANCEL_SETTLE_S = 1.0
+_log = logging.getLogger("cyserve.error")
 
 
 class ASGIHost:
@@ -78,6 +83,8 @@ class ASGIHost:
         self.trusted: TrustedPeers | None = None
         self._entry = self._make_entry()
         self._inner: Any = None
+        #: The tasks of WebSocket apps running now (``run_websocket`` keeps them here).
+        self._websockets: set[asyncio.Future[Any]] = set()
         #: The core's entry, ``handle(conn, head, body)``: the C entry's unless middleware need
         #: the internal App (chosen at startup).
         self.handle: Entry = self._entry.handle
@@ -107,7 +114,22 @@ class ASGIHost:
         await self.lifecycle.start(self)
 
     async def shutdown(self) -> None:
-        """Run the lifespan shutdown (``Server.shutdown()`` calls it once connections closed)."""
+        """After the connections closed (``Server.shutdown()`` calls it then): wait for the
+        WebSocket apps still at work after their socket closed, within what is left of the
+        drain's grace period (then cancel them), and run the lifespan shutdown."""
+        running = set(self._websockets)
+        if running:
+            loop = asyncio.get_running_loop()
+            deadline = self.lifecycle.drain_deadline
+            grace_s = (self.config.timeouts.shutdown_s if deadline is None
+                       else max(0.0, deadline - loop.time()))
+            _, late = await asyncio.wait(running, timeout=grace_s)
+            if late:
+                _log.warning("graceful shutdown: %d WebSocket app(s) still running after their "
+                             "connection closed: cancelling them", len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=_CANCEL_SETTLE_S)
         await self.lifecycle.stop(self.config.timeouts.shutdown_s)
 
     def _make_entry(self) -> ASGIEntry:
@@ -174,11 +196,11 @@ class ASGIHost:
         if isinstance(checked, str):
             ws = WebSocket(request, self.websocket_limits, checked)
             scope = websocket_scope(self._entry, conn, head, ws.subprotocols)
-            response: Any = await run_websocket(self.app, scope, ws)
+            response: Any = await run_websocket(self.app, scope, ws, self._websockets)
             if response.status == 101:
                 return
         else:
-            response = checked
+            response = refused_handshake(checked)
         fields = response.headers
         if self.default_headers:
             fields = merged_fields(fields, self.default_headers)

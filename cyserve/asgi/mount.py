@@ -26,8 +26,8 @@ from cyserve._core.http.asgi import ASGIEntry
 from cyserve.asgi.http import send_file
 from cyserve.asgi.lifespan import Lifespan
 from cyserve.asgi.scope import websocket_scope
-from cyserve.asgi.websocket import run_websocket
-from cyserve.response import BaseResponse
+from cyserve.asgi.websocket import refused_handshake, run_websocket
+from cyserve.response import BaseResponse, Response
 from cyserve.websocket import WebSocket, check_handshake
 
 __all__ = ["ASGIMount", "ASGIResponse", "MOUNT_METHODS", "mount", "wants_websocket"]
@@ -93,8 +93,8 @@ class ASGIMount:
         head = request._head
         if wants_websocket(head):
             checked = check_handshake(request)
-            if isinstance(checked, BaseResponse):
-                return checked
+            if isinstance(checked, Response):
+                return refused_handshake(checked)
             ws = WebSocket(request, self.owner.websocket_limits, checked)
             scope = websocket_scope(self.entry, request._conn, head, ws.subprotocols)
             return await run_websocket(self.app, scope, ws)

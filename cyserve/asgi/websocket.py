@@ -13,7 +13,8 @@ States of ``WebSocketCycle`` (``phase``), one way only::
   §4.2.2) and ``headers``; permessage-deflate is negotiated as for native handlers.
 - Messages come as ``websocket.receive`` with ``text`` or ``bytes``; the peer's close, or the
   connection dropping, as ``websocket.disconnect`` with its code (1005 for a close frame without
-  one, 1006 for a dropped connection) and reason.
+  one, 1006 for a dropped connection) and reason; a WebSocket refused or never opened is
+  ``websocket.disconnect`` with code 1006 and no reason.
 - ``websocket.close`` before accept refuses the upgrade with 403 (as ASGI servers do);
   ``websocket.http.response.*`` (the extension) refuses it with the app's own response.
 - ``send()`` once the peer is gone raises ``ConnectionResetError`` (an ``OSError``, ASGI 2.4);
@@ -31,7 +32,7 @@ from cyserve.errors import WebSocketDisconnect
 from cyserve.response import BaseResponse, Response
 from cyserve.websocket import WebSocket
 
-__all__ = ["WebSocketCycle", "run_websocket"]
+__all__ = ["WebSocketCycle", "refused_handshake", "run_websocket"]
 
 _log = logging.getLogger("cyserve.error")
 
@@ -80,10 +81,10 @@ class WebSocketCycle:
         if phase == _HANDSHAKE:
             # Nothing arrives before the app answers the handshake; only the client leaving.
             await self.ws.request._conn.stream.wait_disconnected()
-            self.phase = _CLOSED
-            return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-        # Refused: there is no WebSocket to receive from (RFC 6455 §4.2.2).
-        return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+            self.phase = _DENIED
+        # Refused or never opened: no close frame went either way, so there is no reason to
+        # report; 1006 is "closed abnormally" (RFC 6455 §7.4.1), as ASGI servers say it.
+        return {"type": "websocket.disconnect", "code": 1006}
 
     # ------------------------------------------------------------------ send
     async def send(self, message: dict[str, Any]) -> None:
@@ -170,19 +171,34 @@ class _Upgraded(BaseResponse):
         return None
 
 
+def refused_handshake(response: Response) -> Response:
+    """A malformed opening handshake's answer, with ``Connection: close``: RFC 6455 §4.2.1 has
+    the server stop processing such a handshake, and what the client sends next (a body it
+    declared, frames it should not have sent yet) is not an HTTP request to read."""
+    response.headers.append(("Connection", "close"))
+    return response
+
+
 def _server_error() -> Response:
     return Response(b"500 Internal Server Error\n", 500, [("Connection", "close")], _TEXT)
 
 
 async def run_websocket(app: Callable[..., Awaitable[None]], scope: dict[str, Any],
-                        ws: WebSocket) -> BaseResponse:
+                        ws: WebSocket, running: set[asyncio.Future[Any]] | None = None
+                        ) -> BaseResponse:
     """Run ``app`` for the WebSocket ``ws`` (its handshake already checked); the response the
-    request answers: the app's refusal, 403, 500, or the accepted upgrade."""
+    request answers: the app's refusal, 403, 500, or the accepted upgrade.  ``running``: a set
+    the app's task is kept in while it runs (the host's shutdown waits for them: an app may
+    still be at work after its socket closed)."""
     cycle = WebSocketCycle(ws)
+    # A task of its own, as for native handlers: each message resumes the app alone, and the
+    # role cancels it on a forced shutdown (accept() makes it the role's handler_task).
+    task = asyncio.ensure_future(app(scope, cycle.receive, cycle.send))
+    if running is not None:
+        running.add(task)
+        task.add_done_callback(running.discard)
     try:
-        # A task of its own, as for native handlers: each message resumes the app alone, and
-        # the role cancels it on a forced shutdown (accept() makes it the role's handler_task).
-        await asyncio.ensure_future(app(scope, cycle.receive, cycle.send))
+        await task
     except asyncio.CancelledError:
         role = ws._role
         if role is not None:

@@ -119,6 +119,9 @@ def test_close_before_accept_is_403_and_http_response_denies(run):
         assert await receive() == {"type": "websocket.connect"}
         if scope["path"] == "/close":
             await send({"type": "websocket.close"})
+            # No WebSocket was opened: 1006 and no reason (no close frame went either way).
+            assert await receive() == {"type": "websocket.disconnect", "code": 1006}
+            calls.append("refused and told")
             return
         await send({"type": "websocket.http.response.start", "status": 401,
                     "headers": [(b"www-authenticate", b"Bearer"), (b"content-type", b"text/plain")]})
@@ -138,7 +141,7 @@ def test_close_before_accept_is_403_and_http_response_denies(run):
             assert response.status_code == 401 and response.body == b"no token"
             assert response.headers["www-authenticate"] == "Bearer"
             assert response.headers["content-type"] == "text/plain"
-        assert calls == ["/close", "/deny"]
+        assert calls == ["/close", "refused and told", "/deny"]
     run(main)
 
 
@@ -191,6 +194,25 @@ def test_a_bad_handshake_never_reaches_the_app(run):
     run(main)
 
 
+def test_a_malformed_handshake_is_400_and_closes(run):
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await no_lifespan(scope, receive, send):
+            raise AssertionError("never called for a malformed handshake")
+
+    async def main() -> None:
+        async with serving(app) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            # A handshake declaring a body it never sends (RFC 6455 §4.1: it has none).
+            writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\n")
+            # The server answers and ends the connection: read() returns at its end.
+            raw = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        assert raw.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in raw
+    run(main)
+
+
 def test_limits_apply_as_for_native_handlers(run):
     seen: list[Any] = []
 
@@ -235,6 +257,31 @@ def test_send_after_the_peer_left_raises_oserror(run):
             gone["flag"] = True
             await _until(lambda: outcome)
         assert isinstance(outcome[0], OSError)
+    run(main)
+
+
+def test_shutdown_waits_for_an_app_still_at_work_after_its_socket_closed(run):
+    events: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await no_lifespan(scope, receive, send):
+            events.append("lifespan shutdown")
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        await asyncio.sleep(0.3)      # saving what the session did, say
+        events.append("app done")
+
+    async def main() -> None:
+        server = await cyserve.asgi.serve(app, "127.0.0.1", 0)
+        try:
+            async with connect(url(server)):
+                pass
+            await asyncio.sleep(0.05)
+        finally:
+            await server.shutdown(timeout_s=5)
+        assert events == ["app done", "lifespan shutdown"]
     run(main)
 
 
