@@ -16,7 +16,9 @@ States of ``WebSocketCycle`` (``phase``), one way only::
   one, 1006 for a dropped connection) and reason; a WebSocket refused or never opened is
   ``websocket.disconnect`` with code 1006 and no reason.
 - ``websocket.close`` before accept refuses the upgrade with 403 (as ASGI servers do);
-  ``websocket.http.response.*`` (the extension) refuses it with the app's own response.
+  ``websocket.http.response.*`` (the extension) refuses it with the app's own response.  An app
+  that waits on ``receive()`` before answering the handshake hears only the client leaving, or,
+  when the server drains meanwhile, 1006 while the upgrade is refused with 503.
 - ``send()`` once the peer is gone raises ``ConnectionResetError`` (an ``OSError``, ASGI 2.4);
   after the app's own close, a ``RuntimeError``.
 - The app returning (or raising) before it accepted or refused answers 500; raising after accept
@@ -29,6 +31,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from cyserve.errors import WebSocketDisconnect
+from cyserve.lifecycle import drain_notices
 from cyserve.response import BaseResponse, Response
 from cyserve.websocket import WebSocket
 
@@ -79,12 +82,25 @@ class WebSocketCycle:
             return {"type": "websocket.disconnect", "code": 1006 if code is None else code,
                     "reason": self.ws.close_reason or ""}
         if phase == _HANDSHAKE:
-            # Nothing arrives before the app answers the handshake; only the client leaving.
-            await self.ws.request._conn.stream.wait_disconnected()
-            self.phase = _DENIED
+            # Nothing arrives before the app answers the handshake: only the client leaving,
+            # or the server draining, which refuses the upgrade (503, RFC 9110 §15.6.4).
+            await self._wait_unanswered()
         # Refused or never opened: no close frame went either way, so there is no reason to
         # report; 1006 is "closed abnormally" (RFC 6455 §7.4.1), as ASGI servers say it.
         return {"type": "websocket.disconnect", "code": 1006}
+
+    async def _wait_unanswered(self) -> None:
+        stream = self.ws.request._conn.stream
+        left = stream.wait_disconnected()
+        drained = drain_notices.watch(stream)
+        try:
+            await asyncio.wait((left, drained), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drain_notices.unwatch(stream)
+        if not left.done():
+            await self.ws.reject(503, b"503 Service Unavailable: the server is shutting down\n",
+                                 [("Retry-After", "1"), ("Connection", "close")])
+        self.phase = _DENIED
 
     # ------------------------------------------------------------------ send
     async def send(self, message: dict[str, Any]) -> None:

@@ -285,6 +285,32 @@ def test_shutdown_waits_for_an_app_still_at_work_after_its_socket_closed(run):
     run(main)
 
 
+def test_a_handshake_left_unanswered_is_refused_when_the_server_drains(run):
+    heard: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await no_lifespan(scope, receive, send):
+            return
+        await receive()
+        heard.append(await receive())    # neither accepted nor refused: nothing to hear yet
+
+    async def main() -> None:
+        server = await cyserve.asgi.serve(app, "127.0.0.1", 0)
+        try:
+            attempt = asyncio.ensure_future(connect(url(server)).__aenter__())
+            await asyncio.sleep(0.2)
+            assert heard == []
+            await server.shutdown(timeout_s=5)
+            with pytest.raises(InvalidStatus) as refused:
+                await asyncio.wait_for(attempt, 5)
+        finally:
+            await server.shutdown(timeout_s=2)
+        # RFC 9110 §15.6.4: the server is going away; the app hears the handshake will not be.
+        assert refused.value.response.status_code == 503
+        assert heard == [{"type": "websocket.disconnect", "code": 1006}]
+    run(main)
+
+
 def test_graceful_shutdown_closes_websockets_with_1001(run):
     seen: list[Any] = []
 
