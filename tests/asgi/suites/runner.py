@@ -52,12 +52,15 @@ class SuiteResult:
     duration_s: float
     exitstatus: int
     output_tail: str
+    not_applicable: set[str] = field(default_factory=set)  # ids of kind "not-applicable"
 
     def summary(self, name: str) -> str:
         c = self.counts
+        not_applicable = sum(len(v) for k, v in self.known.items() if k in self.not_applicable)
+        known = sum(len(v) for v in self.known.values()) - not_applicable
         lines = [f"{name}: {c['passed']} passed, {len(self.unexpected)} unexpected failures, "
-                 f"{sum(len(v) for v in self.known.values())} known differences "
-                 f"({len(self.known)} reasons), {c['skipped']} skipped by the suite, "
+                 f"{known} known differences ({len(self.known) - len(self.not_applicable & set(self.known))} "
+                 f"reasons), {not_applicable} not applicable (not run), {c['skipped']} skipped by the suite, "
                  f"{c['xfailed-by-suite']} xfailed by the suite, {c['deselected']} deselected, "
                  f"in {self.duration_s:.0f} s"]
         lines += [f"  UNEXPECTED {test}\n    " + message.replace("\n", "\n    ")
@@ -128,4 +131,5 @@ def _summarise(data: dict[str, object], differences: list[Difference], duration_
             unexpected[nodeid] = str(entry["message"])
         else:
             counts[outcome] += 1
-    return SuiteResult(counts, known, unexpected, stale, duration_s, exitstatus, output[-3000:])
+    return SuiteResult(counts, known, unexpected, stale, duration_s, exitstatus, output[-3000:],
+                       {d.id for d in differences if d.kind == "not-applicable"})

@@ -34,8 +34,15 @@ class Difference:
     run: bool = True
 
     def matches(self, nodeid: str) -> bool:
-        # An entry without a parameter suffix covers every parametrisation of the test.
-        return any(nodeid == t or nodeid.startswith(t + "[") for t in self.tests)
+        return any(_matches(test, nodeid) for test in self.tests)
+
+
+def _matches(entry: str, nodeid: str) -> bool:
+    """An entry without a parameter suffix covers every parametrisation of the test; one ending
+    in ``*`` is a prefix (for parameter ids too long to spell out)."""
+    if entry.endswith("*"):
+        return nodeid.startswith(entry[:-1])
+    return nodeid == entry or nodeid.startswith(entry + "[")
 
 
 def load_differences(path: str) -> list[Difference]:
@@ -100,7 +107,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
-    _results.deselected = len(deselected)
     matched: set[str] = set()
     for item in items:
         for difference in _results.differences:
@@ -113,9 +119,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collected_files = {item.nodeid.split("::", 1)[0] for item in items}
     for difference in _results.differences:
         for test in difference.tests:
-            if test.split("::", 1)[0] in collected_files and not any(
-                    item.nodeid == test or item.nodeid.startswith(test + "[") for item in items):
+            if test.split("::", 1)[0] in collected_files and not any(_matches(test, item.nodeid) for item in items):
                 _results.unmatched.append(f"{difference.id}: {test}")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _results.deselected += len(items)
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
