@@ -20,7 +20,7 @@ is written only in this file and never turns back on.
 cimport cython
 
 from cyserve._core.http.body cimport BodyStream
-from cyserve._core.http.eager cimport first_step
+from cyserve._core.http.eager cimport start_handler
 from cyserve._core.http.framing cimport BodyReader, start_body
 from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_LENGTH, FRAMING_NONE, Head
 from cyserve._core.http.parser cimport parse_request
@@ -328,21 +328,21 @@ cdef class ServerRole:
 
     # ---------------------------------------------------------------- the handler
     cdef int _dispatch(self, Head head, object body) except -1:
-        """Run the handler's first step now; only a handler that suspends gets a Task."""
+        """Run the handler's first step now, in its Task (eager.pxd); a handler that suspends is
+        tracked through that Task, one that ended is done now."""
         self._handler_running = True
         self._state.requests_active += 1
         # Each request runs in its own copy of the context (contextvars set by one request never
         # leak into the next, nor into the loop's callbacks).
         ctx = PyContext_CopyCurrent()
         try:
-            rest = first_step(self._state.entry(self, head, body), ctx)
+            task = start_handler(self._state.loop, self._state.entry(self, head, body), ctx)
         except BaseException as exc:
             self._handler_failed(exc)
             return 0
-        if rest is None:
+        if task is None:
             self._handler_done()
             return 0
-        task = self._state.loop.create_task(rest, context=ctx)
         self._task = task
         task.add_done_callback(self._on_task_done)
         if self._state.handler_s > 0 and self._phase != S_SWITCHED:
