@@ -130,12 +130,13 @@ class WebSocketCycle:
                 await self.ws.reject(403)
                 self.phase = _DENIED
             elif phase == _OPEN:
-                self.phase = _CLOSED
-                self.closed_by_app = True
                 code = message.get("code")
-                # Starts the closing handshake; the end of the app's call waits for it.
+                # Starts the closing handshake (ValueError for a code no endpoint may send, RFC
+                # 6455 §7.4); the end of the app's call waits for it.
                 self.ws._open_role().close(1000 if code is None else code,
                                            message.get("reason") or "")
+                self.phase = _CLOSED
+                self.closed_by_app = True
             elif phase == _CLOSED and not self.closed_by_app:
                 return  # the peer closed first: nothing left to close
             else:
