@@ -9,7 +9,6 @@ import contextlib
 import json
 from typing import Any, AsyncIterator
 
-import pytest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
@@ -22,8 +21,6 @@ from websockets.asyncio.client import connect
 from cyserve import Client
 from tests.asgi.asgi_support import serving
 
-pytest.importorskip("fastapi", reason="FastAPI is installed by the test extra")
-pytest.importorskip("pydantic")
 
 
 def make_starlette(tmp_path: Any, done: list[str]) -> Starlette:
