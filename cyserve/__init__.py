@@ -44,6 +44,7 @@ from cyserve.datastructures import URL, FormData, Headers, QueryParams
 from cyserve.errors import (
     Abort,
     BadRequest,
+    ClientDisconnected,
     ClientError,
     Conflict,
     CyserveError,
@@ -121,6 +122,7 @@ __all__ = [
     "CORS",
     "CSRF",
     "Client",
+    "ClientDisconnected",
     "ClientError",
     "ClientLimits",
     "Retries",

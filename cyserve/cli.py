@@ -474,7 +474,8 @@ def _warnings(values: Mapping[str, Any]) -> list[str]:
         notes.append(f"{_PROG}: --h11-max-incomplete-event-size has no effect: cyserve's parser "
                      "bounds a request head by its Limits")
     if values.get("reset_contextvars"):
-        notes.append(f"{_PROG}: --reset-contextvars has no effect: it is an ASGI option")
+        notes.append(f"{_PROG}: --reset-contextvars has no effect: each request already runs in "
+                     "its own copy of the context")
     return notes
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "NotImplemented_",
     "ServiceUnavailable",
     "Disconnected",
+    "ClientDisconnected",
     "ClientError",
     "TransportError",
     "ClientTimeout",
@@ -199,6 +200,11 @@ class ServiceUnavailable(_StatusError):
 
 class Disconnected(CyserveError):
     """The peer closed the connection: writes to it and reads of its body stop with this."""
+
+
+class ClientDisconnected(Disconnected, OSError):
+    """The client left while an ASGI app was still sending: raised by ``send()``, an ``OSError``
+    as the ASGI spec (2.4) asks, and a ``Disconnected`` as the rest of cyserve says it."""
 
 
 class ClientError(CyserveError):

@@ -26,7 +26,7 @@ delivered, ``receive()`` waits for the client to leave, or for the response to e
 ``http.disconnect``; a client that leaves mid-body is ``http.disconnect`` at once.  A body the
 core refused (too large, malformed chunking, too slow: a ``ProtocolError``) is ``http.disconnect``
 to the app; the core then answers it with its own status (413, 400, 408) when no response went
-out.  ``send()`` on a connection that is gone raises ``ConnectionResetError``, an ``OSError``, as
+out.  ``send()`` on a connection that is gone raises ``ClientDisconnected``, an ``OSError``, as
 ASGI 2.4 asks (apps stop streaming on it).
 """
 from __future__ import annotations

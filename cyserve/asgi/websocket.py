@@ -19,7 +19,7 @@ States of ``WebSocketCycle`` (``phase``), one way only::
   ``websocket.http.response.*`` (the extension) refuses it with the app's own response.  An app
   that waits on ``receive()`` before answering the handshake hears only the client leaving, or,
   when the server drains meanwhile, 1006 while the upgrade is refused with 503.
-- ``send()`` once the peer is gone raises ``ConnectionResetError`` (an ``OSError``, ASGI 2.4);
+- ``send()`` once the peer is gone raises ``ClientDisconnected`` (an ``OSError``, ASGI 2.4);
   after the app's own close, a ``RuntimeError``.
 - The app returning (or raising) before it accepted or refused answers 500; raising after accept
   closes with 1011 and is logged.  Returning after accept closes with 1000.
@@ -30,7 +30,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from cyserve.errors import WebSocketDisconnect
+from cyserve.errors import ClientDisconnected, WebSocketDisconnect
 from cyserve.lifecycle import drain_notices
 from cyserve.response import BaseResponse, Response
 from cyserve.websocket import WebSocket
@@ -118,7 +118,7 @@ class WebSocketCycle:
                 await self.ws.send(data)
             except WebSocketDisconnect as exc:
                 self.phase = _CLOSED
-                raise ConnectionResetError(f"the WebSocket is closed ({exc.code})") from exc
+                raise ClientDisconnected(f"the WebSocket is closed ({exc.code})") from exc
         elif kind == "websocket.accept":
             if phase not in (_CONNECTING, _HANDSHAKE):
                 raise self._unexpected(kind)
@@ -161,7 +161,7 @@ class WebSocketCycle:
     def _unexpected(self, kind: Any) -> BaseException:
         phase = self.phase
         if phase == _CLOSED and not self.closed_by_app:
-            return ConnectionResetError("the WebSocket is closed")
+            return ClientDisconnected("the WebSocket is closed")
         if phase == _CLOSED:
             return RuntimeError(f"ASGI message {kind!r} after 'websocket.close'")
         if phase in (_CONNECTING, _HANDSHAKE):

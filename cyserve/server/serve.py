@@ -134,6 +134,12 @@ class Server:
                              len(state.connections), grace_s)
                 state.abort_all()
                 await _within(state.wait_closed(), _ABORT_SETTLE_S)
+            # A handler can outlive its connection (a WebSocket handler still at work after
+            # its socket closed): it gets what is left of the grace period, as in-flight
+            # requests do; what still runs then is cancelled with the app's tasks.
+            if not await _until(lambda: state.requests_active == 0, deadline - loop.time()):
+                _log.warning("graceful shutdown: %d handler(s) still running after %.1fs",
+                             state.requests_active, grace_s)
         finally:
             drain_notices.forget(held)
         # Python 3.12+ waits here for the server's transports too: gone by now, or dropped.
@@ -197,3 +203,14 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, *,
         await app.shutdown()
         raise
     return Server(app, state, listener)
+
+
+async def _until(done: Callable[[], bool], timeout_s: float, every_s: float = 0.01) -> bool:
+    """Poll ``done`` for at most ``timeout_s`` (no event to wait on: the counter is the core's)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + max(0.0, timeout_s)
+    while not done():
+        if loop.time() >= end:
+            return False
+        await asyncio.sleep(every_s)
+    return True

@@ -20,7 +20,7 @@ from cyserve._core.http.server cimport ServerRole
 import asyncio
 from urllib.parse import unquote
 
-from cyserve.errors import Disconnected, ProtocolError
+from cyserve.errors import ClientDisconnected, Disconnected, ProtocolError
 
 cdef object _get_running_loop = asyncio.get_running_loop
 cdef object _unquote = unquote
@@ -73,7 +73,7 @@ cdef inline object _scheme_of(object transport):
 
 
 cdef inline object _gone_error(object cause):
-    error = ConnectionResetError("the client closed the connection")
+    error = ClientDisconnected("the client closed the connection")
     if cause is not None:
         error.__cause__ = cause
     return error
