@@ -15,7 +15,14 @@ Delivery contract (what the hub relies on):
   (``count`` may be 0 when unknown), never nothing;
 - ``publish`` returns once the message is accepted for delivery; when it cannot be (the backend
   is unreachable past the broker's bounded wait or buffer) it raises
-  ``cyserve.errors.BrokerUnavailable``: never a silent drop.
+  ``cyserve.errors.BrokerUnavailable``: never a silent drop;
+- a broker that finds its directories lost (a Redis restarted without persistence, flushed, or
+  that forgot this node's entries while it was cut off) calls ``on_reset()``: the hub writes
+  again what it holds (presence, group members, resume tokens).  Messages are not its concern
+  (``on_lost`` is).
+
+The node id is drawn by ``start`` (a broker built before a fork gets one per process, and a
+restarted node is a new node: what the old one held is gone with it); it is ``""`` before.
 """
 from __future__ import annotations
 
@@ -32,11 +39,14 @@ __all__ = ["Broker", "LocalBroker", "LocalBus"]
 class Broker(Protocol):
     @property
     def node_id(self) -> str:
-        """This node's id (unique per process and host; random per start)."""
+        """This node's id (unique per process and host; drawn by each ``start``, ``""``
+        before the first)."""
 
     async def start(self, on_message: Callable[[str, bytes], None],
-                    on_lost: Callable[[str, int], None]) -> None:
-        """Connect and subscribe to this node's own channel ``n:<node_id>``."""
+                    on_lost: Callable[[str, int], None],
+                    on_reset: Callable[[], None] | None = None) -> None:
+        """Draw the node id, connect and subscribe to this node's own channel ``n:<node_id>``.
+        ``on_reset``: called when the directories were lost (see the module docstring)."""
 
     async def close(self) -> None:
         """Unsubscribe, drop this node's presence entries, disconnect.  Idempotent."""
@@ -113,9 +123,9 @@ class LocalBroker:
 
     def __init__(self, bus: LocalBus | None = None) -> None:
         self._bus = bus if bus is not None else LocalBus()
-        # Random per start, as a Redis node's would be: a restarted node is a new node, and
-        # what the old one held is gone with it.
-        self._node_id = secrets.token_hex(8)
+        # Drawn by each start, as a Redis node's is: a restarted node is a new node, and what
+        # the old one held is gone with it.
+        self._node_id = ""
         self._on_message: Callable[[str, bytes], None] | None = None
         self._channels: set[str] = set()
         self._started = False
@@ -135,8 +145,13 @@ class LocalBroker:
         return not any(node is not self for node in self._bus.nodes.values())
 
     async def start(self, on_message: Callable[[str, bytes], None],
-                    on_lost: Callable[[str, int], None]) -> None:
-        # on_lost is never called: nothing between two local nodes can lose a message.
+                    on_lost: Callable[[str, int], None],
+                    on_reset: Callable[[], None] | None = None) -> None:
+        # on_lost and on_reset are never called: nothing between two local nodes can lose a
+        # message, and the bus's directories live as long as the process.
+        if self._started:
+            raise RuntimeError("LocalBroker.start() was called twice without close()")
+        self._node_id = secrets.token_hex(8)
         self._on_message = on_message
         self._started = True
         self._bus.nodes[self._node_id] = self

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from cyserve._core.push.frames import (
     FRAMING_AUTO, FRAMING_BINARY, FRAMING_JSON_LINES, FRAMING_WS_BINARY, KIND_ACK, KIND_CALL,
@@ -267,11 +267,12 @@ class Connection:
 
     def _hello_expired(self) -> None:
         self._timer = None
+        if self._state <= _AUTH:
+            self._call_off(self._hello_late)
+
+    def _hello_late(self) -> None:
         if self._state > _AUTH:
             return
-        if self._auth is not None:
-            self._auth.cancel()
-            self._auth = None
         if self.link.framing == FRAMING_AUTO:
             # §10: silently when not even the first byte came (the framing is unknown).
             self._state = _CLOSING
@@ -504,9 +505,7 @@ class Connection:
         if state == _OPEN:
             self._close("going_away", "the server is shutting down")
         elif state == _AUTH:
-            if self._auth is not None:
-                self._auth.cancel()
-            self.refuse("going_away", "the server is shutting down")
+            self._call_off(self._refuse_going_away)
         elif state == _HELLO:
             if self.link.framing == FRAMING_AUTO:
                 self._state = _CLOSING
@@ -515,6 +514,22 @@ class Connection:
             else:
                 self.framing = self.link.framing
                 self._close("going_away", "the server is shutting down")
+
+    def _refuse_going_away(self) -> None:
+        self.refuse("going_away", "the server is shutting down")
+
+    def _call_off(self, then: Callable[[], None]) -> None:
+        """Cancel the HELLO's authentication (if any), and ``then`` once it has ended: past
+        the auth hook it puts back what it took (a resume token, a session handed over:
+        ``Hub._opening``) before the client hears that its HELLO failed and tries again."""
+        self._stop_timer()
+        auth = self._auth
+        self._auth = None
+        if auth is None or auth.done():
+            then()
+            return
+        auth.cancel()
+        auth.add_done_callback(lambda _task: then())
 
     def abort(self) -> None:
         if self._state < _CLOSING:

@@ -117,6 +117,9 @@ class Hub:
         self._on_connect: Callable[[Connection, Any], Awaitable[Any]] | None = None
         self._on_disconnect: Callable[[Connection, str], Awaitable[Any]] | None = None
         self._sessions: dict[str, Session] = {}
+        # Sessions by the SHA-256 of their current resume token (§6.5): a resume on the node
+        # holding its session is decided here, whatever the broker's directory remembers.
+        self._tokens: dict[str, Session] = {}
         #: This node's groups (their members here and the subscriptions).
         self.groups = Groups(self.broker, limits)
         self._conns: set[Connection] = set()
@@ -130,7 +133,10 @@ class Hub:
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        # The directories written again after the broker lost them (_on_reset).
+        self._resetting: asyncio.Task[None] | None = None
+        self._reset_again = False
         self._conns_gone: asyncio.Event | None = None
         self._sessions_gone: asyncio.Event | None = None
 
@@ -188,7 +194,7 @@ class Hub:
         if self._state != _NEW:
             return
         self._loop = asyncio.get_running_loop()
-        await self.broker.start(self._on_message, self._on_lost)
+        await self.broker.start(self._on_message, self._on_lost, self._on_reset)
         await self.broker.subscribe("all")
         self._state = _RUNNING
         self._ticker = self._loop.create_task(self._tick(), name="cyserve.push: heartbeat")
@@ -197,27 +203,30 @@ class Hub:
         """CLOSE ``going_away`` to every connection, wait up to ``grace_s`` for them to flush
         and close (then drop the rest) and, when other nodes share the broker, for their
         clients to resume there (their sessions move); end what is left; disconnect the
-        broker.  Idempotent: a second call waits for the first."""
-        if self._state == _STOPPED:
-            return
-        if self._state == _STOPPING:
-            assert self._stopped is not None
-            await asyncio.shield(self._stopped)
-            return
-        loop = asyncio.get_running_loop()
-        self._stopped = loop.create_future()
-        if self._state == _NEW:
-            self._state = _STOPPED
-            self._stopped.set_result(None)
-            return
-        self._state = _STOPPING
+        broker.  Idempotent: a second call waits for the first.
+
+        The stop runs in a task of its own: a caller cancelled while it waits (an App's drain,
+        whose task is cancelled once the HTTP side has finished) does not cut it short, and
+        the next call waits for the same stop.  Cut short, it would leave the sessions neither
+        handed over nor ended and the broker's entries naming a node that is gone."""
+        if self._stopping is None:
+            if self._state == _NEW:
+                self._state = _STOPPED
+            if self._state == _STOPPED:
+                return
+            self._state = _STOPPING
+            self._stopping = self.loop.create_task(self._stop(max(0.0, grace_s)),
+                                                   name="cyserve.push: stop")
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace_s: float) -> None:
         try:
-            await self._stop(loop, max(0.0, grace_s))
+            await self._wind_down(grace_s)
         finally:
             self._state = _STOPPED
-            self._stopped.set_result(None)
 
-    async def _stop(self, loop: asyncio.AbstractEventLoop, grace_s: float) -> None:
+    async def _wind_down(self, grace_s: float) -> None:
+        loop = self.loop
         deadline = loop.time() + grace_s
         if self._ticker is not None:
             self._ticker.cancel()
@@ -235,6 +244,9 @@ class Hub:
         # that resumes on another node takes its session there (Router.handover answers for as
         # long as the broker is open); what is still here at the deadline dies with this node
         # (its history is in its memory) and ends.  A broker with no other node needs no wait.
+        # No session comes in meanwhile: HELLOs are refused, and one that was being answered
+        # when the drain began has ended with its connection (which waited for it, putting
+        # back what it took: _opening).
         if self._sessions and not getattr(self.broker, "alone", False):
             self._sessions_gone = asyncio.Event()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -493,22 +505,79 @@ class Hub:
             fanout(self._sessions.values(), message, exclude, self.limits)
 
     def _on_lost(self, channel: str, count: int) -> None:
-        # The broker could not deliver ``count`` messages of ``channel`` (0: unknown, at least
-        # one): every local member of it gets that many numbers as a GAP (§8.3), never nothing.
-        count = max(1, count)
+        # The broker could not deliver ``count`` messages of ``channel``: every local member of
+        # it gets that many numbers as a GAP (§8.3), never nothing.  ``count`` 0: how many (if
+        # any) is unknown (Redis lost its data while this node was cut off): one number, and
+        # one GAP per member for all the channels of one such loss, not one per channel, since
+        # a member that got a GAP for an unknown count and nothing after it has been told all
+        # there is to tell (Session.lost_mark).
         if channel.startswith("g:"):
             group = self.groups.get(channel[2:])
             sessions = list(group.members) if group is not None else []
         elif channel == "all":
             sessions = list(self._sessions.values())
         else:
-            _log.warning("push: the broker lost %d message(s) of %s; the requests they carried "
-                         "time out", count, channel)
+            _log.warning("push: the broker lost %s of %s; the requests they carried time out",
+                         f"{count} message(s)" if count else "messages", channel)
             return
-        _log.warning("push: the broker lost %d message(s) of %s; %d client(s) get a GAP",
-                     count, channel, len(sessions))
-        for session in sessions:
-            self._gap(session, count)
+        if count:
+            told = sessions
+        else:
+            told = [session for session in sessions if session.lost_mark != session.next_seq]
+        _log.warning("push: the broker lost %s of %s; %d client(s) get a GAP",
+                     f"{count} message(s)" if count else "an unknown number of messages",
+                     channel, len(told))
+        for session in told:
+            self._gap(session, count or 1)
+            if not count:
+                session.lost_mark = session.next_seq
+
+    def _on_reset(self) -> None:
+        """The broker lost its directories (a Redis restarted without persistence or flushed,
+        or that forgot this node while it was cut off): what this node holds goes there again
+        (``_register_again``), so that ``members``, routing and resumes on other nodes work
+        without waiting for the clients to join again."""
+        if self._state != _RUNNING:
+            return
+        self._reset_again = True
+        if self._resetting is None or self._resetting.done():
+            self._resetting = self._spawn(self._register_again())
+
+    async def _register_again(self) -> None:
+        """Every session of this node, in the broker's directories again: its presence, its
+        groups' members and its current resume token.  Runs until a pass finds no new loss;
+        retried with a bounded backoff while the broker is unavailable."""
+        broker = self.broker
+        ttl_s = TOKEN_TTL_S + self.limits.resume_window_s
+        failures = 0
+        while self._reset_again:
+            self._reset_again = False
+            written = 0
+            try:
+                for session in list(self._sessions.values()):
+                    client_id = session.client_id
+                    if session.ended or session.moving:
+                        continue
+                    await broker.claim(client_id)
+                    for name in sorted(session.groups):
+                        await broker.group_add(name, client_id)
+                    if session.token_hash:
+                        await broker.put_token(session.token_hash, client_id, ttl_s)
+                    if self._sessions.get(client_id) is not session or session.moving:
+                        # It ended or moved meanwhile: what was just written is not this
+                        # node's to say (release leaves another node's claim alone).
+                        await broker.release(client_id)
+                    written += 1
+            except BrokerUnavailable as exc:
+                failures += 1
+                self._reset_again = True
+                delay_s = min(5.0, 0.25 * (1 << min(failures, 5)))
+                _log.warning("push: writing this node's %d session(s) in the broker again "
+                             "failed (%s); again in %.1f s", len(self._sessions), exc, delay_s)
+                await asyncio.sleep(delay_s)
+                continue
+            _log.info("push: the broker had lost its directories: %d session(s) of this node "
+                      "written there again", written)
 
     # ------------------------------------------------------------------ connections
     def _admit(self, conn: Connection, credentials: Any, token: str | None,
@@ -524,6 +593,7 @@ class Hub:
 
     async def _authenticate(self, conn: Connection, credentials: Any, token: str | None,
                             last_seq: int) -> None:
+        """The HELLO's task (``conn``'s, which may cancel it): the auth hook, then ``_opening``."""
         try:
             identity = None
             if self._on_connect is not None:
@@ -535,10 +605,34 @@ class Hub:
             _log.exception("push on_connect hook failed")
             conn.close("internal_error", "the server failed")
             return
-        session: Session | None = None
+        # From here on a resume token may be used up and a session taken from another node.
+        # That runs to its end in a task of its own, which gives what it took to this
+        # connection or puts it back (§8.4: a client that got no WELCOME comes back with the
+        # same token).  This HELLO may be called off meanwhile (its connection went, the hub
+        # drains, the hello timed out): it then ends only once that is done, and the
+        # connection's last word (REFUSE going_away while the hub drains) waits for its end,
+        # so the client's next try, on any node, finds its token and its session again.
+        hello = asyncio.current_task()
+        assert hello is not None
+        opening = self._spawn(self._opening(conn, hello, identity, token, last_seq))
         try:
-            if token is not None:
-                session = await self._resume(identity, token, last_seq)
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if not opening.done():
+                await asyncio.wait((opening,))
+            raise
+
+    async def _opening(self, conn: Connection, hello: asyncio.Task[Any], identity: Any,
+                    token: str | None, last_seq: int) -> None:
+        """Resume the HELLO's session or make a new one, issue a token and WELCOME, unless the
+        HELLO was called off or the hub stopped meanwhile: then ``_unwind``."""
+        old_hash = hashlib.sha256(token.encode()).hexdigest() if token is not None else None
+        session: Session | None = None
+        resumed = False
+        new_hash = ""
+        try:
+            if old_hash is not None:
+                session = await self._resume(identity, old_hash, last_seq)
             resumed = session is not None
             if session is None:
                 session = Session(secrets.token_urlsafe(16), identity)
@@ -546,63 +640,113 @@ class Hub:
                 await self.broker.claim(session.client_id)
                 last_seq = 0
             new_token = secrets.token_urlsafe(32)
-            token_hash = hashlib.sha256(new_token.encode()).hexdigest()
-            session.token_hash = token_hash
-            await self.broker.put_token(token_hash, session.client_id,
+            new_hash = hashlib.sha256(new_token.encode()).hexdigest()
+            self._set_token(session, new_hash)
+            await self.broker.put_token(new_hash, session.client_id,
                                         TOKEN_TTL_S + self.limits.resume_window_s)
         except BaseException as exc:
-            # Cancelled (the connection went, the hello timed out) or the broker failed: a
-            # session taken for this HELLO can no longer be resumed by anyone (its token was
-            # used), so it ends rather than linger.
-            if session is not None and session.conn is None and not session.ended:
-                session.last_conn = session.last_conn or conn
-                self._end(session, "going_away")
+            # Cancelled (the hub stops past its grace) or the broker failed.
+            if session is not None:
+                await self._unwind(session, conn, old_hash if resumed else None, new_hash)
             if not isinstance(exc, BrokerUnavailable):
                 raise
             _log.warning("push: the broker is unavailable; a HELLO is answered internal_error")
             conn.close("internal_error", "the server failed")
             return
-        if conn.authenticating and session.token_hash == token_hash and not session.ended \
-                and session.conn is None and self._state == _RUNNING:
+        if conn.authenticating and not hello.cancelling() and session.token_hash == new_hash \
+                and not session.ended and session.conn is None and self._state == _RUNNING:
             # From here on nothing awaits: WELCOME, the replay and live pushes stay in order.
             self._attach(session, conn)
             conn.welcome(session, new_token, resumed, last_seq + 1)
             if resumed:
                 self._replay(session, conn, last_seq)
             return
-        # The connection went (or the hub stops) while the broker was asked: its client never
-        # got the new token, so nobody can resume this session.
-        if not session.ended and session.conn is None:
+        await self._unwind(session, conn, old_hash if resumed else None, new_hash)
+
+    async def _unwind(self, session: Session, conn: Connection, old_hash: str | None,
+                      new_hash: str) -> None:
+        """A HELLO took ``session`` and its client got no WELCOME.  A new session
+        (``old_hash`` None) ends: nobody knows its id or token.  A resumed one is its client's
+        again, with the token the client still holds (``old_hash``), here and in the broker,
+        waiting for the client's next try (§8.4; a draining hub keeps it for that, and hands
+        it over to the node the client comes back on)."""
+        if session.ended or session.conn is not None \
+                or self._sessions.get(session.client_id) is not session:
+            return
+        if old_hash is None:
             session.last_conn = session.last_conn or conn
             self._end(session, "going_away")
+            return
+        self._set_token(session, old_hash)
+        try:
+            await self.broker.put_token(old_hash, session.client_id,
+                                        TOKEN_TTL_S + self.limits.resume_window_s)
+            if new_hash:
+                await self.broker.take_token(new_hash)
+        except BrokerUnavailable:
+            # Its resume on this node still works (the token is in _tokens); on another node
+            # it gets resumed: false, which says so.
+            _log.warning("push: the broker is unavailable; session %s can resume only on this "
+                         "node", session.client_id)
+        if session.conn is None and not session.ended and not session.moving \
+                and session.expiry is None:
+            self._wait_for_resume(session)
 
-    async def _resume(self, identity: Any, token: str, last_seq: int) -> Session | None:
-        """§8.4: the session ``token`` opens, ready to attach here, or None (a new session).
-        The old connection, if still open, is closed with CLOSE ``replaced``."""
-        token_hash = hashlib.sha256(token.encode()).hexdigest()
-        client_id = await self.broker.take_token(token_hash)
-        if client_id is None:
-            return None
-        session = self._sessions.get(client_id)
+    async def _resume(self, identity: Any, token_hash: str, last_seq: int) -> Session | None:
+        """§8.4: the session the token (its SHA-256 ``token_hash``) opens, ready to attach
+        here, or None (a new session).  The old connection, if still open, is closed with
+        CLOSE ``replaced``.
+
+        The node holding the session decides first, by its own token index: a resume landing
+        there works whatever the broker remembers (a Redis that lost its data knows no token).
+        Elsewhere the broker's directory names the session (``take_token``: single use) and
+        ``locate`` its node, which hands it over (``Router.handover``)."""
+        session = self._tokens.get(token_hash)
         if session is not None:
-            if session.token_hash != token_hash or session.ended or session.moving:
+            if session.ended or session.moving or identity != session.identity \
+                    or last_seq > session.next_seq - 1:
+                # Not this client's to resume (a stolen token resumes nothing, §6.6), or
+                # resuming elsewhere: the token stays with its session.
                 return None
-            if identity != session.identity or last_seq > session.next_seq - 1:
-                # Not this client's to resume (a stolen token resumes nothing, §6.6): the
-                # token stays with its session.
-                await self.broker.put_token(token_hash, client_id, TOKEN_TTL_S)
-                return None
-            if session.conn is not None:
-                session.conn.close("replaced", "the session was resumed on another connection")
-            # Taken for this HELLO: its window stops running (the caller attaches or ends it).
+            # Taken for this HELLO, before any await: a second HELLO with the same token
+            # finds nothing.  The caller attaches it or puts the token back (_unwind).
+            self._set_token(session, "")
             if session.expiry is not None:
                 session.expiry.cancel()
                 session.expiry = None
+            try:
+                # Single use everywhere (§6.5).  An entry the broker keeps opens nothing: it
+                # names this node, where the session no longer has that token.
+                await self.broker.take_token(token_hash)
+            except BrokerUnavailable:
+                pass
+            except BaseException:
+                self._set_token(session, token_hash)
+                if session.conn is None and not session.ended:
+                    self._wait_for_resume(session)
+                raise
+            if session.ended:
+                return None
+            if session.conn is not None:
+                session.conn.close("replaced", "the session was resumed on another connection")
             return session
+        client_id = await self.broker.take_token(token_hash)
+        if client_id is None or client_id in self._sessions:
+            # Unknown, expired, or a token this node's session no longer has.
+            return None
         node = await self.broker.locate(client_id)
         if node is None or node == self.node_id:
             return None
         return await self._router.handover(node, client_id, token_hash, identity, last_seq)
+
+    def _set_token(self, session: Session, token_hash: str) -> None:
+        """The session's current token from now on (``""``: none, taken by a HELLO)."""
+        old = session.token_hash
+        if old and self._tokens.get(old) is session:
+            del self._tokens[old]
+        session.token_hash = token_hash
+        if token_hash:
+            self._tokens[token_hash] = session
 
     def _attach(self, session: Session, conn: Connection) -> None:
         if session.expiry is not None:
@@ -678,6 +822,9 @@ class Hub:
             del self._sessions[session.client_id]
             if not self._sessions and self._sessions_gone is not None:
                 self._sessions_gone.set()
+        # Its token stays on the session: _ended takes it out of the broker's directory.
+        if session.token_hash and self._tokens.get(session.token_hash) is session:
+            del self._tokens[session.token_hash]
         session.fail_waiters()
         for group in self.groups.drop(session):
             self._spawn(self.groups.sync(group))

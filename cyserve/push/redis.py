@@ -208,10 +208,12 @@ class RedisBroker:
     each waits, before ``BrokerUnavailable``.  ``retain_s``: a channel's counter and history
     expire this long after its last publish.
 
-    One broker per hub and process; its ``node_id`` is random per start (with the host name and
-    pid, for logs).  ``start`` connects (``BrokerUnavailable`` if Redis cannot be reached within
-    ``publish_timeout_s``); ``close`` sends what is queued (within ``publish_timeout_s``),
-    releases what this node claimed, and stops every task it started.
+    One broker per hub and process; its ``node_id`` is drawn by ``start`` (the host name, the
+    pid of the process that started it, for logs, and random bytes), so that a broker built
+    before the workers of ``App.run(workers=...)`` fork gives each worker a node of its own;
+    it is ``""`` before.  ``start`` connects (``BrokerUnavailable`` if Redis cannot be reached
+    within ``publish_timeout_s``); ``close`` sends what is queued (within
+    ``publish_timeout_s``), releases what this node claimed, and stops every task it started.
     """
 
     def __init__(self, url: str, *, prefix: str = "cyserve:push:", history: int = 10_000,
@@ -238,14 +240,17 @@ class RedisBroker:
         self.publish_timeout_s = publish_timeout_s
         self.reconnect_max_s = reconnect_max_s
         self.retain_s = retain_s
-        self._node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(6)}"
+        self._node_id = ""
         self._connection_kwargs: dict[str, Any] = dict(parse_url(url))
         self._redis: aioredis.Redis | None = None
         self._publisher: _Publisher | None = None
         self._subscriber: _Subscriber | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._claimed: set[str] = set()
+        self._on_reset: Callable[[], None] | None = None
         self._started = False
+        # start() went through: there is something of this node's in Redis to release.
+        self._up = False
         self._closed = False
 
     def __repr__(self) -> str:
@@ -263,14 +268,20 @@ class RedisBroker:
         return None if self._closed else self._redis
 
     async def start(self, on_message: Callable[[str, bytes], None],
-                    on_lost: Callable[[str, int], None]) -> None:
-        await _in_task(self._start(on_message, on_lost))
+                    on_lost: Callable[[str, int], None],
+                    on_reset: Callable[[], None] | None = None) -> None:
+        await _in_task(self._start(on_message, on_lost, on_reset))
 
     async def _start(self, on_message: Callable[[str, bytes], None],
-                     on_lost: Callable[[str, int], None]) -> None:
+                     on_lost: Callable[[str, int], None],
+                     on_reset: Callable[[], None] | None) -> None:
         if self._started:
             raise RuntimeError("RedisBroker.start() was called twice")
         self._started = True
+        # Drawn here, not when the broker was built: the workers a supervisor forks after
+        # building the app share everything built before the fork.
+        self._node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(6)}"
+        self._on_reset = on_reset
         self._redis = aioredis.Redis(
             **self._connection_kwargs, socket_timeout=self.publish_timeout_s,
             socket_connect_timeout=self.publish_timeout_s,
@@ -286,6 +297,7 @@ class RedisBroker:
             raise
         self._publisher.start()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_presence())
+        self._up = True
 
     async def close(self) -> None:
         if self._closed:
@@ -302,13 +314,15 @@ class RedisBroker:
         if self._subscriber is not None:
             await self._subscriber.close()
         if self._redis is not None:
-            try:
-                async with asyncio.timeout(self.publish_timeout_s):
-                    await self._release_all()
-            except _FAILURES as exc:
-                # The presence entries expire by themselves within presence_ttl_s.
-                log.warning("push broker %s: could not release its clients in Redis on close: %s",
-                            self._node_id, _describe(exc))
+            if self._up:
+                # (A broker whose start failed has nothing of its own in Redis to release.)
+                try:
+                    async with asyncio.timeout(self.publish_timeout_s):
+                        await self._release_all()
+                except _FAILURES as exc:
+                    # The presence entries expire by themselves within presence_ttl_s.
+                    log.warning("push broker %s: could not release its clients in Redis on "
+                                "close: %s", self._node_id, _describe(exc))
             await self._redis.aclose()
 
     async def _release_all(self) -> None:

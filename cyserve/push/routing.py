@@ -149,7 +149,9 @@ class Router:
            groups) and forgets it.  What this node received meanwhile and the history lacks
            (by message id) follows the history, so nothing published during the move is lost
            or doubled.
-        A node that does not answer in time: None (``resumed: false``, never a silent loss)."""
+        A node that does not answer in time: None (``resumed: false``, never a silent loss),
+        and the token (taken by the caller) goes back to the directory: the node may only have
+        been slow, and the client's next try finds the session there."""
         hub = self._hub
         try:
             packed_identity = pack(identity)
@@ -160,7 +162,10 @@ class Router:
         reply = await self.request(node, "move", [client_id.encode(), token_hash.encode(),
                                                   packed_identity, b"%d" % last_seq],
                                    hub.route_timeout_s)
+        if reply is None:
+            await self._give_back(token_hash, client_id)
         if not reply or reply[0] != b"ok":
+            # "no": the old node judged the token (it put it back itself when it stays good).
             return None
         incoming = Incoming({name.decode() for name in reply[1:]})
         self.incoming[client_id] = incoming
@@ -174,6 +179,10 @@ class Router:
             reply = await self.request(node, "take", [client_id.encode()], hub.route_timeout_s)
             if reply and reply[0] == b"ok" and len(reply) == 2:
                 session = self._install(reply[1], identity, incoming)
+            elif reply is None:
+                # The old node keeps the session (it waits for a resume again after
+                # 2 * route_timeout_s) unless it gave it and the reply was lost.
+                await self._give_back(token_hash, client_id)
         finally:
             del self.incoming[client_id]
             for group in held:
@@ -194,6 +203,13 @@ class Router:
             hub._end(session, "going_away")
             raise
         return session
+
+    async def _give_back(self, token_hash: str, client_id: str) -> None:
+        try:
+            await self._hub.broker.put_token(token_hash, client_id, TOKEN_TTL_S)
+        except BrokerUnavailable:
+            _log.warning("push: could not put back the resume token of %s (the broker is "
+                         "unavailable)", client_id)
 
     def _install(self, data: bytes, identity: Any, incoming: Incoming) -> Session | None:
         """The session a ``take`` reply carries, now this node's; then what this node received

@@ -196,7 +196,7 @@ class Session:
 
     __slots__ = ("client_id", "identity", "token_hash", "groups", "next_seq", "acked",
                  "history", "hist_first", "hist_bytes", "conn", "last_conn", "waiters",
-                 "expiry", "moving", "ended")
+                 "expiry", "moving", "ended", "lost_mark")
 
     def __init__(self, client_id: str, identity: Any) -> None:
         self.client_id = client_id
@@ -218,6 +218,9 @@ class Session:
         #: Being handed over to another node (§8.4): its pushes still go to the history here.
         self.moving = False
         self.ended = False
+        #: ``next_seq`` just after its latest GAP for an unknown number of lost pushes (0:
+        #: none): while nothing follows that GAP, another such loss has nothing to add.
+        self.lost_mark = 0
 
     def record(self, entry: Message | Gap, max_count: int, max_bytes: int) -> int:
         """Give ``entry`` the next number(s) and keep it in the history; its (first) number."""

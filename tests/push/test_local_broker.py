@@ -1,7 +1,7 @@
 """``LocalBroker`` and ``LocalBus`` (``cyserve.push.broker``) against the ``Broker`` contract:
 delivery to subscribed nodes only, its own publishes included, in publish order; the presence,
 group and token directories; a closed node forgotten; a failing node does not keep a message
-from the others.  On both loops (the broker is async, like every broker).
+from the others; a node id drawn per start.  On both loops (the broker is async, like every broker).
 """
 from __future__ import annotations
 
@@ -34,10 +34,25 @@ async def nodes(count: int) -> list[Node]:
     return [await Node(LocalBroker(bus)).start() for _ in range(count)]
 
 
-def test_a_local_broker_is_a_broker(run: Any) -> None:
+def test_a_local_broker_is_a_broker_with_a_node_id_per_start(run: Any) -> None:
     async def main() -> None:
         broker: Broker = LocalBroker()
-        assert len(broker.node_id) == 16 and broker.node_id != LocalBroker().node_id
+        assert broker.node_id == ""     # drawn by start (Broker.node_id)
+        a, other = await Node(LocalBroker()).start(), await Node(LocalBroker()).start()
+        first = a.broker.node_id
+        assert len(first) == 16 and first != other.broker.node_id
+        with pytest.raises(RuntimeError):
+            await a.start()
+        # Started again: a new node, as a restarted process would be.
+        await a.broker.close()
+        await a.start()
+        assert len(a.broker.node_id) == 16 and a.broker.node_id != first
+        await a.broker.publish("n:" + a.broker.node_id, b"mine")
+        assert a.received == [("n:" + a.broker.node_id, b"mine")]
+        await a.broker.publish("n:" + first, b"the old node's")
+        assert len(a.received) == 1
+        for node in (a, other):
+            await node.broker.close()
     run(main)
 
 
