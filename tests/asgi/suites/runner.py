@@ -75,7 +75,7 @@ def run_suite(suite: Suite, *, env: dict[str, str] | None = None) -> SuiteResult
         root = sdist.fetch(suite.project, suite.version)
     except sdist.Unavailable as exc:
         pytest.skip(f"{suite.project} {suite.version} test suite unavailable: {exc}")
-    differences = load_differences(str(suite.differences))
+    differences = load_differences(str(suite.differences), (env or {}).get("CYSERVE_SUITE_LOOP", "uvloop"))
     with tempfile.TemporaryDirectory(prefix="suite-") as work:
         results_path = pathlib.Path(work) / "results.json"
         command = [sys.executable, "-m", "pytest", "-p", "realsocket.report", "-p", suite.plugin,

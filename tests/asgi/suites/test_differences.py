@@ -32,6 +32,7 @@ def test_each_difference_is_well_formed_and_lists_each_test_once(path: pathlib.P
     seen: dict[str, str] = {}
     for difference in differences:
         assert difference.kind in _KINDS, (difference.id, difference.kind)
+        assert difference.loops and set(difference.loops) <= {"uvloop", "asyncio"}, difference.id
         assert len(difference.reason) >= 60, f"{difference.id}: a reason says why, in a sentence or more"
         assert difference.tests, difference.id
         for test in difference.tests:

@@ -26,11 +26,12 @@ UVICORN = Suite(
 )
 
 
-def test_uvicorn_websocket_and_lifespan_suites_pass_against_the_adapter() -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_uvicorn_websocket_and_lifespan_suites_pass_against_the_adapter(loop: str) -> None:
     if not _VERSION.startswith("0.55."):
         pytest.skip(f"the differences were reviewed against uvicorn 0.55.*, not {_VERSION}")
-    result = run_suite(UVICORN)
-    summary = result.summary(f"uvicorn {_VERSION} WebSocket and lifespan tests on cyserve")
+    result = run_suite(UVICORN, env={"CYSERVE_SUITE_LOOP": loop})
+    summary = result.summary(f"uvicorn {_VERSION} WebSocket and lifespan tests on cyserve ({loop})")
     print(summary)
     assert not result.unexpected and not result.stale, summary
     assert result.counts["passed"] >= 60, summary

@@ -32,6 +32,7 @@ class Difference:
     reason: str
     tests: tuple[str, ...]
     run: bool = True
+    loops: tuple[str, ...] = ("uvloop", "asyncio")  # the runs (CYSERVE_SUITE_LOOP) it holds for
 
     def matches(self, nodeid: str) -> bool:
         return any(_matches(test, nodeid) for test in self.tests)
@@ -45,12 +46,15 @@ def _matches(entry: str, nodeid: str) -> bool:
     return nodeid == entry or nodeid.startswith(entry + "[")
 
 
-def load_differences(path: str) -> list[Difference]:
+def load_differences(path: str, loop: str | None = None) -> list[Difference]:
+    """The entries of a list; with ``loop``, only those that hold on that loop."""
     with open(path, "rb") as f:
         data = tomllib.load(f)
-    return [Difference(id=entry["id"], kind=entry["kind"], reason=" ".join(entry["reason"].split()),
-                       tests=tuple(entry["tests"]), run=entry.get("run", True))
-            for entry in data.get("difference", [])]
+    differences = [Difference(id=entry["id"], kind=entry["kind"], reason=" ".join(entry["reason"].split()),
+                              tests=tuple(entry["tests"]), run=entry.get("run", True),
+                              loops=tuple(entry.get("loops", ("uvloop", "asyncio"))))
+                   for entry in data.get("difference", [])]
+    return [d for d in differences if loop is None or loop in d.loops]
 
 
 class SuiteTimeout(Exception):
@@ -92,7 +96,7 @@ _results = _Results()
 def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("CYSERVE_SUITE_DIFFERENCES")
     if path:
-        _results.differences = load_differences(path)
+        _results.differences = load_differences(path, os.environ.get("CYSERVE_SUITE_LOOP", "uvloop"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -39,7 +39,7 @@ from cyserve.asgi.lifespan import Lifespan
 from cyserve.config import Timeouts, WebSocketLimits
 from cyserve.errors import StartupError
 
-from .server import AppUnderTest
+from .server import AppUnderTest, loop_name
 
 __all__ = ["ServerFacade", "run_server", "CyserveLifespanOn", "CyserveLifespanOff"]
 
@@ -183,6 +183,13 @@ def pytest_configure(config: pytest.Config) -> None:
     import tests.utils  # uvicorn's, from the unpacked sdist (the subprocess's working directory)
 
     tests.utils.run_server = run_server  # type: ignore[assignment]
+    # The tests (and so the server) run on anyio's asyncio backend, whose runner takes its loop
+    # from the policy: uvloop's when the suite runs on uvloop (their conftest fixes the backend
+    # to plain "asyncio", leaving no option to ask for it).
+    if loop_name() == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
