@@ -14,6 +14,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -94,7 +95,6 @@ def run_suite(suite: Suite, *, env: dict[str, str] | None = None) -> SuiteResult
             "CYSERVE_SUITE_TEST_TIMEOUT_S": str(suite.test_timeout_s),
             "PYTHONDONTWRITEBYTECODE": "1",
         })
-        import time
         started = time.monotonic()
         try:
             done = subprocess.run(command, cwd=root, env=child_env, capture_output=True, text=True,
