@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def started(server: str, loop: str, log_dir: Path) -> Iterator[tuple[int, Path]]
             except subprocess.TimeoutExpired:
                 pass
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -383,9 +384,12 @@ async def _servers(loop: str, log_dir: Path) -> AsyncIterator[dict[str, int]]:
 
 
 async def _first_answer(port: int) -> list[Answer]:
+    """``GET /``, waiting up to START_TIMEOUT_S: the request sits in the listener's backlog until
+    the server has imported the app and run its lifespan startup."""
     client = await RawClient.open(port)
     try:
-        reply = await client.request("GET", "/")
+        await client.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = await client.response("GET", timeout_s=START_TIMEOUT_S)
         return [comparable("first", reply)]
     finally:
         await client.close()
