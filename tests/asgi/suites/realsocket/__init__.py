@@ -1,5 +1,6 @@
-"""What the suites' subprocess imports: the real-socket TestClient, the served-app thread, and
-the pytest plugins that point Starlette's and uvicorn's tests at a real cyserve server.
+"""The suites' harness: the real-socket TestClient (``client``), the served-app thread
+(``server``), and the pytest plugins that point Starlette's and uvicorn's tests at a real cyserve
+server (``starlette_plugin``, ``uvicorn_plugin``, ``report``).
 
-This package is put on the subprocess's ``PYTHONPATH`` by ``tests/asgi/suites/runner.py``;
-nothing in the cyserve test run imports it directly except the runner's own checks."""
+The runner puts ``tests/asgi/suites`` on the subprocess's ``PYTHONPATH`` so the plugins load as
+``realsocket.*``; ``test_realsocket.py`` imports the client directly to test it."""
