@@ -241,7 +241,7 @@ async def upload(file: Annotated[UploadFile, File()], note: Annotated[str, Form(
 
 @app.get("/audit")
 async def audit(audit: Annotated[AuditLog, Depends(audit_log)],
-                min_entries: Annotated[int, Query(ge=0, le=1000)] = 0) -> dict[str, Any]:
+                min_entries: Annotated[int, Query(ge=0, le=1000)] = 0) -> JSONResponse:
     """The audit log once it holds ``min_entries`` entries (waiting up to 5 s): entries written
     after a response went out (background tasks, a ``yield`` dependency's exit) are then
     reliably there."""
@@ -249,7 +249,7 @@ async def audit(audit: Annotated[AuditLog, Depends(audit_log)],
         await audit.wait_for(min_entries, timeout_s=5.0)
     except TimeoutError:
         return JSONResponse({"detail": "timed out", "entries": audit.entries}, status_code=504)
-    return {"entries": audit.entries}
+    return JSONResponse({"entries": audit.entries})
 
 
 # ----------------------------------------------------------------- WebSocket
