@@ -28,7 +28,6 @@ __all__ = ["ASGI_VERSION", "LIFESPAN_VERSION", "trailers_offered", "websocket_sc
 #: The ``asgi`` entry of the lifespan scope.
 LIFESPAN_VERSION: dict[str, str] = {"version": "3.0", "spec_version": "2.0"}
 
-_WEBSOCKET_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
 
 
 def websocket_scope(entry: ASGIEntry, conn: Any, head: Any, subprotocols: list[str]) -> dict[str, Any]:
@@ -40,5 +39,5 @@ def websocket_scope(entry: ASGIEntry, conn: Any, head: Any, subprotocols: list[s
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     scope["subprotocols"] = subprotocols
-    scope["extensions"] = _WEBSOCKET_EXTENSIONS
+    scope["extensions"] = {"websocket.http.response": {}}  # the scope's own: apps may change it
     return scope

@@ -29,10 +29,6 @@ cdef object _CancelledError = asyncio.CancelledError
 #: The ``asgi`` entry of every HTTP and WebSocket scope (one shared dict: apps read it).
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 cdef dict _ASGI = ASGI_VERSION
-# Shared extension dicts (apps read them); which one a scope got says whether the client reads
-# trailers (``trailers_offered``).
-cdef dict _HTTP_EXTENSIONS = {"http.response.pathsend": {}}
-cdef dict _TRAILER_EXTENSIONS = {"http.response.pathsend": {}, "http.response.trailers": {}}
 cdef str _HTTP11 = "1.1"
 cdef str _HTTP10 = "1.0"
 cdef str _HTTP = "http"
@@ -41,7 +37,7 @@ cdef str _HTTPS = "https"
 
 def trailers_offered(dict scope) -> bool:
     """The scope was made for a client that reads trailers (its extensions say so)."""
-    return scope["extensions"] is _TRAILER_EXTENSIONS
+    return "http.response.trailers" in scope["extensions"]
 
 
 cdef inline object _address(object name):
@@ -107,7 +103,7 @@ cdef class ASGIEntry:
             "type": "http", "asgi": _ASGI, "http_version": _HTTP11, "method": None,
             "scheme": _HTTP, "path": None, "raw_path": None, "query_string": None,
             "root_path": root_path, "headers": None, "client": None, "server": None,
-            "state": None, "extensions": _HTTP_EXTENSIONS,
+            "state": None, "extensions": None,
         }
 
     cpdef dict http_scope(self, object conn, Head head):
@@ -147,8 +143,12 @@ cdef class ASGIEntry:
         scope["client"] = client
         scope["server"] = _address(stream.sockname)
         scope["state"] = PyDict_Copy(self.state)
+        # A fresh extensions dict per scope: an app may change its own scope (Starlette's
+        # request.send_push_promise looks for "http.response.push" there), never the next one's.
         if offers_trailers(head):
-            scope["extensions"] = _TRAILER_EXTENSIONS
+            scope["extensions"] = {"http.response.pathsend": {}, "http.response.trailers": {}}
+        else:
+            scope["extensions"] = {"http.response.pathsend": {}}
         return scope
 
     async def handle(self, ServerRole conn, Head head, body):
