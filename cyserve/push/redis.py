@@ -26,8 +26,11 @@ Guarantees (the ``Broker`` contract of ``cyserve/push/broker.py``):
   order), across pub/sub disconnects, server restarts and freezes;
 - ``on_lost(channel, count)`` in place of messages this node can no longer get: ``count`` exact
   when the stream was trimmed past them (more than ``history`` published while this node was cut
-  off), 0 when Redis itself lost its data (a restart without persistence, a flush: what was
-  published before it and not yet received cannot be counted);
+  off), 0 when Redis itself lost its data while this node was cut off (a restart without
+  persistence, a flush: what was published before it and not yet received cannot be counted),
+  and nothing when it can be shown that nothing was missed (``_Subscriber``: what is provable);
+- ``on_reset()`` when Redis lost this node's directory entries (its data set, or presence keys
+  that expired while this node could not refresh them): the hub writes them again;
 - ``publish`` returns once Redis ran the script.  While Redis is unreachable it waits, at most
   ``publish_timeout_s``, with at most ``publish_buffer`` messages waiting, and raises
   ``BrokerUnavailable`` past either bound (saying which, and why Redis is unreachable); an
@@ -101,13 +104,16 @@ return #KEYS / 2
 _PUBLISH_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()
 
 # KEYS: presence keys; ARGV[1] node id, ARGV[2] TTL (ms).  Set again (a restarted Redis lost
-# them) unless another node holds the client now (a resume handed it over).
+# them) unless another node holds the client now (a resume handed it over).  Returns how many
+# were missing: Redis forgot them (lost its data, or they expired while this node was cut off).
 _REFRESH = """\
+local missing = 0
 for _, key in ipairs(KEYS) do
   local holder = redis.call('GET', key)
+  if holder == false then missing = missing + 1 end
   if holder == false or holder == ARGV[1] then redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end
 end
-return 0
+return missing
 """
 
 # KEYS: presence keys; ARGV[1] node id.  Deleted only where this node is still the holder.
@@ -434,25 +440,51 @@ class RedisBroker:
     async def _refresh_presence(self) -> None:
         """Every third of ``presence_ttl_s``: one pipeline setting every claimed id's TTL again
         (and its key, if Redis lost it), so the directory forgets a node within the TTL of its
-        death and never while it lives."""
+        death and never while it lives.  The same round trip reads Redis's epoch: a Redis that
+        lost its data (a flush) while this node stayed connected is found out here
+        (``_Subscriber.check_epoch``).  Either loss is reported with ``on_reset``."""
         period_s = self.presence_ttl_s / 3
         ttl_ms = str(int(self.presence_ttl_s * 1000))
+        epoch_key = self.prefix + "epoch"
         while True:
             await asyncio.sleep(period_s)
             claimed = sorted(self._claimed)
-            if not claimed or self._redis is None:
+            subscriber = self._subscriber
+            if self._redis is None or subscriber is None:
                 continue
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(epoch_key, secrets.token_hex(8), nx=True)
+                    pipe.get(epoch_key)
                     for i in range(0, len(claimed), _SCRIPT_KEYS):
                         keys = [self._presence_key(c) for c in claimed[i:i + _SCRIPT_KEYS]]
                         pipe.eval(_REFRESH, len(keys), *keys, self._node_id, ttl_ms)
-                    await pipe.execute()
+                    _, epoch, *missing = await pipe.execute()
             except _FAILURES as exc:
                 # Redis is unreachable: the pub/sub connection logs that; the next period
                 # tries again (and sets the keys afresh if Redis lost them meanwhile).
                 log.debug("push broker %s: presence refresh failed: %s", self._node_id,
                           _describe(exc))
+                continue
+            # (None: flushed between the two commands; the next period reads it.)
+            lost = epoch is not None and await subscriber.check_epoch(bytes(epoch))
+            count = sum(int(n) for n in missing)
+            if count and not lost:
+                log.warning("push broker %s: Redis had forgotten %d of this node's %d clients; "
+                            "its directory entries are written again", self._node_id, count,
+                            len(claimed))
+            if lost or count:
+                self._reset()
+
+    def _reset(self) -> None:
+        """Tell the hub its directory entries are gone (``on_reset``)."""
+        on_reset = self._on_reset
+        if on_reset is None:
+            return
+        try:
+            on_reset()
+        except Exception:
+            log.exception("push broker %s: on_reset failed", self._node_id)
 
     # ------------------------------------------------------------------ connections
     def _connection(self, role: str) -> AbstractConnection:
@@ -793,11 +825,38 @@ class _Subscriber:
     (``_conn`` set, messages dispatched as read) -> connecting, until ``close``.  Invariant: a
     channel's messages reach ``on_message`` in counter order, each once; a live message whose
     number is past ``last + 1`` waits until the stream gave the ones before it.
+
+    What a loss report can rest on (docs/push-protocol.md §8.3: a GAP announces pushes that
+    will never come, so ``on_lost`` is called when messages may be missing, and only then):
+
+    - PING/PONG: Redis answers a PING on this connection after writing every message it
+      published before, and the reader handles replies in order, so when it handles the PONG
+      of a PING sent at ``S`` every message published before ``S`` was delivered (or reported
+      with its exact count).  ``_synced_at`` is the latest such ``S``; a PING goes out every
+      ``health_check_s``.
+    - The epoch (a random value under ``<prefix>epoch``, set when missing): another value means
+      Redis lost its data set (a restart without persistence, FLUSHALL/FLUSHDB) since it was
+      read.  Lost while this connection was up and caught up (``_caught_up``), and shown still
+      up after by a PONG: nothing was missed (one pub/sub connection delivers every message in
+      order; the counters started again and delivery went on with them): no report, only the
+      directories (``on_reset``).  Lost while this node was cut off: whatever was published
+      between its last sync and the loss is gone with the data set and cannot be counted, nor
+      shown to be nothing (a counter gone with the data set says nothing about what it had
+      reached): ``on_lost(channel, 0)`` for every channel, and ``on_reset``.
+    - A counter below the last number delivered, the epoch unchanged: the channel's keys
+      expired, ``retain_s`` after its last publish (the script sets both expiries at each
+      publish), so that publish is at least ``retain_s`` old (Redis's clock, with a margin for
+      the two clocks).  If this node synced more recently than that, it had every message of
+      the expired run: nothing to report.  Otherwise ``on_lost(channel, 0)``.
+    - Away longer than ``retain_s``: a counter may have expired and started again, and grown
+      past the last number delivered, which nothing in Redis can tell apart from a counter
+      that went on: ``on_lost(channel, 0)`` for every channel.
     """
 
     __slots__ = ("_broker", "_on_message", "_on_lost", "_channels", "_by_wire", "_conn",
                  "_generation", "_task", "_ready", "_waiters", "_rx", "_dead", "_down_since",
-                 "_cause", "_epoch", "_ever_up", "_recovered", "_lost_count")
+                 "_cause", "_epoch", "_ever_up", "_recovered", "_lost_count", "_pongs",
+                 "_synced_at", "_caught_up")
 
     def __init__(self, broker: RedisBroker, on_message: Callable[[str, bytes], None],
                  on_lost: Callable[[str, int], None]) -> None:
@@ -819,6 +878,13 @@ class _Subscriber:
         self._ever_up = False
         self._recovered = 0
         self._lost_count = 0
+        # One entry per PING sent on the current connection, in order: its send time, and
+        # what waits for its PONG (check_epoch), if anything.
+        self._pongs: collections.deque[tuple[float, asyncio.Future[bool] | None]] = \
+            collections.deque()
+        self._synced_at: float | None = None
+        # The connection (generation) whose _resume completed: caught up, its epoch checked.
+        self._caught_up = -1
 
     def add(self, channel: str, last: int | None) -> _Channel:
         state = _Channel(channel, self._broker.prefix)
@@ -910,6 +976,7 @@ class _Subscriber:
                 self._rx = loop.time()
                 self._generation += 1
                 stash, resubscribed = await self._resume(conn, loop)
+                self._caught_up = self._generation
                 self._conn = conn
                 attempt = 0
                 health = loop.create_task(self._check_health(conn))
@@ -937,6 +1004,7 @@ class _Subscriber:
                     await asyncio.gather(health, return_exceptions=True)
                 await conn.disconnect(nowait=True)
                 self._release_waiters()
+                self._release_pongs()
             if self._down_since is None:
                 self._down_since = loop.time()
                 self._recovered = self._lost_count = 0
@@ -963,8 +1031,15 @@ class _Subscriber:
         # A new epoch: Redis restarted without its data (or was flushed), every counter starts
         # again.  Away longer than retain_s: counters may have expired and started again.  In
         # both cases what was published before and not yet received cannot be counted.
-        forgotten = (self._epoch is not None and epoch != self._epoch) or away_s > broker.retain_s
+        flushed = self._epoch is not None and epoch != self._epoch
+        forgotten = flushed or away_s > broker.retain_s
         self._epoch = epoch
+        if flushed:
+            log.warning("push broker %s: Redis at %s lost its data (restarted without "
+                        "persistence, or flushed) while this node was cut off: what was "
+                        "published meanwhile cannot be counted; the directories are written "
+                        "again", broker.node_id, broker.safe_url)
+            broker._reset()
         if forgotten:
             for state in list(self._channels.values()):
                 self._report_lost(state, 0)
@@ -1000,6 +1075,10 @@ class _Subscriber:
         for state in states:
             if self._channels.get(state.name) is state and state.last is not None:
                 self._recovered += await self._replay(state, None)
+        # A loss of the data set during all this would be taken for one while connected
+        # (check_epoch): found out now, it is treated as what it is, one while cut off.
+        if await redis.get(epoch_key) != epoch:
+            raise ConnectionError("Redis lost its data while this node subscribed again")
         return stash, len(states)
 
     async def _catch_up(self, conn: AbstractConnection) -> None:
@@ -1032,6 +1111,8 @@ class _Subscriber:
                         self._malformed(state)
                         continue
                     await self._message(state, payload)
+            elif reply[0] == b"pong":
+                self._ponged()
             elif reply[0] == b"subscribe":
                 self._confirmed(reply[1])
 
@@ -1047,8 +1128,9 @@ class _Subscriber:
                     "(no counter)", self._broker.node_id, state.wire.decode(errors="replace"))
 
     async def _check_health(self, conn: AbstractConnection) -> None:
-        """PING a connection silent for ``health_check_s``; drop one silent for three periods
-        (Redis frozen or unreachable: the kernel may keep the socket open for minutes)."""
+        """PING every ``health_check_s`` (a busy connection too: each PONG is a sync point,
+        ``_synced_at``); drop a connection silent for three periods (Redis frozen or
+        unreachable: the kernel may keep the socket open for minutes)."""
         period_s = self._broker.health_check_s
         loop = asyncio.get_running_loop()
         while True:
@@ -1058,11 +1140,57 @@ class _Subscriber:
                 self._dead = f"no answer to health-check PINGs for {silent_s:.1f} s"
                 await conn.disconnect(nowait=True)
                 return
-            if silent_s >= period_s * 0.9:
-                try:
-                    await conn.send_packed_command(_PING, check_health=False)
-                except _FAILURES:
-                    return  # the reader sees the broken connection too
+            try:
+                await self._ping(conn, None)
+            except _FAILURES:
+                return  # the reader sees the broken connection too
+
+    async def _ping(self, conn: AbstractConnection, waiter: asyncio.Future[bool] | None) -> None:
+        # Noted before it is written: PONGs come back in the order PINGs were written.
+        self._pongs.append((asyncio.get_running_loop().time(), waiter))
+        await conn.send_packed_command(_PING, check_health=False)
+
+    def _ponged(self) -> None:
+        if not self._pongs:
+            return
+        sent, waiter = self._pongs.popleft()
+        self._synced_at = sent
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def _release_pongs(self) -> None:
+        pongs, self._pongs = self._pongs, collections.deque()
+        for _sent, waiter in pongs:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(False)
+
+    async def check_epoch(self, epoch: bytes) -> bool:
+        """The refresher read ``epoch`` in Redis.  True when it tells of a data loss that
+        happened while this connection was up and caught up, and so cost no message (see the
+        class docstring); the epoch is then taken as current.  False otherwise: no change, or
+        one the next connection's ``_resume`` finds and reports itself."""
+        if self._epoch is None or epoch == self._epoch:
+            return False
+        conn, generation = self._conn, self._generation
+        if conn is None or self._caught_up != generation:
+            return False
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        try:
+            await self._ping(conn, waiter)
+            async with asyncio.timeout(3 * self._broker.health_check_s):
+                up = await waiter
+        except (*_FAILURES, TimeoutError):
+            return False
+        # The PING was written after the new epoch was read, so after the loss: its PONG on the
+        # same connection shows the connection outlived it.
+        if not up or self._conn is not conn or self._generation != generation \
+                or self._epoch == epoch:
+            return False
+        self._epoch = epoch
+        log.warning("push broker %s: Redis at %s lost its data (flushed?) while this node stayed "
+                    "connected: no message was missed; the directories are written again",
+                    self._broker.node_id, self._broker.safe_url)
+        return True
 
     def _confirmed(self, wire: bytes) -> None:
         for waiter in self._waiters.pop(wire, ()):
@@ -1126,6 +1254,17 @@ class _Subscriber:
             log.exception("push broker %s: on_message failed for a message of %r",
                           self._broker.node_id, state.name)
 
+    def _synced_since_expiry(self) -> bool:
+        """Whether a run whose keys expired by now ended before this node's last sync (the
+        class docstring): its last publish is at least ``retain_s`` old (with a margin for the
+        clocks of this host and Redis's: 1 %, at least a second)."""
+        synced = self._synced_at
+        if synced is None:
+            return False
+        retain_s = self._broker.retain_s
+        margin_s = max(1.0, retain_s / 100)
+        return synced > asyncio.get_running_loop().time() - retain_s + margin_s
+
     def _report_lost(self, state: _Channel, count: int) -> None:
         self._lost_count += count
         try:
@@ -1149,15 +1288,17 @@ class _Subscriber:
                 pipe.xrange(state.stream_key, min=f"{start}-0",
                             max="+" if upto is None else f"{upto}-0", count=_RECOVER_COUNT)
                 pipe.get(state.counter_key)
-                entries, raw_counter = await pipe.execute()
+                pipe.get(self._broker.prefix + "epoch")
+                entries, raw_counter, epoch = await pipe.execute()
             if self._channels.get(state.name) is not state:
                 return read
             counter = int(raw_counter or 0)
             if counter < state.last:
-                # The counter started again while this node was away (it expired, retain_s
-                # after the channel's last publish, or was deleted): read the new run from
-                # its start; what came before it cannot be counted.
-                self._report_lost(state, 0)
+                # The counter started again: read the new run from its start.  What the old
+                # run held after state.last: nothing, if its keys expired after this node's
+                # last sync; else (or Redis lost its data) it cannot be counted.
+                if epoch != self._epoch or not self._synced_since_expiry():
+                    self._report_lost(state, 0)
                 state.last = 0
                 continue
             for entry_id, fields in entries:

@@ -211,6 +211,33 @@ def test_lost_broker_messages_become_a_gap_for_each_member(run: Any) -> None:
     run(main)
 
 
+def test_an_uncountable_loss_is_one_gap_per_member_whatever_the_channels(run: Any) -> None:
+    """A Redis that lost its data reports an unknown count for every channel (``all`` and each
+    group): a member of several gets one GAP of one number, not one per channel (it says all
+    there is to say: something may be missing here); a later loss after a push is told
+    again."""
+    async def main() -> None:
+        async with serving_hub(group_hub()) as served:
+            hub = served.hub
+            both = await member(served, "tcp-binary", "g", "h")
+            alone = await member(served, "ws-text")
+            for channel in ("all", "g:g", "g:h", "n:" + hub.node_id):
+                hub._on_lost(channel, 0)
+            await hub.publish("g", "after")
+            assert [(f.kind, f.id, f.payload) for f in await both.pushes(2)][0] == (KIND_GAP, 1, 1)
+            assert (await alone.recv()).kind == KIND_GAP
+            # both got a push since its GAP: told again; alone got nothing since: not again.
+            hub._on_lost("g:h", 0)
+            hub._on_lost("all", 0)
+            frames = await both.pushes(1)
+            assert [(f.kind, f.id, f.payload) for f in frames] == [(KIND_GAP, 3, 3)]
+            await nothing_more(both)
+            await nothing_more(alone)
+            for client in (both, alone):
+                await client.close()
+    run(main)
+
+
 # ---------------------------------------------------------------------- groups and the API
 def test_join_leave_members_and_online(run: Any) -> None:
     async def main() -> None:
@@ -326,6 +353,37 @@ def test_resume_after_a_dropped_connection_loses_and_repeats_nothing(
             assert await hub.members("room") == {client_id}
             assert client_value(again, await again.call("join", "other")) == ["other", "room"]
             await again.close()
+    run(main)
+
+
+def test_a_resume_on_the_node_holding_the_session_needs_nothing_from_the_broker(
+        run: Any) -> None:
+    """§8.4: the node holding the session decides a resume by its own token index, so a broker
+    that forgot every token (a Redis that lost its data) changes nothing there; the token is
+    still single use, and the new one works the same way."""
+    async def main() -> None:
+        async with serving_hub(group_hub()) as served:
+            hub = served.hub
+            bus = hub.broker.bus  # type: ignore[attr-defined]
+            client = await member(served, "tcp-binary", "room")
+            client_id, token = client.welcome["client_id"], client.welcome["resume_token"]
+            await client.abort()
+            await wait_until(lambda: hub._sessions[client_id].conn is None)
+            await hub.publish("room", 1)
+            bus.tokens.clear()
+            again = await served.session("ws-text", resume_token=token, last_seq=0)
+            assert (again.welcome["resumed"], again.welcome["client_id"]) == (True, client_id)
+            assert pushed(again, await again.pushes(1)) == [(1, "room", 1)]
+            reused = await served.session("tcp-json", resume_token=token, last_seq=0)
+            assert reused.welcome["resumed"] is False
+            await reused.close()
+            await again.abort()
+            await wait_until(lambda: hub._sessions[client_id].conn is None)
+            bus.tokens.clear()
+            back = await served.session("tcp-binary", resume_token=again.welcome["resume_token"],
+                                        last_seq=1)
+            assert (back.welcome["resumed"], back.welcome["next_seq"]) == (True, 2)
+            await back.close()
     run(main)
 
 

@@ -3,17 +3,22 @@ served on its own sockets of 127.0.0.1, on both loops: a publish reaches the mem
 node through one broker message; send, join, leave, online and disconnect reach a client
 wherever it is; a resume on the other node moves the session there (docs/push-protocol.md §8.4)
 with nothing lost or doubled, also for what is published during the move; an old node that is
-gone or silent means ``resumed: false``, never a silent loss.
+gone or silent means ``resumed: false``, never a silent loss; a resume called off midway (its
+node drains, its connection drops) puts the token back for the client's next try; a cancelled
+stop still drains; directories a broker lost are written again.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from cyserve._core.push.frames import FLAG_ACK_REQUESTED, KIND_ACK, KIND_CLOSE, KIND_REPLY
+from cyserve._core.push.frames import (
+    FLAG_ACK_REQUESTED, KIND_ACK, KIND_CLOSE, KIND_REFUSE, KIND_REPLY,
+)
 from cyserve.errors import PushClosed
 from cyserve.push.broker import LocalBroker, LocalBus
 from cyserve.push.hub import Hub
@@ -287,3 +292,145 @@ def test_a_draining_node_hands_its_sessions_to_where_their_clients_resume(run: A
             for client in (moved, resumed):
                 await client.close()
     run(main)
+
+
+@pytest.mark.parametrize("how", ["drain", "dropped"])
+def test_a_resume_called_off_midway_puts_the_token_back_for_the_next_try(
+        run: Any, how: str) -> None:
+    """A HELLO whose resume is under way when its node begins draining (or its connection
+    drops) has already taken the token and may be taking the session from the old node.  It
+    goes to its end, keeps the session on that node with the token the client still holds,
+    and only then is the client refused (REFUSE going_away): its next try, on any node,
+    resumes with nothing lost (a rolling restart, issue 11 part L)."""
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            gone: list[str] = []
+            for node in (a, b):
+                node.hub.on_disconnect(_recorder(gone))
+            first = await member(a, "tcp-binary", "room", credentials="jane")
+            client_id, token = first.welcome["client_id"], first.welcome["resume_token"]
+            await a.hub.publish("room", 1)
+            assert [f.id for f in await first.pushes(1)] == [1]
+            await first.abort()
+            await wait_until(lambda: a.hub._sessions[client_id].conn is None)
+            await a.hub.publish("room", 2)
+
+            # b's handover stops when it subscribes to the session's group.
+            broker_b: NodeBroker = b.hub.broker  # type: ignore[assignment]
+            reached, release = asyncio.Event(), asyncio.Event()
+
+            async def hold(channel: str) -> None:
+                if channel == "g:room":
+                    reached.set()
+                    await release.wait()
+
+            broker_b.before_subscribe = hold
+            second = await b.client("ws-binary")
+            hello = asyncio.ensure_future(second.hello("jane", resume_token=token, last_seq=1))
+            await asyncio.wait_for(reached.wait(), 5.0)
+            stopping = None
+            if how == "drain":
+                stopping = asyncio.ensure_future(b.hub.stop(5.0))
+                await asyncio.sleep(0.05)
+                # The refusal waits for the session and the token to be put back.
+                assert not hello.done()
+            else:
+                await second.abort()
+                hello.cancel()
+            release.set()
+            broker_b.before_subscribe = None
+            if stopping is not None:
+                refused = await asyncio.wait_for(hello, 5.0)
+                assert (refused.kind, refused.name) == (KIND_REFUSE, "going_away")
+            else:
+                await asyncio.gather(hello, return_exceptions=True)   # EOF: it dropped
+                # Nothing tells a dropped client when b is done: it comes back after a backoff.
+                await wait_until(lambda: b.hub._tokens.get(_hash(token)) is not None)
+            await second.close()
+            # The session is b's now (the old node gave it), waiting for its client.
+            assert client_id in b.hub._sessions and client_id not in a.hub._sessions
+            await a.hub.publish("room", 3)
+            third = await a.session("tcp-json", "jane", resume_token=token, last_seq=1)
+            assert (third.welcome["resumed"], third.welcome["client_id"],
+                    third.welcome["next_seq"]) == (True, client_id, 2)
+            assert pushed(third, await third.pushes(2)) == [(2, "room", 2), (3, "room", 3)]
+            await a.hub.publish("room", 4)
+            assert pushed(third, await third.pushes(1)) == [(4, "room", 4)]
+            await nothing_more(third)
+            if stopping is not None:
+                # Its last session moved: the drain ends well before its grace.
+                await asyncio.wait_for(stopping, 2.0)
+            assert gone == []
+            await third.close()
+    run(main)
+
+
+def test_a_stop_cancelled_while_it_drains_goes_on_and_a_second_stop_waits_for_it(
+        run: Any) -> None:
+    """An App cancels its drain task (hence the hub.stop it awaits) once the HTTP side is done;
+    the stop must still hand its sessions over, end the rest and close the broker, and the
+    App's second stop() must wait for that rather than return at once."""
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            gone: list[str] = []
+            a.hub.on_disconnect(_recorder(gone))
+            bus = b.hub.broker.bus  # type: ignore[attr-defined]
+            client = await member(a, "tcp-binary", "room", credentials="kim")
+            stopping = asyncio.ensure_future(a.hub.stop(5.0))
+            frames = await client.closed()
+            assert [(f.kind, f.name) for f in frames] == [(KIND_CLOSE, "going_away")]
+            await client.close()
+            stopping.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stopping
+            await asyncio.sleep(0.05)
+            assert "stopping" in repr(a.hub) and a.hub.node_id in bus.nodes
+            await b.hub.publish("room", 1)
+            moved = await b.session("ws-text", "kim", resume_token=client.welcome["resume_token"],
+                                    last_seq=0)
+            assert moved.welcome["resumed"] is True
+            assert pushed(moved, await moved.pushes(1)) == [(1, "room", 1)]
+            await asyncio.wait_for(a.hub.stop(0.0), 2.0)
+            assert "stopped" in repr(a.hub) and a.hub.node_id not in bus.nodes
+            assert gone == []
+            await moved.close()
+    run(main)
+
+
+def test_a_broker_that_lost_its_directories_gets_them_back(run: Any) -> None:
+    """``on_reset`` (what a RedisBroker says when Redis lost its data): each node writes what it
+    holds again, so members, routing and a resume on another node work at once, without the
+    clients joining again."""
+    async def main() -> None:
+        async with two_nodes() as (a, b):
+            bus = a.hub.broker.bus  # type: ignore[attr-defined]
+            on_a = await member(a, "tcp-binary", "room", "other", credentials="lou")
+            on_b = await member(b, "ws-text", "room", credentials="max")
+            ids = {on_a.welcome["client_id"], on_b.welcome["client_id"]}
+            for directory in (bus.presence, bus.groups, bus.tokens):
+                directory.clear()
+            assert await a.hub.members("room") == set()
+            a.hub._on_reset()
+            b.hub._on_reset()
+            await wait_until(lambda: len(bus.tokens) == 2)
+            assert await b.hub.members("room") == ids
+            assert await b.hub.members("other") == {on_a.welcome["client_id"]}
+            assert await b.hub.send(on_a.welcome["client_id"], "routed") is True
+            assert pushed(on_a, await on_a.pushes(1)) == [(1, "", "routed")]
+            await on_a.abort()
+            moved = await b.session("tcp-json", "lou", resume_token=on_a.welcome["resume_token"],
+                                    last_seq=1)
+            assert moved.welcome["resumed"] is True
+            for client in (moved, on_b):
+                await client.close()
+    run(main)
+
+
+def _recorder(gone: list[str]) -> Callable[[Any, str], Awaitable[None]]:
+    async def on_gone(conn: Any, code: str) -> None:
+        gone.append(code)
+    return on_gone
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -2,14 +2,19 @@
 its own sockets of 127.0.0.1, on both loops: a group split over both nodes gets every publish
 once and in order through one Redis publish per message, also in a burst and across a pub/sub
 disconnect (``CLIENT KILL TYPE pubsub``); send, join, online and disconnect reach a client on
-the other node; a resume on the other node moves the session with nothing lost or doubled.
+the other node; a resume on the other node moves the session with nothing lost or doubled;
+after Redis lost its data (FLUSHALL, a restart without persistence) the hubs write their
+sessions there again, and their members hear of it only when something may have been lost.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, AsyncIterator
 
-from cyserve._core.push.frames import KIND_CLOSE, KIND_PUSH
+import pytest
+
+from cyserve._core.push.frames import KIND_CLOSE, KIND_GAP, KIND_PUSH
 from cyserve.push.redis import RedisBroker
 from tests.push.hub_support import PushClient, Served, serving_hub, wait_until
 from tests.push.redis_support import RedisServer
@@ -134,4 +139,66 @@ def test_a_resume_on_the_other_node_moves_the_session_through_redis(
             assert client_id not in a.hub._sessions
             assert await a.hub.members("room") == {client_id}
             await moved.close()
+    run(main, timeout_s=60)
+
+
+async def hubs_written_again(a: Served, b: Served, group: str, ids: set[str]) -> None:
+    """Both hubs wrote their sessions into Redis again (on_reset): members lists them all."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while await a.hub.members(group) != ids:
+        assert loop.time() < deadline, await a.hub.members(group)
+        await asyncio.sleep(0.05)
+    for node in (a, b):
+        await wait_until(lambda: node.hub._resetting is not None and node.hub._resetting.done(),
+                         10.0)
+
+
+@pytest.mark.parametrize("loss", ["flushall", "restart"])
+def test_after_redis_lost_its_data_members_routing_and_resumes_work_again(
+        run: Any, redis_server: RedisServer, loss: str) -> None:
+    """Redis flushed (every connection up) or restarted without persistence (every connection
+    cut): each hub writes its sessions into Redis again by itself (members, presence, resume
+    tokens), so members lists everyone, a push to one client is routed, and a resume works on
+    the node holding the session and on the other one.  What the members hear: nothing after a
+    flush (no message was missed); after the restart one GAP each, whatever the number of
+    channels (all and two groups), since what Redis held for them cannot be counted."""
+    async def main() -> None:
+        async with two_nodes(redis_server.url) as (a, b):
+            on_a = await member(a, "tcp-binary", "room", "more")
+            on_b = await member(b, "ws-text", "room", "more")
+            ids = {on_a.welcome["client_id"], on_b.welcome["client_id"]}
+            await a.hub.publish("room", 1)
+            for client in (on_a, on_b):
+                assert [f.id for f in await client.pushes(1)] == [1]
+            if loss == "flushall":
+                assert redis_server.cli("FLUSHALL") is True
+            else:
+                await asyncio.get_running_loop().run_in_executor(None, redis_server.restart)
+            await hubs_written_again(a, b, "room", ids)
+            assert await b.hub.members("more") == ids
+            await b.hub.publish("room", 2)
+            for client in (on_a, on_b):
+                frames = await client.pushes(2 if loss == "restart" else 1)
+                if loss == "restart":
+                    assert [(f.kind, f.id, f.payload) for f in frames[:1]] == [(KIND_GAP, 2, 2)]
+                assert pushed(client, frames[-1:]) == [(frames[-1].id, "room", 2)]
+                await nothing_more(client)
+            assert await b.hub.send(on_a.welcome["client_id"], "routed") is True
+            last = (await on_a.pushes(1))[0].id
+            # A resume on the other node (its token, from Redis), then on the same node.
+            await on_a.abort()
+            moved = await b.session("tcp-json", resume_token=on_a.welcome["resume_token"],
+                                    last_seq=last)
+            assert (moved.welcome["resumed"], moved.welcome["client_id"]) == (
+                True, on_a.welcome["client_id"])
+            await on_b.abort()
+            await wait_until(lambda: all(s.conn is None for s in b.hub._sessions.values()
+                                         if s.client_id == on_b.welcome["client_id"]))
+            again = await b.session("ws-binary", resume_token=on_b.welcome["resume_token"],
+                                    last_seq=0)
+            assert (again.welcome["resumed"], again.welcome["client_id"]) == (
+                True, on_b.welcome["client_id"])
+            for client in (moved, again):
+                await client.close()
     run(main, timeout_s=60)

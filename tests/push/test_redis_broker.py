@@ -1,10 +1,15 @@
 """RedisBroker against a real redis-server: two nodes in one loop and across processes —
 order and exactly-once, a 10,000-message burst, presence (with a dead node's TTL), groups,
-tokens, publishes waiting through an outage and failing loudly past their bounds."""
+tokens, publishes waiting through an outage and failing loudly past their bounds; a node id per
+start (a broker built before a fork); what Redis forgets (a flush, an expired run, a restart)
+reported as precisely as can be shown, and the directories reset."""
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import multiprocessing
+import os
 import signal
 from typing import Any
 
@@ -12,9 +17,11 @@ import pytest
 import redis
 
 from cyserve.errors import BrokerUnavailable
+from cyserve.push.broker import LocalBroker
 from cyserve.push.redis import RedisBroker
 from cyserve import App
-from tests.push.redis_support import Node, RedisServer, free_port, peer, stop_peer, until
+from cyserve.server.process import loop_factory
+from tests.push.redis_support import FAST, Node, RedisServer, free_port, peer, stop_peer, until
 from tests.support import fetch, serving
 
 
@@ -438,3 +445,162 @@ def test_options_are_checked(option: str, value: Any) -> None:
     with pytest.raises(ValueError, match=option):
         RedisBroker("redis://127.0.0.1:6379/0", **{option: value})
 
+
+
+# ------------------------------------------------------------------------- node ids and starts
+def _start_here(broker: Any, loop: str, pipe: Any) -> None:
+    """In a forked child: start the broker built before the fork on a fresh loop of the kind,
+    send (node id, pid), close."""
+    async def main() -> None:
+        await broker.start(lambda channel, data: None, lambda channel, count: None)
+        try:
+            pipe.send((broker.node_id, os.getpid()))
+        finally:
+            await broker.close()
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_broker_built_before_a_fork_is_a_node_of_its_own_in_each_process(
+        loop: str, kind: str, redis_server: RedisServer) -> None:
+    """App.run(workers=2) builds the app (and its hub's broker) once and forks: each worker
+    starts the same object, and must be a node of its own (n:<node id> routing)."""
+    broker = RedisBroker(redis_server.url, **FAST) if kind == "redis" else LocalBroker()
+    context = multiprocessing.get_context("fork")
+    ids: list[tuple[str, int]] = []
+    children = []
+    try:
+        for _ in range(2):
+            ours, theirs = context.Pipe()
+            child = context.Process(target=_start_here, args=(broker, loop, theirs))
+            child.start()
+            children.append(child)
+            assert ours.poll(15.0), "the child did not start its broker"
+            ids.append(ours.recv())
+            ours.close()
+            theirs.close()
+        for child in children:
+            child.join(15.0)
+            assert child.exitcode == 0
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
+                child.join(5.0)
+    (first, first_pid), (second, second_pid) = ids
+    assert first and second and first != second
+    if kind == "redis":
+        assert f"-{first_pid}-" in first and f"-{second_pid}-" in second
+    assert broker.node_id == ""      # never started here
+
+
+def test_a_broker_whose_start_failed_closes_without_a_word(
+        run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing of its own is in Redis: closing it has nothing to release, and says nothing."""
+    async def main() -> None:
+        broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", publish_timeout_s=0.3,
+                             health_check_s=0.1)
+        with pytest.raises(BrokerUnavailable):
+            await broker.start(lambda c, d: None, lambda c, n: None)
+        await broker.close()
+    with caplog.at_level(logging.DEBUG, logger="cyserve.push"):
+        run(main)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# ------------------------------------------------------------------------- what Redis forgets
+class Watched(Node):
+    """A started broker that also counts its ``on_reset`` calls."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **{"presence_ttl_s": 0.6, **options})
+        self.resets = 0
+
+    def _on_reset(self) -> None:
+        self.resets += 1
+
+    async def __aenter__(self) -> "Watched":
+        await self.broker.start(self._on_message, self._on_lost, self._on_reset)
+        return self
+
+    def generation(self) -> int:
+        return self.broker._subscriber._caught_up  # type: ignore[union-attr]
+
+
+def test_a_flush_while_connected_costs_no_message_and_resets_the_directories(
+        run: Any, redis_server: RedisServer) -> None:
+    """FLUSHALL with every pub/sub connection up: the counters start again and delivery goes on
+    with them (nothing missed, nothing reported lost); each node finds the new epoch, shows
+    with a PONG that its connection outlived the flush, and calls on_reset; a later reconnect
+    then counts from the new run, still without a loss report."""
+    async def main() -> None:
+        async with Watched(redis_server.url) as a, Watched(redis_server.url) as b:
+            for node in (a, b):
+                await node.broker.subscribe("g:x")
+            await a.broker.claim("c1")
+            for i in range(3):
+                await a.broker.publish("g:x", b"%d" % i)
+            await until(lambda: len(a.messages["g:x"]) == len(b.messages["g:x"]) == 3)
+            assert redis_server.cli("FLUSHALL") is True
+            for i in range(3, 6):
+                await b.broker.publish("g:x", b"%d" % i)
+            await until(lambda: a.resets >= 1 and b.resets >= 1, 5.0, "on_reset on both")
+            assert await b.broker.locate("c1") == a.node_id      # the presence, written again
+            gen = a.generation()
+            assert redis_server.cli("CLIENT", "KILL", "TYPE", "pubsub") == 2
+            await until(lambda: a.generation() > gen, 5.0, "a subscribed again")
+            await b.broker.publish("g:x", b"6")
+            await until(lambda: len(a.messages["g:x"]) == len(b.messages["g:x"]) == 7)
+            assert numbers(a.messages["g:x"]) == numbers(b.messages["g:x"]) == list(range(7))
+            assert a.lost == b.lost == []
+    run(main, 30.0)
+
+
+@pytest.mark.parametrize("retain_s, reported", [(3.0, False), (1.0, True)],
+                         ids=["synced-after-it-ended", "not-provably"])
+def test_a_run_that_expired_while_cut_off_is_reported_only_if_it_may_hold_a_miss(
+        run: Any, redis_server: RedisServer, retain_s: float, reported: bool) -> None:
+    """A channel's keys expire retain_s after its last publish; a node cut off after that finds
+    the counter started again.  Synced (a PONG) less than retain_s (less a margin) before,
+    it had every message of the expired run: no loss report.  Otherwise it cannot tell:
+    on_lost(channel, 0)."""
+    async def main() -> None:
+        async with Watched(redis_server.url, retain_s=retain_s) as a:
+            await a.broker.subscribe("g:x")
+            for i in range(3):
+                await a.broker.publish("g:x", b"%d" % i)
+            await until(lambda: len(a.messages["g:x"]) == 3)
+            counter = "cyserve:push:{g:x}:n"
+            await until(lambda: redis_server.cli("EXISTS", counter) == 0, retain_s + 3.0,
+                        "the channel's keys expired")
+            gen = a.generation()
+            assert redis_server.cli("CLIENT", "KILL", "TYPE", "pubsub") == 1
+            await until(lambda: a.generation() > gen, 5.0, "subscribed again")
+            await a.broker.publish("g:x", b"3")
+            await until(lambda: len(a.messages["g:x"]) == 4)
+            assert numbers(a.messages["g:x"]) == list(range(4))
+            assert a.lost == ([("g:x", 0)] if reported else [])
+            assert a.resets == 0
+    run(main, 30.0)
+
+
+def test_a_restart_without_persistence_reports_every_channel_and_resets(
+        run: Any, redis_server: RedisServer) -> None:
+    """Redis restarted without its data while the node was cut off: what it published between
+    the node's last sync and the restart cannot be counted nor shown to be nothing, so every
+    channel is reported (0), and the directories are reset."""
+    async def main() -> None:
+        async with Watched(redis_server.url) as a:
+            await a.broker.subscribe("g:x")
+            await a.broker.publish("g:x", b"0")
+            await until(lambda: len(a.messages["g:x"]) == 1)
+            gen = a.generation()
+            redis_server.restart()
+            await until(lambda: a.generation() > gen, 8.0, "subscribed again")
+            await until(lambda: a.resets >= 1, 5.0, "on_reset")
+            assert sorted(a.lost) == sorted([("g:x", 0), (f"n:{a.node_id}", 0)])
+            await a.broker.publish("g:x", b"1")
+            await until(lambda: len(a.messages["g:x"]) == 2)
+    run(main, 30.0)
