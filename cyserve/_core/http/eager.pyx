@@ -63,7 +63,6 @@ cdef object _start_eager(object loop, object coro, object ctx):
 cdef object _start_stepped(object loop, object coro, object ctx):
     cdef Resumed rest = Resumed.__new__(Resumed)
     cdef PyObject* raw = NULL
-    cdef PyObject* held
     cdef int status
     rest._coro = coro
     if loop.get_task_factory() is None:
@@ -78,14 +77,8 @@ cdef object _start_stepped(object loop, object coro, object ctx):
         except BaseException:
             coro.close()
             raise
-    # Whatever was current stays so around the step (a loop callback has none; a protocol fed
-    # from a coroutine, as the tests and bench/micro do, has the feeding Task).
-    held = PyDict_GetItem(_current_tasks, loop)
-    outer = <object>held if held != NULL else None
-    _current_tasks[loop] = task
-    PyContext_Enter(ctx)
     try:
-        status = PyIter_Send(coro, None, &raw)
+        status = _step_as(task, loop, coro, ctx, &raw)
     except BaseException as exc:
         if _seen(task):
             rest._phase = R_RAISED
@@ -96,12 +89,6 @@ cdef object _start_stepped(object loop, object coro, object ctx):
                 # the Task's copy must not be logged as never retrieved.
                 task.add_done_callback(_retrieve)
         raise
-    finally:
-        PyContext_Exit(ctx)
-        if outer is None:
-            _current_tasks.pop(loop, None)
-        else:
-            _current_tasks[loop] = outer
     if status == PYGEN_RETURN:
         value = <object>raw
         Py_XDECREF(raw)
@@ -115,6 +102,25 @@ cdef object _start_stepped(object loop, object coro, object ctx):
     Py_XDECREF(raw)
     _make_full(task)
     return task
+
+
+cdef int _step_as(object task, object loop, object coro, object ctx, PyObject** raw) except? -1:
+    """One step of ``coro`` in ``ctx`` with ``task`` current; the PyIter_Send status."""
+    cdef PyObject* held
+    # Whatever was current is current again after the step (a loop callback has none; a
+    # protocol fed from a coroutine, as the tests and bench/micro do, has the feeding Task).
+    held = PyDict_GetItem(_current_tasks, loop)
+    outer = <object>held if held != NULL else None
+    _current_tasks[loop] = task
+    PyContext_Enter(ctx)
+    try:
+        return PyIter_Send(coro, None, raw)
+    finally:
+        PyContext_Exit(ctx)
+        if outer is None:
+            _current_tasks.pop(loop, None)
+        else:
+            _current_tasks[loop] = outer
 
 
 cdef bint _seen(object task) except -1:
