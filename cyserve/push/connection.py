@@ -15,7 +15,9 @@ States (a connection only moves forward)::
 
 Invariants: nothing is written before the client's first frame, nor after a CLOSE or REFUSE;
 ``_session`` is set at WELCOME and only then; the hub hears of the session's fate once
-(``Hub._detach``), when this side closes or, failing that, when the link is lost.
+(``Hub._detach``), when this side closes or, failing that, when the link is lost.  A HELLO
+called off in AUTH (the server stops, the hello times out) says its last word once its
+authentication task has ended: that task puts back what a resume took (``_call_off``).
 """
 from __future__ import annotations
 

@@ -127,8 +127,9 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router = Router(self)
         # Message ids: unique per node and publish, to tell a handed-over history's messages
-        # apart from those the new node saw meanwhile.
-        self._mid_prefix = secrets.token_bytes(8)
+        # apart from those the new node saw meanwhile.  The prefix is drawn by start, as the
+        # broker's node id is: workers forked after the hub was built must not share it.
+        self._mid_prefix = b""
         self._mid_count = 0
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +195,7 @@ class Hub:
         if self._state != _NEW:
             return
         self._loop = asyncio.get_running_loop()
+        self._mid_prefix = secrets.token_bytes(8)
         await self.broker.start(self._on_message, self._on_lost, self._on_reset)
         await self.broker.subscribe("all")
         self._state = _RUNNING
@@ -506,10 +508,10 @@ class Hub:
 
     def _on_lost(self, channel: str, count: int) -> None:
         # The broker could not deliver ``count`` messages of ``channel``: every local member of
-        # it gets that many numbers as a GAP (§8.3), never nothing.  ``count`` 0: how many (if
-        # any) is unknown (Redis lost its data while this node was cut off): one number, and
-        # one GAP per member for all the channels of one such loss, not one per channel, since
-        # a member that got a GAP for an unknown count and nothing after it has been told all
+        # it gets that many numbers as a GAP (§8.3), never nothing.  ``count`` 0: how many, if
+        # any, cannot be known (Redis lost its data while this node was cut off): one number,
+        # and one GAP per member for all the channels of such a loss, not one per channel: a
+        # member that got a GAP for an unknown count, and nothing after it, has been told all
         # there is to tell (Session.lost_mark).
         if channel.startswith("g:"):
             group = self.groups.get(channel[2:])

@@ -446,6 +446,7 @@ class RedisBroker:
         period_s = self.presence_ttl_s / 3
         ttl_ms = str(int(self.presence_ttl_s * 1000))
         epoch_key = self.prefix + "epoch"
+        previous: bytes | None = None
         while True:
             await asyncio.sleep(period_s)
             claimed = sorted(self._claimed)
@@ -466,14 +467,22 @@ class RedisBroker:
                 log.debug("push broker %s: presence refresh failed: %s", self._node_id,
                           _describe(exc))
                 continue
-            # (None: flushed between the two commands; the next period reads it.)
-            lost = epoch is not None and await subscriber.check_epoch(bytes(epoch))
-            count = sum(int(n) for n in missing)
-            if count and not lost:
+            if epoch is None:
+                continue  # flushed between the two commands: the next period reads it
+            epoch = bytes(epoch)
+            flushed_here = await subscriber.check_epoch(epoch)
+            # A new data set (the epoch changed) is the subscriber's to report when its
+            # connection did not outlive it (_Subscriber._resume): once, in one place.
+            new_data = previous is not None and epoch != previous
+            previous = epoch
+            missing_count = sum(int(n) for n in missing)
+            if missing_count and not new_data:
+                # Presence keys expired while this node could not refresh them: other nodes may
+                # have dropped its clients from the groups meanwhile (group_members prunes).
                 log.warning("push broker %s: Redis had forgotten %d of this node's %d clients; "
-                            "its directory entries are written again", self._node_id, count,
-                            len(claimed))
-            if lost or count:
+                            "its directory entries are written again", self._node_id,
+                            missing_count, len(claimed))
+            if flushed_here or (missing_count and not new_data):
                 self._reset()
 
     def _reset(self) -> None:

@@ -4,21 +4,31 @@ once and in order through one Redis publish per message, also in a burst and acr
 disconnect (``CLIENT KILL TYPE pubsub``); send, join, online and disconnect reach a client on
 the other node; a resume on the other node moves the session with nothing lost or doubled;
 after Redis lost its data (FLUSHALL, a restart without persistence) the hubs write their
-sessions there again, and their members hear of it only when something may have been lost.
+sessions there again, and their members hear of it only when something may have been lost;
+the workers of App.run(workers=2), forked after the hub was built, are nodes of their own.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
 
 from cyserve._core.push.frames import KIND_CLOSE, KIND_GAP, KIND_PUSH
+from cyserve.errors import PushClosed
+from cyserve.push import Push, connect
+from cyserve.push import PushClient as PushClient_
 from cyserve.push.redis import RedisBroker
 from tests.push.hub_support import PushClient, Served, serving_hub, wait_until
-from tests.push.redis_support import RedisServer
+from tests.push.redis_support import RedisServer, free_port
 from tests.push.test_hub import group_hub, member, nothing_more, pushed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class CountingRedisBroker(RedisBroker):
@@ -202,3 +212,85 @@ def test_after_redis_lost_its_data_members_routing_and_resumes_work_again(
             for client in (moved, again):
                 await client.close()
     run(main, timeout_s=60)
+
+
+# An App served by App.run(workers=2): the hub and its RedisBroker are built once, before the
+# supervisor forks its workers (unlike the cyserve command, which imports the app in each).
+_FORKED_APP = """
+import os, sys
+from cyserve import App
+from cyserve.push import Hub, RedisBroker
+
+url, http_port, push_port, loop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+app = App()
+hub = Hub(broker=RedisBroker(url, health_check_s=0.2, reconnect_max_s=0.2))
+app.push(hub, port=push_port)
+
+@hub.command("whoami")
+async def whoami(conn, data):
+    return {"pid": os.getpid(), "node": hub.node_id, "mid": hub._next_mid()[:8].hex()}
+
+@hub.command("send")
+async def send(conn, data):
+    return await hub.send(data["to"], data["data"])
+
+app.run(port=http_port, workers=2, loop=loop, timeout_graceful_shutdown=2)
+"""
+
+
+def test_workers_forked_from_one_app_are_nodes_of_their_own(
+        request: pytest.FixtureRequest, run: Any, redis_server: RedisServer,
+        tmp_path: Path) -> None:
+    """Each worker of App.run(workers=2) starts the hub built before the fork: each gets a node
+    id (and message ids) of its own, so a push to one client is routed to the worker holding
+    it over that worker's n:<node> channel."""
+    loop = str(request.node.callspec.params["run"])
+    http_port, push_port = free_port(), free_port()
+    log = open(tmp_path / "app.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORKED_APP, redis_server.url, str(http_port), str(push_port), loop],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    async def main() -> None:
+        workers: dict[int, tuple[PushClient_, dict[str, Any]]] = {}
+        spare: list[PushClient_] = []
+        deadline = asyncio.get_running_loop().time() + 30.0
+        try:
+            while len(workers) < 2:
+                assert asyncio.get_running_loop().time() < deadline, (
+                    workers, (tmp_path / "app.log").read_text())
+                client = connect(f"tcp://127.0.0.1:{push_port}", None, reconnect=False,
+                                 connect_timeout_s=5.0)
+                try:
+                    await client.open()
+                except (OSError, PushClosed):
+                    await asyncio.sleep(0.1)
+                    continue
+                me = await client.call("whoami", timeout_s=5.0)
+                if me["pid"] in workers:
+                    spare.append(client)
+                else:
+                    workers[me["pid"]] = (client, me)
+            (one, first), (other, second) = workers.values()
+            assert first["node"] != second["node"] and first["mid"] != second["mid"]
+            for me in (first, second):
+                assert f"-{me['pid']}-" in me["node"]
+            assert await one.call("send", {"to": other.client_id, "data": "routed"},
+                                  timeout_s=5.0) is True
+            push = await asyncio.wait_for(other.__anext__(), 5.0)
+            assert isinstance(push, Push) and push.data == "routed"
+        finally:
+            for client in [c for c, _ in workers.values()] + spare:
+                await client.close()
+
+    try:
+        run(main, timeout_s=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "app.log").read_text()

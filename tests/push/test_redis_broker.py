@@ -604,3 +604,23 @@ def test_a_restart_without_persistence_reports_every_channel_and_resets(
             await a.broker.publish("g:x", b"1")
             await until(lambda: len(a.messages["g:x"]) == 2)
     run(main, 30.0)
+
+
+def test_presence_entries_redis_forgot_are_set_again_and_reset_the_directories(
+        run: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Presence keys that expired while the node could not refresh them (here: deleted): other
+    nodes may have pruned its clients from the groups meanwhile, so besides setting them again
+    the broker calls on_reset, with one warning; its messages are not concerned (no loss)."""
+    async def main() -> None:
+        async with Watched(redis_server.url) as a:
+            for client_id in ("c1", "c2"):
+                await a.broker.claim(client_id)
+            assert redis_server.cli("DEL", "cyserve:push:presence:c1") == 1
+            await until(lambda: a.resets == 1, 5.0, "on_reset")
+            assert await a.broker.locate("c1") == a.node_id
+            await asyncio.sleep(0.5)        # a few more refreshes: nothing more to say
+            assert a.resets == 1 and a.lost == []
+    with caplog.at_level(logging.INFO, logger="cyserve.push"):
+        run(main, 20.0)
+    forgot = [r.getMessage() for r in caplog.records if "had forgotten" in r.getMessage()]
+    assert len(forgot) == 1 and "1 of this node's 2 clients" in forgot[0]
