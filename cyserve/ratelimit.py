@@ -23,7 +23,6 @@ already obey.
 """
 from __future__ import annotations
 
-import asyncio
 import heapq
 import inspect
 import logging
@@ -194,10 +193,6 @@ class RedisStore:
         return self._client
 
     async def take(self, key: str, now: float, rate: float, burst: int) -> float:
-        if asyncio.current_task() is None:
-            # A handler's first step runs outside any Task (cyserve/_core/http/eager.pyx), and
-            # redis-py's socket timeouts (asyncio.timeout) need one.
-            return await asyncio.get_running_loop().create_task(self._take(key, now, rate, burst))
         return await self._take(key, now, rate, burst)
 
     async def _take(self, key: str, now: float, rate: float, burst: int) -> float:

@@ -3,7 +3,7 @@
 
 ``ServerRole`` drives a ``Stream`` (DESIGN principle 7): it cuts request heads out of the
 stream's buffer, frames their bodies (``BodyReader`` into a ``BodyStream``), runs the app's entry
-coroutine for each (eagerly: a handler that never suspends gets no Task) and answers through its
+coroutine for each (its first step inline, inside the handler's own Task: eager.pxd) and answers through its
 ``ResponseWriter``.  Everything that moves this machine lives in ``server.pyx``; in particular
 keep-alive is decided here alone and only ever turns off for a connection (h11's rule): the
 response writer and the stream report facts (``close_after``, EOF, loss) and this file acts on
