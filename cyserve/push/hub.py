@@ -526,6 +526,8 @@ class Hub:
             told = sessions
         else:
             told = [session for session in sessions if session.lost_mark != session.next_seq]
+            if not told:
+                return  # each was told with another channel of the same loss
         _log.warning("push: the broker lost %s of %s; %d client(s) get a GAP",
                      f"{count} message(s)" if count else "an unknown number of messages",
                      channel, len(told))

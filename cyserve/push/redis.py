@@ -928,10 +928,15 @@ class _Subscriber:
         state = self.add(channel, None)
         redis = broker._redis
         assert redis is not None
+        epoch_key = broker.prefix + "epoch"
         try:
             # The baseline, read before subscribing: every later number is this node's to get
             # (one published between this read and the subscription is read from the stream).
-            counter = await redis.get(state.counter_key)
+            # With the epoch, in one step: see below.
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.get(state.counter_key)
+                pipe.get(epoch_key)
+                counter, epoch = await pipe.execute()
         except _FAILURES:
             # Redis is unreachable: the reader reads the baseline and subscribes when it is back.
             return
@@ -948,6 +953,11 @@ class _Subscriber:
             await conn.send_command("SUBSCRIBE", state.wire, check_health=False)
             async with asyncio.timeout(min(broker.publish_timeout_s, 3 * broker.health_check_s)):
                 await waiter
+            # Redis lost its data between the baseline and the subscription: what was published
+            # after the one and before the other is gone with it, uncounted (the class
+            # docstring; check_epoch vouches only for channels subscribed before a loss).
+            if await redis.get(epoch_key) != epoch and self._channels.get(channel) is state:
+                self._report_lost(state, 0)
         except _FAILURES:
             # The connection broke or stopped answering: the next one subscribes every
             # registered channel, this one included, and reads what it missed meanwhile.

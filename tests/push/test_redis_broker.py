@@ -624,3 +624,35 @@ def test_presence_entries_redis_forgot_are_set_again_and_reset_the_directories(
         run(main, 20.0)
     forgot = [r.getMessage() for r in caplog.records if "had forgotten" in r.getMessage()]
     assert len(forgot) == 1 and "1 of this node's 2 clients" in forgot[0]
+
+
+def test_a_flush_between_a_channels_baseline_and_its_subscription_is_reported_for_it(
+        run: Any, redis_server: RedisServer) -> None:
+    """What was published after a channel's baseline and before its SUBSCRIBE took effect comes
+    from the stream, unless Redis lost its data in between: then that channel alone is
+    reported (0); a channel subscribed before the flush is not (its connection saw it all)."""
+    async def main() -> None:
+        async with Watched(redis_server.url) as a:
+            await a.broker.subscribe("g:before")
+            subscriber = a.broker._subscriber
+            assert subscriber is not None and subscriber._conn is not None
+            conn = subscriber._conn
+            send_command = conn.send_command
+
+            async def flushing_first(*args: Any, **kwargs: Any) -> Any:
+                if args[:1] == ("SUBSCRIBE",):
+                    assert redis_server.cli("FLUSHALL") is True
+                return await send_command(*args, **kwargs)
+
+            conn.send_command = flushing_first  # type: ignore[method-assign]
+            try:
+                await a.broker.subscribe("g:during")
+            finally:
+                conn.send_command = send_command  # type: ignore[method-assign]
+            assert a.lost == [("g:during", 0)]
+            await until(lambda: a.resets == 1, 5.0, "on_reset (the flush, seen connected)")
+            for channel in ("g:before", "g:during"):
+                await a.broker.publish(channel, b"after")
+            await until(lambda: a.messages["g:before"] == a.messages["g:during"] == [b"after"])
+            assert a.lost == [("g:during", 0)]
+    run(main, 20.0)
