@@ -79,7 +79,9 @@ def mount(app: Any, hub: Any, *, port: int | None, host: str, websocket: str | N
         try:
             yield
         finally:
-            if not drained.done():
+            if app.lifecycle.draining.is_set():
+                await drained  # the hub's drain, begun with the server's: let it finish
+            elif not drained.done():
                 drained.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await drained
