@@ -59,7 +59,7 @@ import random
 import secrets
 import socket
 import urllib.parse
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar, cast
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, parse_url
@@ -276,7 +276,7 @@ class RedisBroker:
     async def start(self, on_message: Callable[[str, bytes], None],
                     on_lost: Callable[[str, int], None],
                     on_reset: Callable[[], None] | None = None) -> None:
-        await _in_task(self._start(on_message, on_lost, on_reset))
+        await self._start(on_message, on_lost, on_reset)
 
     async def _start(self, on_message: Callable[[str, bytes], None],
                      on_lost: Callable[[str, int], None],
@@ -309,7 +309,7 @@ class RedisBroker:
         if self._closed:
             return
         self._closed = True
-        await _in_task(self._close())
+        await self._close()
 
     async def _close(self) -> None:
         if self._publisher is not None:
@@ -355,11 +355,11 @@ class RedisBroker:
 
     async def subscribe(self, channel: str) -> None:
         assert self._subscriber is not None, "RedisBroker.subscribe() before start()"
-        await _in_task(self._subscriber.subscribe(channel))
+        await self._subscriber.subscribe(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         assert self._subscriber is not None, "RedisBroker.unsubscribe() before start()"
-        await _in_task(self._subscriber.unsubscribe(channel))
+        await self._subscriber.unsubscribe(channel)
 
     # ------------------------------------------------------------------ directories
     def _presence_key(self, client_id: str) -> str:
@@ -378,7 +378,7 @@ class RedisBroker:
         if redis is None or self._closed:
             raise BrokerUnavailable(f"{what}: the push broker is not running")
         try:
-            return await _in_task(_call_with(fn, redis))
+            return await fn(redis)
         except _FAILURES as exc:
             raise BrokerUnavailable(
                 f"{what}: Redis at {self.safe_url} failed: {_describe(exc)}") from exc
@@ -513,19 +513,6 @@ class RedisBroker:
         return connection
 
 
-async def _call_with(fn: Callable[[aioredis.Redis], Awaitable[_T]], redis: aioredis.Redis) -> _T:
-    return await fn(redis)
-
-
-async def _in_task(work: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``work`` in a Task when the caller is not in one.  cyserve runs an HTTP handler's
-    first step outside any Task (its eager trampoline, cyserve/_core/http/eager.pyx), and
-    ``asyncio.timeout`` (redis-py's socket timeouts, this module's bounds) needs one."""
-    if asyncio.current_task() is not None:
-        return await work
-    return await asyncio.get_running_loop().create_task(work)
-
-
 def _awaited(value: Any) -> Awaitable[Any]:
     """redis-py types its commands as ``Awaitable[T] | T`` (one signature for the sync and the
     asyncio client); on the asyncio client they are awaitables."""
@@ -615,7 +602,6 @@ class _Publisher:
     async def _wait_for_room(self, loop: asyncio.AbstractEventLoop) -> None:
         broker = self._broker
         # Connected but behind: wait for the writer to make room, as long as a publish may wait
-        # (a timer rather than asyncio.timeout: the caller may not be in a Task, see _in_task).
         deadline = loop.time() + broker.publish_timeout_s
         while len(self._queue) + len(self._inflight) >= broker.publish_buffer:
             if self._conn is None and self._down_since is not None:

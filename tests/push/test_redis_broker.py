@@ -175,8 +175,9 @@ def test_two_processes_exchange_5000_messages_each_way(request: pytest.FixtureRe
 
 def test_an_http_handler_uses_the_broker_in_its_first_step(run: Any,
                                                           redis_server: RedisServer) -> None:
-    """cyserve runs a handler's first step outside any Task: the broker's calls work there too
-    (redis-py's timeouts need a Task), and publishes past a full buffer wait for room."""
+    """A handler's first step runs inline, in its own Task (cyserve/_core/http/eager.pyx): the
+    broker's calls work there (redis-py's timeouts need a Task), and publishes past a full
+    buffer wait for room."""
     async def main() -> None:
         async with Node(redis_server.url, publish_buffer=1) as a, Node(redis_server.url) as b:
             await b.broker.subscribe("g:http")
