@@ -31,7 +31,7 @@ Invariants: the handler is set once (``start``) and dropped at lost; ``_violatio
 ``PAUSE_APP`` while the handler paused reading.
 """
 from cyserve._core.io.stream cimport Stream
-from cyserve._core.push.frames cimport FrameDecoder, Violation
+from cyserve._core.push.frames cimport FrameDecoder, PushTemplate, Violation
 
 # The stream's input watch kind while the handler expects bytes (``expect_idle``).
 cdef enum:
@@ -76,6 +76,17 @@ cdef class PushRole:
     cdef bint _drain_watch              # a callback waits on the outbox's drain (link_drained)
     cdef bint _fit_pending              # in the listener's refits
     cdef int _fit                       # what the receive buffer needs (FIT_* in role.pyx)
+
+    # The group fan-out's send (``cyserve._core.push.fanout``): push ``seq`` of ``template``
+    # when the queue bound is kept, ``buffered + size <= bound`` (docs §8.6); 1 when it went
+    # (or was dropped because the link is closing, as ``send_push`` drops it), 0 when it would
+    # pass the bound (nothing done: the caller applies the slow-consumer policy).  The
+    # transport is asked for its buffer only when the outbox cannot prove the bound alone.
+    cdef int offer(self, PushTemplate template, unsigned long long seq, Py_ssize_t size,
+                   Py_ssize_t bound) except -1
+    # ``send_push`` and ``buffered`` without the Python call (the def methods call these).
+    cdef int push(self, PushTemplate template, unsigned long long seq) except -1
+    cdef Py_ssize_t queued(self) except -1
 
     # The data hook: decode what the buffer holds, report it.
     cdef int _process(self) except -1

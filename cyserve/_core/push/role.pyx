@@ -425,6 +425,12 @@ cdef class PushRole:
         self._write(frame)
 
     def send_push(self, PushTemplate template not None, unsigned long long seq):
+        self.push(template, seq)
+
+    def buffered(self):
+        return self.queued()
+
+    cdef int push(self, PushTemplate template, unsigned long long seq) except -1:
         cdef unsigned char head[PUSH_HEAD_MAX]
         cdef Py_ssize_t k
         cdef Stream stream = self.stream
@@ -432,7 +438,7 @@ cdef class PushRole:
         # (The outbox closes without the stream when a drain finds the transport failed: the
         # peer reset, and connection_lost is on its way.)
         if stream.closing or outbox.closed:
-            return
+            return 0
         if template.framing != self._decoder.framing:
             raise ValueError(f"a push template of framing {template.framing} on a link of "
                              f"framing {self._decoder.framing}")
@@ -448,14 +454,29 @@ cdef class PushRole:
         outbox.send(template.body)
         if outbox.paused and not self._drain_watch:
             self._watch_drain()
+        return 0
 
-    def buffered(self):
+    cdef Py_ssize_t queued(self) except -1:
         cdef Stream stream = self.stream
         if stream.lost:
             return 0
         if stream.outbox.paused and not self._drain_watch:
             self._watch_drain()
         return stream.outbox.buffered()
+
+    cdef int offer(self, PushTemplate template, unsigned long long seq, Py_ssize_t size,
+                   Py_ssize_t bound) except -1:
+        cdef Outbox outbox = self.stream.outbox
+        # While the outbox is not paused the transport holds at most the stream's write_high
+        # (asyncio's and uvloop's transports call pause_writing from the write that passes
+        # it), so what is corked here plus write_high bounds buffered() without the transport's
+        # get_write_buffer_size, a Python call per member (the fan-out's common case: a queue
+        # bound far above the water mark).  Otherwise ask, exactly as queued() does.
+        if outbox.paused or outbox._queued + self.stream._write_high + size > bound:
+            if self.queued() + size > bound:
+                return 0
+        self.push(template, seq)
+        return 1
 
     def take_sent(self):
         sent = self._sent
