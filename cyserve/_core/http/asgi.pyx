@@ -9,12 +9,8 @@ from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp
 
 from cyserve._core.http.body cimport BodyStream
-from cyserve._core.http.framing cimport BodyWriter
-from cyserve._core.http.grammar cimport (C_TCHAR, C_VALUE, CLASS, LOWER, absolute_path_start,
-                                         ieq, list_element)
+from cyserve._core.http.grammar cimport LOWER, absolute_path_start, ieq, list_element
 from cyserve._core.http.head cimport Head
-from cyserve._core.http.response cimport R_DONE, R_STREAMING, ResponseWriter
-from cyserve._core.http.serialise cimport BODY_CHUNKED
 from cyserve._core.http.server cimport ServerRole
 
 import asyncio
@@ -635,58 +631,14 @@ cpdef bint offers_trailers(Head head) except -1:
     return False
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cpdef int end_with_trailers(ServerRole conn, object fields) except -1:
     """End the streamed response of ``conn`` with ``fields`` as its trailer section (RFC 9112
-    §7.1.2): the last chunk, the fields, the empty line, in one write.
+    §7.1.2), through the core's ``end_stream(trailers)``, which checks and writes them.
 
-    The response must be chunked (started without a length, to an HTTP/1.1 client); a response
-    that sends no body (HEAD, 204, 304) ends as ``end_stream`` ends it, without trailers.
-    ``ValueError`` for a field that is not a token and a latin-1 value without controls (RFC 9110
-    §5.5), or one that may not be a trailer because it frames or routes the message (RFC 9110
-    §6.5.1: Content-Length, Transfer-Encoding, Connection, Host, TE, Trailer)."""
-    cdef ResponseWriter writer = conn._response
-    cdef BodyWriter body = writer._body
-    cdef Py_ssize_t nlen, vlen, i
-    cdef const unsigned char* n
-    cdef const unsigned char* v
-    cdef list keep = []
-    cdef list out
-    if writer.state != R_STREAMING:
-        raise RuntimeError("trailers need a streamed response in progress")
-    if writer._silent or body.framing != BODY_CHUNKED:
-        conn.end_stream()
-        return 0
-    out = [b"0\r\n"]
-    for pair in fields:
-        name, text = pair
-        n = _field_bytes(name, &nlen, keep)
-        v = _field_bytes(text, &vlen, keep)
-        if nlen == 0:
-            raise ValueError("empty trailer name")
-        for i in range(nlen):
-            if not CLASS[n[i]] & C_TCHAR:
-                raise ValueError(f"trailer name {name!r} is not a token (RFC 9110 §5.1)")
-        for i in range(vlen):
-            if not CLASS[v[i]] & C_VALUE:
-                raise ValueError(f"value of trailer {name!r} contains the control byte "
-                                 f"0x{v[i]:02x} (RFC 9110 §5.5)")
-        if ((nlen == 14 and ieq(n, b"content-length", 14))
-                or (nlen == 17 and ieq(n, b"transfer-encoding", 17))
-                or (nlen == 10 and ieq(n, b"connection", 10))
-                or (nlen == 4 and ieq(n, b"host", 4))
-                or (nlen == 2 and ieq(n, b"te", 2))
-                or (nlen == 7 and ieq(n, b"trailer", 7))):
-            raise ValueError(f"{name!r} may not be sent as a trailer (RFC 9110 §6.5.1)")
-        out.append(PyBytes_FromStringAndSize(<const char*>n, nlen) + b": "
-                   + PyBytes_FromStringAndSize(<const char*>v, vlen) + b"\r\n")
-    out.append(b"\r\n")
-    if not writer._out.closed:
-        writer._out.send(b"".join(out))
-    # The writer's end, with the last chunk already written: nothing of the body is left, so
-    # the connection is kept as end() would keep it.
-    writer.state = R_DONE
-    if conn._observer is not None:
-        conn._report()
+    Only a chunked body has a trailer section: a response that sends no body (HEAD, 204, 304),
+    or one framed by a Content-Length or by the close (HTTP/1.0), ends as ``end_stream`` ends it
+    (RFC 9110 §6.5.1: trailers are metadata a recipient may discard).  ``ValueError`` for a field
+    that is not a token and a latin-1 value without controls (RFC 9110 §5.5), or one that may not
+    be a trailer (§6.5.1)."""
+    conn.end_stream(fields if conn.trailers_allowed else None)
     return 0

@@ -9,6 +9,9 @@ or nowhere while a body nobody reads is drained.
 ``BodyWriter`` puts a body on an outbox as its head promised: Content-Length (counted; more is a
 ValueError, less is reported by ``finish`` so the connection closes, RFC 9112 §6.3), chunked, or
 as is (close-delimited).  The server writes streamed responses with it, the client request bodies.
+A chunked body may end with a trailer section (``finish_trailers``, RFC 9112 §7.1.2); the fields
+in it are checked as head fields are (RFC 9110 §5.5) and against the fields that may not be
+trailers (§6.5.1).
 """
 from cyserve._core.http.body cimport BodyStream, first_read_fn
 from cyserve._core.http.chunked cimport ChunkedDecoder
@@ -43,6 +46,16 @@ cdef class BodyWriter:
     # The end of the body: the last chunk for chunked.  Returns 1 when a declared length was not
     # reached (the peer would wait for the rest: the connection must close), else 0.
     cdef int finish(self) except -1
+    # The end of the body with ``fields`` (``(name, value)`` pairs, str or bytes) as its trailer
+    # section: for a chunked body that is sent, the last chunk, the field lines and the empty line
+    # in one write (RFC 9112 §7.1.2).  ValueError, before anything is written, for a field that is
+    # not a token name with a field-value (RFC 9110 §5.5), for one that may not be a trailer (RFC
+    # 9110 §6.5.1: framing, routing, controls, authentication, cookies, Content-* but
+    # Content-Digest), and for a Content-Length body with fields (only the chunked coding has a
+    # trailer section).  A body that is not sent (HEAD, 204, 304) or is close-delimited (an
+    # HTTP/1.0 peer reads no chunked coding) drops them; no fields is ``finish``.  Returns as
+    # ``finish``.
+    cdef int finish_trailers(self, object fields) except -1
 
 
 # ``framing``: FRAMING_LENGTH (``length`` bytes), FRAMING_CHUNKED (``max_trailer_bytes`` bounds

@@ -1,10 +1,13 @@
 # cython: language_level=3
 """Message body framing for both roles (see framing.pxd)."""
 cimport cython
-from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport (PyUnicode_1BYTE_KIND, PyUnicode_Check, PyUnicode_DATA,
+                              PyUnicode_GET_LENGTH, PyUnicode_KIND)
 
 from cyserve._core.http.body cimport BodyStream, first_read_fn, new_body
 from cyserve._core.http.chunked cimport ChunkedDecoder, chunk_header, encode_chunk
+from cyserve._core.http.grammar cimport C_TCHAR, C_VALUE, CLASS, LOWER
 from cyserve._core.http.head cimport FRAMING_CHUNKED, FRAMING_CLOSE, FRAMING_LENGTH
 from cyserve._core.http.serialise cimport (
     BODY_CHUNKED, BODY_LENGTH, COALESCE_BODY_BYTES,
@@ -16,7 +19,98 @@ from cyserve._core.io.stream cimport Stream
 from cyserve.errors import ProtocolError
 
 cdef bytes _LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes _LAST_CHUNK_LINE = b"0\r\n"
 cdef bytes _CRLF = b"\r\n"
+cdef bytes _COLON_SP = b": "
+
+# Fields that may not be trailers (RFC 9110 §6.5.1): a recipient needs them before the content, or
+# they frame, route or authorise the message.  Lower-case; ``Content-*`` is refused by prefix
+# (the content's type, coding, range, language, location: all describe the content before it is
+# read), except Content-Digest, which RFC 9530 §2 defines for a trailer section.
+cdef frozenset _NOT_TRAILERS = frozenset((
+    # message framing and connection management (RFC 9112 §6-7, RFC 9110 §7.6, §7.8, §10.1.4)
+    b"content-length", b"transfer-encoding", b"trailer", b"connection", b"keep-alive",
+    b"proxy-connection", b"upgrade", b"te",
+    # routing and request modifiers (RFC 9110 §7.2, §10.1, §13.1, §14.2)
+    b"host", b"expect", b"max-forwards", b"range", b"if-match", b"if-none-match",
+    b"if-modified-since", b"if-unmodified-since", b"if-range",
+    # response control data (RFC 9110 §6.6.1, §10.2; RFC 9111 §5)
+    b"date", b"location", b"retry-after", b"vary", b"age", b"cache-control", b"expires",
+    b"pragma", b"warning",
+    # authentication (RFC 9110 §11.6-11.7)
+    b"authorization", b"proxy-authorization", b"www-authenticate", b"proxy-authenticate",
+    # state management: a user agent stores cookies as it reads the head (RFC 6265 §5.2)
+    b"set-cookie", b"cookie",
+))
+
+
+cdef const unsigned char* _name_bytes(object name, Py_ssize_t* size, list keep) except NULL:
+    """A field name's bytes as the head serialiser reads them: a latin-1 ``str`` in place,
+    anything else through ``bytes()`` (kept alive in ``keep``)."""
+    if PyUnicode_Check(name):
+        if PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND:
+            raise ValueError(f"trailer name {name!r} is not latin-1")
+        size[0] = PyUnicode_GET_LENGTH(name)
+        return <const unsigned char*>PyUnicode_DATA(name)
+    data = bytes(name)
+    keep.append(data)
+    size[0] = PyBytes_GET_SIZE(data)
+    return <const unsigned char*>PyBytes_AS_STRING(data)
+
+
+cdef const unsigned char* _value_bytes(object name, object value, Py_ssize_t* size,
+                                       list keep) except NULL:
+    """A field value's bytes as the head serialiser reads them: a latin-1 ``str`` in place,
+    bytes-likes as they are, anything else as its ``str`` in latin-1."""
+    if PyUnicode_Check(value):
+        if PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND:
+            raise ValueError(f"value of trailer {name!r} is not latin-1")
+        size[0] = PyUnicode_GET_LENGTH(value)
+        return <const unsigned char*>PyUnicode_DATA(value)
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    else:
+        data = str(value).encode("latin-1")
+    keep.append(data)
+    size[0] = PyBytes_GET_SIZE(data)
+    return <const unsigned char*>PyBytes_AS_STRING(data)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef list _trailer_lines(object fields):
+    """The field lines of a trailer section, each ``name: value\r\n``; ValueError for a field
+    that is malformed or may not be a trailer (see ``BodyWriter.finish_trailers``)."""
+    cdef list lines = []
+    cdef list keep = []
+    cdef const unsigned char* n
+    cdef const unsigned char* v
+    cdef Py_ssize_t nlen, vlen, i
+    cdef bytes lower
+    cdef char* low
+    for name, value in fields:
+        n = _name_bytes(name, &nlen, keep)
+        v = _value_bytes(name, value, &vlen, keep)
+        if nlen == 0:
+            raise ValueError("empty trailer name")
+        # The head's grammar (RFC 9110 §5.1, §5.5): a token name; a value of field-vchar, SP,
+        # HTAB and obs-text only, so CR, LF and NUL can never end the section early (injection).
+        for i in range(nlen):
+            if not CLASS[n[i]] & C_TCHAR:
+                raise ValueError(f"trailer name {name!r} is not a token (RFC 9110 §5.1)")
+        for i in range(vlen):
+            if not CLASS[v[i]] & C_VALUE:
+                raise ValueError(f"value of trailer {name!r} contains the control byte "
+                                 f"0x{v[i]:02x} (RFC 9110 §5.5)")
+        lower = PyBytes_FromStringAndSize(NULL, nlen)
+        low = PyBytes_AS_STRING(lower)
+        for i in range(nlen):
+            low[i] = <char>LOWER[n[i]]
+        if lower in _NOT_TRAILERS or (lower.startswith(b"content-") and lower != b"content-digest"):
+            raise ValueError(f"{name!r} may not be sent as a trailer (RFC 9110 §6.5.1)")
+        lines.append(PyBytes_FromStringAndSize(<const char*>n, nlen) + _COLON_SP
+                     + PyBytes_FromStringAndSize(<const char*>v, vlen) + _CRLF)
+    return lines
 
 
 @cython.final
@@ -92,6 +186,28 @@ cdef class BodyWriter:
                 self._out.send(_LAST_CHUNK)
         elif self.framing == BODY_LENGTH and self.remaining > 0 and not self._silent:
             return 1
+        return 0
+
+    cdef int finish_trailers(self, object fields) except -1:
+        cdef list lines = _trailer_lines(fields)   # checked whatever happens to them
+        if not lines:
+            return self.finish()
+        if self.framing == BODY_LENGTH:
+            # RFC 9112 §7.1.2: the trailer section is part of the chunked coding; a body framed by
+            # Content-Length ends with its last byte and has nowhere to put one.  Raised for a
+            # HEAD response too, so the same handler fails the same way for GET and HEAD.
+            raise ValueError("a body framed by Content-Length cannot carry trailers "
+                             "(RFC 9112 §7.1.2: only a chunked body has a trailer section)")
+        if self._silent or self.framing != BODY_CHUNKED:
+            # No content goes out (HEAD, 204, 304: RFC 9110 §9.3.2, §15.3.5, §15.4.5), or the
+            # peer is HTTP/1.0 and the close ends the body (RFC 9112 §6.3 item 8): no trailer
+            # section exists.  Trailers are metadata a recipient may discard anyway (RFC 9110
+            # §6.5.1), so they are dropped rather than failing a response the client chose.
+            return self.finish()
+        if not self._out.closed:
+            lines.insert(0, _LAST_CHUNK_LINE)
+            lines.append(_CRLF)
+            self._out.send(b"".join(lines))
         return 0
 
 

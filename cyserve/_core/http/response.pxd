@@ -2,8 +2,8 @@
 """Contract of the response writer: one response at a time over the connection's outbox.
 
 ``respond`` (a whole response: head and small body in one write), ``start``/``write``/``end`` (a
-streamed body, framed by a ``BodyWriter``), ``switching`` (a ``101 Switching Protocols`` head,
-RFC 9110 §15.2.2).  The writer owns the response's state; persistence is not its to decide: the
+streamed body, framed by a ``BodyWriter``; ``end`` may carry a trailer section), ``switching`` (a
+``101 Switching Protocols`` head, RFC 9110 §15.2.2).  The writer owns the response's state; persistence is not its to decide: the
 server role passes the ``Connection`` verdict in (a serialise ``CONN_*`` value), and the writer
 reports back, in ``close_after``, what the response itself demands — the handler's own
 ``Connection: close``, a body delimited by closing (HTTP/1.0 stream), a body that ended short of
@@ -48,8 +48,14 @@ cdef class ResponseWriter:
                    long long content_length, int conn) except -1
     # A piece of a streamed body; returns drain() for the caller to await.
     cdef object write(self, object data)
-    cdef int end(self) except -1
+    # The end of the streamed body; ``trailers`` None, or ``(name, value)`` pairs for its trailer
+    # section (``BodyWriter.finish_trailers`` says when they go out).  ValueError for trailers
+    # refused there leaves the response streaming, as before the call.
+    cdef int end(self, object trailers) except -1
     cdef int switching(self, str protocol, object fields) except -1
+    # A streamed response is in progress whose body goes out chunked (HTTP/1.1, no declared
+    # length, a status and method with content): ``end`` would send its trailers.
+    cdef bint trailers_allowed(self) noexcept
 
 
 # ``server_name`` None: no Server field; ``date_header`` false: no Date field.

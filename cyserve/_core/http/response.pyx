@@ -5,8 +5,8 @@ from cpython.bytes cimport PyBytes_GET_SIZE
 
 from cyserve._core.http.framing cimport BodyWriter, body_writer
 from cyserve._core.http.serialise cimport (
-    BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE, CONN_UPGRADE,
-    HeadWriter, body_framing,
+    BODY_CHUNKED, BODY_CLOSE, BODY_LENGTH, BODY_NONE, COALESCE_BODY_BYTES, CONN_CLOSE,
+    CONN_UPGRADE, HeadWriter, body_framing,
 )
 from cyserve._core.io.outbox cimport READY, Outbox
 
@@ -77,16 +77,23 @@ cdef class ResponseWriter:
             self.sent += PyBytes_GET_SIZE(<bytes>data)
         return self._out.drain()
 
-    cdef int end(self) except -1:
+    cdef int end(self, object trailers) except -1:
+        cdef int short
         if self.state != R_STREAMING:
             raise RuntimeError("end_stream() needs a response started with start_stream()")
+        if trailers is None:
+            short = self._body.finish()
+        else:
+            # Checked even when the client is gone: a malformed field is the handler's mistake.
+            short = self._body.finish_trailers(trailers)
         self.state = R_DONE
-        if self._out.closed:
-            return 0
-        if self._body.finish():
+        if short and not self._out.closed:
             # Fewer bytes than promised: the client would wait for the rest (RFC 9112 §6.3).
             self.close_after = True
         return 0
+
+    cdef bint trailers_allowed(self) noexcept:
+        return self.state == R_STREAMING and not self._silent and self._body.framing == BODY_CHUNKED
 
     cdef int switching(self, str protocol, object fields) except -1:
         cdef list all_fields = [("Upgrade", protocol)]

@@ -9,7 +9,8 @@ keep-alive is decided here alone and only ever turns off for a connection (h11's
 response writer and the stream report facts (``close_after``, EOF, loss) and this file acts on
 them.
 
-The app sees this object as ``conn``: ``respond``, ``start_stream``/``write``/``end_stream``,
+The app sees this object as ``conn``: ``respond``, ``start_stream``/``write``/``end_stream``
+(``end_stream(trailers)`` ends a chunked body with a trailer section, RFC 9112 §7.1.2),
 ``drain``, ``upgrade`` (101 and hand the stream to the next role); the connection's own facts
 (peer, transport, disconnects) are its stream's, ``conn.stream``.  ``conn.forwarded`` is the one
 per-request slot others write: what a trusted proxy said about the request (the proxy-headers

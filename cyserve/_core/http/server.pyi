@@ -32,8 +32,24 @@ class ServerRole:
     def write(self, data: bytes) -> Awaitable[None]:
         """Send a piece of a streamed body; await the result for backpressure.  Raises
         ``Disconnected`` once the client is gone, so a producer stops."""
-    def end_stream(self) -> None:
-        """Finish a streamed body (the last chunk for chunked framing)."""
+    def end_stream(self, trailers: Fields = None) -> None:
+        """Finish a streamed body (the last chunk for chunked framing).
+
+        ``trailers``: ``(name, value)`` pairs (str or bytes) sent after a chunked body as its
+        trailer section: the last chunk, the fields, the empty line, in one write (RFC 9112
+        §7.1.2).  They are checked as head fields are (a token name; a value without CR, LF,
+        NUL or other controls, RFC 9110 §5.5), and a field that may not be a trailer (RFC 9110
+        §6.5.1: Content-Length, Transfer-Encoding, Connection, TE, Trailer, Host, controls such
+        as Cache-Control, Date, Location, Vary, authentication fields, Set-Cookie, Content-* but
+        Content-Digest) is a ``ValueError``.  So is any field for a body framed by
+        Content-Length (``start_stream(..., content_length=n)``): only the chunked coding has a
+        trailer section.  When the response has no body (HEAD, 204, 304) or the client speaks
+        HTTP/1.0 (the body ends with the connection), they are checked and dropped: no trailer
+        section exists, and a recipient may discard trailers anyway (RFC 9110 §6.5.1).  After a
+        ``ValueError`` the response is still streaming.  The client only promises to read
+        trailers with ``TE: trailers`` (RFC 9110 §10.1.4); a ``Trailer`` field in the head
+        announcing them is the handler's to add (RFC 9110 §6.6.2).
+        """
     def drain(self) -> Awaitable[None]:
         """Wait while the transport is above its high water mark.  Creates no future unless writing
         is paused; raises ``Disconnected`` when the client left."""
@@ -48,6 +64,10 @@ class ServerRole:
         """
     @property
     def response_started(self) -> bool: ...
+    @property
+    def trailers_allowed(self) -> bool:
+        """A streamed response is in progress whose body goes out chunked (HTTP/1.1, no
+        Content-Length, a status and method with content): ``end_stream(trailers)`` sends them."""
     @property
     def requests_served(self) -> int: ...
 

@@ -160,8 +160,6 @@ cdef int _want_body(object owner) except -1:
     return 0
 
 
-@cython.final
-
 cdef inline double _now() noexcept:
     """Seconds on the monotonic clock, to the nanosecond: response times for the observer.
     Not ``loop.time()``: uvloop's is libuv's millisecond clock, read once per loop turn, which
@@ -170,6 +168,8 @@ cdef inline double _now() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
+
+@cython.final
 cdef class ServerRole:
     """One HTTP/1.1 server connection's requests and responses (see server.pxd)."""
 
@@ -373,7 +373,7 @@ cdef class ServerRole:
             self._keep_alive = False
             self._respond_status(500, None)
         elif self._response.state == R_STREAMING:
-            self._response.end()
+            self._response.end(None)
             if self._observer is not None:
                 self._report()
         self._finish_request()
@@ -540,8 +540,10 @@ cdef class ServerRole:
     def write(self, data):
         return self._response.write(data)
 
-    def end_stream(self):
-        self._response.end()
+    def end_stream(self, trailers=None):
+        # The writer refuses bad trailers before it changes anything: the response is then still
+        # streaming and unreported, and the handler may end it again.
+        self._response.end(trailers)
         if self._observer is not None:
             self._report()
 
@@ -571,6 +573,10 @@ cdef class ServerRole:
     @property
     def response_started(self) -> bool:
         return self._response.state != R_NONE
+
+    @property
+    def trailers_allowed(self) -> bool:
+        return self._response.trailers_allowed()
 
     # The connection's own facts (peer, transport, disconnects, reading) are ``conn.stream``'s.
     @property
