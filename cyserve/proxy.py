@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from cyserve.request import Request
     from cyserve.response import BaseResponse
 
-__all__ = ["Forwarded", "ProxyHeaders", "TrustedPeers", "UNIX_PEER", "resolve"]
+__all__ = ["Forwarded", "ProxyHeaders", "TrustedPeers", "UNIX_PEER", "peer_host", "resolve"]
 
 #: What a trusted proxy said about a request: ``(client, scheme, host)``, each ``None`` when it
 #: said nothing usable of it.  ``client`` is ``(address, port)`` with port 0 when not given;
@@ -429,40 +429,63 @@ class _Resolver:
         return client, scheme, host
 
 
+def peer_host(peername: Any) -> str | None:
+    """The host a connection's peer is trusted (or not) under: the address of a TCP peer
+    (``(host, port, ...)``), ``UNIX_PEER`` for a Unix socket (its path, ``""`` when unnamed),
+    ``None`` when the transport does not say."""
+    if type(peername) is tuple:
+        host = peername[0]
+        return host if isinstance(host, str) else None
+    return UNIX_PEER if isinstance(peername, (str, bytes)) else None
+
+
+def _lookup(headers: FieldLookup | Iterable[tuple[str, str]]) -> Callable[[str], list[str]]:
+    """``get_all(name)`` over a head (its own) or ``(name, value)`` pairs."""
+    get_all: Callable[[str], list[str]] | None = getattr(headers, "get_all", None)
+    if get_all is not None:
+        return get_all
+    # Not a FieldLookup (those returned above): (name, value) pairs.
+    pairs = [(name.lower(), value) for name, value in headers]  # type: ignore[union-attr]
+    return lambda name: [value for key, value in pairs if key == name]
+
+
 def resolve(peer_host: str | None, headers: FieldLookup | Iterable[tuple[str, str]],
             trusted: TrustedPeers, *, source: str = "auto") -> Forwarded | None:
-    """What the proxy headers say about a request that came from ``peer_host``.
+    """What the proxy headers say about a request that came from ``peer_host``, answered once.
 
     ``peer_host``: the connection's peer address (``UNIX_PEER`` for a Unix socket, ``None``
-    when unknown).  ``headers``: the request's fields, as the core's head (anything with
-    ``get_all(name)``) or ``(name, value)`` pairs.  ``source``: ``"auto"`` (``X-Forwarded-*``
-    when any of them is present, else ``Forwarded``), ``"x-forwarded"`` or ``"forwarded"``.
+    when unknown; ``peer_host()`` makes it from a peername).  ``headers``: the request's
+    fields, as the core's head (anything with ``get_all(name)``) or ``(name, value)`` pairs.
+    ``source``: ``"auto"`` (``X-Forwarded-*`` when any of them is present, else ``Forwarded``),
+    ``"x-forwarded"`` or ``"forwarded"``.
 
     ``None`` when the peer is not trusted or no header said anything usable; else
     ``(client, scheme, host)`` (see ``Forwarded``).  A malformed ``Forwarded`` from a trusted
-    peer raises ``BadRequest``.
+    peer raises ``BadRequest``.  Each call starts with an empty memory of answers: to resolve
+    request after request, build a ``ProxyHeaders`` once and call its ``resolve``.
     """
     resolver = _Resolver(trusted, source)
     if peer_host not in trusted:
         return None
-    if hasattr(headers, "get_all"):
-        return resolver(headers.get_all)
-    pairs = [(name.lower(), value) for name, value in headers]
-    return resolver(lambda name: [value for key, value in pairs if key == name])
+    return resolver(_lookup(headers))
 
 
 class ProxyHeaders:
-    """Middleware: believe the proxy headers of requests from ``trusted`` peers.
+    """The proxy-header resolver of one trust set, built once and used for every request: as
+    middleware (``app.use(ProxyHeaders(...))``) or called directly (``resolve``).
 
-    ``ProxyHeaders(trusted="127.0.0.1,::1", source="auto")``: ``trusted`` as ``TrustedPeers`` takes it
-    (``"10.0.0.0/8, 127.0.0.1"``, a list, ``"*"``, ``"unix:"``), or a ``TrustedPeers``.  What
-    ``resolve`` finds becomes the request's: ``request.client``, ``request.url`` (scheme, host,
-    port) and ``request.absolute_url()``, and the access log's client.  ``source``: the header
-    family to read (the module's docstring says why ``"auto"`` prefers ``X-Forwarded-*``;
-    ``"forwarded"`` for a proxy that writes only RFC 7239 ``Forwarded``, ``"x-forwarded"`` to
-    never read it).  A malformed ``Forwarded`` from a trusted peer is answered 400.  Install it first
+    ``ProxyHeaders(trusted="127.0.0.1,::1", source="auto")``: ``trusted`` as ``TrustedPeers`` takes
+    it (``"10.0.0.0/8, 127.0.0.1"``, a list, ``"*"``, ``"unix:"``), or a ``TrustedPeers``.
+    ``source``: the header family to read (the module's docstring says why ``"auto"`` prefers
+    ``X-Forwarded-*``; ``"forwarded"`` for a proxy that writes only RFC 7239 ``Forwarded``,
+    ``"x-forwarded"`` to never read it).
+
+    As middleware, what it resolves becomes the request's: ``request.client``, ``request.url``
+    (scheme, host, port) and ``request.absolute_url()``, and the access log's client; a
+    malformed ``Forwarded`` from a trusted peer is answered 400.  Install it first
     (``app.use``), so every other middleware sees the resolved client; the ``cyserve`` command
-    installs it for ``--proxy-headers`` (uvicorn's default: on, trusting 127.0.0.1 and ::1).
+    installs it for ``--proxy-headers`` (uvicorn's default: on, trusting 127.0.0.1 and ::1), and
+    the ASGI host resolves each request through one of these.
     """
 
     __slots__ = ("trusted", "source", "_resolver")
@@ -473,18 +496,23 @@ class ProxyHeaders:
         self.source = source
         self._resolver = _Resolver(self.trusted, source)
 
+    def resolve(self, peer_host: str | None,
+                headers: FieldLookup | Iterable[tuple[str, str]]) -> Forwarded | None:
+        """What the proxy headers of a request from ``peer_host`` say, as the module's
+        ``resolve`` answers it (same arguments, same ``None``, same ``BadRequest``), with the
+        answers per header value remembered across calls (bounded): the same proxies send the
+        same few values request after request."""
+        if peer_host not in self.trusted:
+            return None
+        return self._resolver(_lookup(headers))
+
     def __call__(self, handler: Handler) -> Handler:
-        trusted, resolver = self.trusted, self._resolver
+        resolve = self.resolve
 
         async def call(request: Request) -> BaseResponse:
-            peer = request._conn.stream.peername
-            # A TCP peer is (host, port, ...); a Unix socket's is its path, "" when unnamed.
-            host = peer[0] if type(peer) is tuple else (UNIX_PEER if isinstance(peer, (str, bytes))
-                                                        else None)
-            if host in trusted:
-                found = resolver(request._head.get_all)
-                if found is not None:
-                    request.forwarded = found
+            found = resolve(peer_host(request._conn.stream.peername), request._head)
+            if found is not None:
+                request.forwarded = found
             return await handler(request)
         return call
 

@@ -30,7 +30,7 @@ from cyserve.asgi.websocket import refused_handshake, run_websocket
 from cyserve.config import Limits, ServerConfig, Timeouts, WaterMarks, WebSocketLimits
 from cyserve.errors import BadRequest
 from cyserve.lifecycle import Lifecycle
-from cyserve.proxy import UNIX_PEER, TrustedPeers, resolve
+from cyserve.proxy import ProxyHeaders, TrustedPeers, peer_host
 from cyserve.request import Request
 from cyserve.websocket import WebSocket, check_handshake
 
@@ -38,7 +38,6 @@ __all__ = ["ASGIHost"]
 
 ASGIApp = Callable[..., Awaitable[None]]
 Entry = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]
-_PROXY_FIELDS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
 # After cancelling what outlived the grace period: how long its tasks get to end.
 _CANCEL_SETTLE_S = 1.0
 _log = logging.getLogger("cyserve.error")
@@ -81,6 +80,9 @@ class ASGIHost:
         self.default_headers: list[tuple[str, str]] = []
         #: Peers whose proxy headers are believed (``--proxy-headers``), or None.
         self.trusted: TrustedPeers | None = None
+        # The resolver of ``trusted``, made when the entry is (so its memory of answers lasts
+        # the server's life, shared by the C entry's hook and the internal App's middleware).
+        self._proxy: ProxyHeaders | None = None
         self._entry = self._make_entry()
         self._inner: Any = None
         #: The tasks of WebSocket apps running now (``run_websocket`` keeps them here).
@@ -133,15 +135,15 @@ class ASGIHost:
         await self.lifecycle.stop(self.config.timeouts.shutdown_s)
 
     def _make_entry(self) -> ASGIEntry:
+        self._proxy = None if self.trusted is None else ProxyHeaders(self.trusted)
         return ASGIEntry(self.app, self.root_path, False, self.state, self.default_headers,
-                         self._upgrade, None if self.trusted is None else self._forwarded,
+                         self._upgrade, None if self._proxy is None else self._forwarded,
                          send_file)
 
     def _through_app(self) -> Entry:
         """The entry through an internal App: the middleware, then the app mounted at ``/``."""
         from cyserve.app import App
         from cyserve.middleware import DefaultHeaders
-        from cyserve.proxy import ProxyHeaders
 
         inner = App(limits=self.config.limits, timeouts=self.config.timeouts,
                     water_marks=self.config.water_marks, websocket=self.websocket_limits,
@@ -149,8 +151,8 @@ class ASGIHost:
         entry = mount_entry(self.app, self.root_path, False, self.state)
         inner.router.add("/{path:path}", ASGIMount(self.app, entry, inner), MOUNT_METHODS, "asgi",
                          include_in_schema=False)
-        if self.trusted is not None:
-            inner.use(ProxyHeaders(self.trusted))
+        if self._proxy is not None:
+            inner.use(self._proxy)
         for middleware in self.middlewares:
             inner.use(middleware)
         if self.default_headers:
@@ -164,19 +166,10 @@ class ASGIHost:
     def _forwarded(self, conn: Any, head: Any) -> bool:
         """Believe a trusted peer's proxy headers (``cyserve.proxy``); False when they were
         malformed and the request was answered 400."""
-        trusted = self.trusted
-        assert trusted is not None
-        peer = conn.stream.peername
-        # A TCP peer is (host, port, ...); a Unix socket's is its path, "" when unnamed.
-        host = peer[0] if type(peer) is tuple else (UNIX_PEER if isinstance(peer, (str, bytes))
-                                                    else None)
-        if host not in trusted:
-            return True
-        get = head.get
-        if all(get(name) is None for name in _PROXY_FIELDS):
-            return True
+        proxy = self._proxy
+        assert proxy is not None
         try:
-            found = resolve(host, head, trusted)
+            found = proxy.resolve(peer_host(conn.stream.peername), head)
         except BadRequest as exc:
             conn.respond(400, None, f"400 Bad Request: {exc.detail}\n".encode("utf-8"),
                          "text/plain; charset=utf-8")

@@ -1,6 +1,8 @@
 """Proxy headers: who is trusted (``TrustedPeers``), what ``resolve`` believes (X-Forwarded-*,
-RFC 7239 Forwarded, the anti-spoofing walk), and end to end over 127.0.0.1 (TCP and a Unix
-socket) that ``request.client``, ``request.url`` and ``request.absolute_url`` see the result."""
+RFC 7239 Forwarded, the anti-spoofing walk), that ``ProxyHeaders.resolve`` (the resolver built
+once, remembering its answers) answers every vector as the one-off ``resolve`` does, and end to
+end over 127.0.0.1 (TCP and a Unix socket) that ``request.client``, ``request.url`` and
+``request.absolute_url`` see the result, through the middleware and through the ASGI host."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +16,7 @@ import pytest
 
 from cyserve import App, Response
 from cyserve.errors import BadRequest
-from cyserve.proxy import UNIX_PEER, ProxyHeaders, TrustedPeers, resolve
+from cyserve.proxy import UNIX_PEER, ProxyHeaders, TrustedPeers, peer_host, resolve
 from cyserve.server import serve
 from tests.support import RawClient, serving
 
@@ -204,6 +206,44 @@ def test_resolve(trusted: Any, peer: str | None, headers: H, expected: Any) -> N
     assert resolve(peer, headers, TrustedPeers(trusted)) == expected
 
 
+@pytest.mark.parametrize("trusted, peer, headers, expected", RESOLVE)
+def test_proxy_headers_resolve_answers_as_resolve_and_again_from_memory(
+        trusted: Any, peer: str | None, headers: H, expected: Any) -> None:
+    proxy = ProxyHeaders(trusted)
+    for _ in range(3):  # the first answer is worked out, the next ones are remembered
+        assert proxy.resolve(peer, headers) == expected
+
+
+def test_proxy_headers_resolve_reads_the_cores_parsed_head() -> None:
+    from cyserve._core.http.parser import parse_request_head
+    head = parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=192.0.2.43;proto=https\r\n"
+                              b"X-Forwarded-For: 203.0.113.7\r\n\r\n")
+    proxy = ProxyHeaders(LOCAL, source="forwarded")
+    assert proxy.resolve(LOCAL, head) == (("192.0.2.43", 0), "https", None)
+    assert proxy.resolve("10.9.9.9", head) is None
+
+
+def test_proxy_headers_resolve_raises_for_a_malformed_forwarded_every_time() -> None:
+    proxy = ProxyHeaders(LOCAL)
+    for _ in range(2):  # a remembered refusal is a fresh BadRequest each time
+        with pytest.raises(BadRequest, match="RFC 7239"):
+            proxy.resolve(LOCAL, [("Forwarded", 'for="x')])
+    # ... and only from a trusted peer: an untrusted one's headers are never parsed.
+    assert proxy.resolve("203.0.113.1", [("Forwarded", 'for="x')]) is None
+
+
+@pytest.mark.parametrize("peername, expected", [
+    pytest.param(("127.0.0.1", 50000), "127.0.0.1", id="tcp-ipv4"),
+    pytest.param(("::1", 50000, 0, 0), "::1", id="tcp-ipv6-four-tuple"),
+    pytest.param("/run/app.sock", UNIX_PEER, id="unix-named"),
+    pytest.param("", UNIX_PEER, id="unix-unnamed"),
+    pytest.param(b"\0abstract", UNIX_PEER, id="unix-abstract-bytes"),
+    pytest.param(None, None, id="unknown"),
+])
+def test_peer_host_names_what_trust_is_decided_on(peername: Any, expected: str | None) -> None:
+    assert peer_host(peername) == expected
+
+
 @pytest.mark.parametrize("source, expected", [
     ("auto", (("203.0.113.7", 0), None, None)),
     ("x-forwarded", (("203.0.113.7", 0), None, None)),
@@ -244,19 +284,16 @@ def test_resolve_reads_the_cores_parsed_head() -> None:
 
 
 def test_remembered_answers_stay_right_and_bounded() -> None:
-    # The middleware's resolver remembers answers per header value; many distinct chains cycle
-    # the memory (bounded) without changing an answer, and a malformed value raises every time.
-    from cyserve.proxy import _CACHE_MAX, _Resolver
-    resolver = _Resolver(TrustedPeers(PROXIES), "auto")
+    # ProxyHeaders remembers answers per header value; many distinct chains cycle the memory
+    # (bounded: its size is read from the private memo) without changing an answer.
+    from cyserve.proxy import _CACHE_MAX
+    proxy = ProxyHeaders(PROXIES)
     for i in range(3 * _CACHE_MAX):
         chain = f"6.6.6.6, 203.0.{i // 256 % 256}.{i % 256}, 10.0.0.{i % 200}"
         for _ in range(2):
-            found = resolver(lambda name: [chain] if name == "x-forwarded-for" else [])
+            found = proxy.resolve(LOCAL, [("X-Forwarded-For", chain)])
             assert found == ((f"203.0.{i // 256 % 256}.{i % 256}", 0), None, None)
-    assert len(resolver._chains) <= _CACHE_MAX
-    for _ in range(2):
-        with pytest.raises(BadRequest):
-            resolver(lambda name: ['for="x'] if name == "forwarded" else [])
+    assert len(proxy._resolver._chains) <= _CACHE_MAX
 
 
 def test_source_is_checked() -> None:
@@ -377,4 +414,56 @@ def test_request_behind_a_proxy_on_a_unix_socket(run: Any, trusted: str, expecte
                     await client.close()
             finally:
                 await server.shutdown(timeout_s=2.0)
+    run(main)
+
+
+# ------------------------------------------------------------------------ through the ASGI host
+def seen_by_asgi(seen: list[dict[str, Any]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+    return app
+
+
+@pytest.mark.parametrize("through_app", [False, True], ids=["c-entry-hook", "internal-app-middleware"])
+def test_asgi_host_resolves_each_request_through_its_one_proxy_resolver(
+        run: Any, through_app: bool) -> None:
+    # The ASGI host resolves trusted proxy headers in the C entry's hook, or, when App
+    # middleware run first, in the internal App's ProxyHeaders: the same object either way.
+    from cyserve.asgi import ASGIHost
+    from tests.asgi.asgi_support import serving as serving_asgi
+
+    seen: list[dict[str, Any]] = []
+    passed: list[str] = []
+
+    def pass_through(handler: Any) -> Any:
+        async def call(request: Any) -> Any:
+            passed.append(request.client[0])   # resolved before any other middleware runs
+            return await handler(request)
+        return call
+
+    async def main() -> None:
+        host = ASGIHost(seen_by_asgi(seen))
+        host.trusted = TrustedPeers("127.0.0.1")
+        if through_app:
+            host.middlewares.append(pass_through)
+        async with serving_asgi(host) as server:
+            client = await RawClient.open(server.port)
+            try:
+                for _ in range(2):
+                    assert (await client.request("GET", "/", FORWARDED_BY_PROXY)).status == 200
+                plain = await client.request("GET", "/")
+                bad = await client.request("GET", "/", [("Forwarded", 'for="192.0.2.1')])
+            finally:
+                await client.close()
+        assert plain.status == 200 and bad.status == 400
+        assert [s["client"][0] for s in seen] == ["203.0.113.7", "203.0.113.7", "127.0.0.1"]
+        assert [s["scheme"] for s in seen] == ["https", "https", "http"]
+        assert passed == (["203.0.113.7", "203.0.113.7", "127.0.0.1"] if through_app else [])
     run(main)
