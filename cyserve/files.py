@@ -1,4 +1,6 @@
-"""FileResponse: a file streamed through the writer, with validators, preconditions and ranges.
+"""FileResponse: a file streamed through the writer, with validators, preconditions and ranges;
+``OpenFile``, the file it reads, for anything else that sends one (the ASGI adapter's
+``http.response.pathsend``).
 
 uvloop has no ``sendfile``, so a file goes out in ``chunk_bytes`` pieces: each is read with
 ``os.pread`` in the default executor (the loop never blocks on the disk) and handed to
@@ -20,14 +22,14 @@ import re
 import secrets
 import stat as stat_module
 import time
-from typing import Any, Iterable, Union
+from typing import Any, Awaitable, Callable, Iterable, Union
 from urllib.parse import quote
 
 from cyserve.datastructures import Headers, field_value
 from cyserve.response import BaseResponse, http_date
 
-__all__ = ["FileResponse", "guess_type", "content_disposition", "make_etag", "http_date",
-           "parse_http_date", "parse_range", "evaluate_preconditions", "MAX_RANGES"]
+__all__ = ["FileResponse", "OpenFile", "guess_type", "content_disposition", "make_etag",
+           "http_date", "parse_http_date", "parse_range", "evaluate_preconditions", "MAX_RANGES"]
 
 #: More ranges than this in one Range header are ignored and the whole file is sent (RFC 9110
 #: §14.2 lets a server ignore a Range field; many small ranges are a known amplification trick).
@@ -223,12 +225,21 @@ def _if_range_holds(value: str | None, etag: str, mtime_s: int, now_s: float) ->
     return since is not None and since == mtime_s and now_s - mtime_s >= 1
 
 
-class _OpenFile:
-    """A file descriptor read with ``os.pread`` in the default executor.
+class OpenFile:
+    """A regular file open for sending, read off the loop.
 
-    A read still running in its thread when the task is cancelled must not race ``close``
-    (the descriptor number could be reused and the thread would read another file), so closing
-    waits for it."""
+    ``file = await OpenFile.open(path)`` opens it in the default executor (a missing file is
+    ``FileNotFoundError``, anything but a regular file ``IsADirectoryError``, as well as the
+    ``OSError`` of the open itself); ``file.stat`` is the ``fstat`` of the descriptor that is read,
+    so whatever a response says about the file (length, validators) describes the bytes sent even
+    if the path is replaced meanwhile.  ``await file.read(n, offset)`` is one ``os.pread`` in the
+    executor; ``await file.copy_to(write, offset, length, chunk_bytes)`` sends a range through
+    ``await write(chunk)``, one chunk at a time.  ``close()`` (or ``async with``) closes it.
+
+    Cancellation: a read still running in its thread when the task is cancelled must not race
+    ``close`` (the descriptor number could be reused and the thread would read another file), so
+    closing waits for it; a cancelled ``open`` closes what it opened.
+    """
 
     __slots__ = ("fd", "stat", "_busy")
 
@@ -238,8 +249,8 @@ class _OpenFile:
         self._busy: asyncio.Future[bytes] | None = None
 
     @classmethod
-    async def open(cls, loop: asyncio.AbstractEventLoop, path: str) -> "_OpenFile":
-        job = loop.run_in_executor(None, _open_regular, path)
+    async def open(cls, path: str | os.PathLike[str]) -> OpenFile:
+        job = asyncio.get_running_loop().run_in_executor(None, _open_regular, os.fspath(path))
         try:
             fd, st = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -247,11 +258,42 @@ class _OpenFile:
             raise
         return cls(fd, st)
 
-    async def read(self, loop: asyncio.AbstractEventLoop, n: int, offset: int) -> bytes:
-        job = self._busy = loop.run_in_executor(None, os.pread, self.fd, n, offset)
+    async def read(self, n: int, offset: int) -> bytes:
+        """Up to ``n`` bytes from ``offset`` (fewer at the end of the file, ``b""`` past it)."""
+        job = self._busy = asyncio.get_running_loop().run_in_executor(
+            None, os.pread, self.fd, n, offset)
         return await asyncio.shield(job)
 
+    async def copy_to(self, write: Callable[[bytes], Awaitable[Any]], offset: int = 0,
+                      length: int | None = None, chunk_bytes: int = 65536) -> int:
+        """Send ``length`` bytes from ``offset`` (None: to the end of the file as ``stat`` saw
+        it) through ``await write(chunk)``, each chunk at most ``chunk_bytes``; the next is read
+        only once ``write`` returned, so backpressure holds one chunk.  Returns the bytes sent:
+        fewer than asked when the file shrank, which the caller's framing must treat as a body
+        cut short (the core closes a Content-Length response that ends short, RFC 9112 §6.3)."""
+        if chunk_bytes <= 0:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"offset and length are not negative, got {offset}, {length}")
+        if length is None:
+            length = max(self.stat.st_size - offset, 0)
+        sent = 0
+        while sent < length:
+            data = await self.read(min(chunk_bytes, length - sent), offset + sent)
+            if not data:
+                break
+            await write(data)
+            sent += len(data)
+        return sent
+
+    async def __aenter__(self) -> OpenFile:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the descriptor, once any read still in its thread has finished."""
         busy = self._busy
         if busy is not None and not busy.done():
             busy.add_done_callback(self._close_after)
@@ -326,9 +368,8 @@ class FileResponse(BaseResponse):
         self.content_disposition_type = content_disposition_type
 
     async def send(self, conn: Any) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            file = await _OpenFile.open(loop, self.path)
+            file = await OpenFile.open(self.path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
             conn.respond(404, None, b"404 Not Found\n", "text/plain; charset=utf-8")
             return
@@ -338,11 +379,11 @@ class FileResponse(BaseResponse):
                     expected.st_dev, expected.st_ino):
                 conn.respond(404, None, b"404 Not Found\n", "text/plain; charset=utf-8")
                 return
-            await self._send_open(conn, loop, file)
+            await self._send_open(conn, file)
         finally:
             file.close()
 
-    async def _send_open(self, conn: Any, loop: asyncio.AbstractEventLoop, file: _OpenFile) -> None:
+    async def _send_open(self, conn: Any, file: OpenFile) -> None:
         st = file.stat
         size = st.st_size
         mtime_s = int(st.st_mtime)
@@ -384,19 +425,18 @@ class FileResponse(BaseResponse):
         if not ranges:
             conn.start_stream(status, fields, self.content_type, size)
             if method != "HEAD":
-                await self._copy(conn, loop, file, 0, size)
+                await file.copy_to(conn.write, 0, size, self.chunk_bytes)
         elif len(ranges) == 1:
             first, last = ranges[0]
             fields.append(("Content-Range", f"bytes {first}-{last}/{size}"))
             conn.start_stream(206, fields, self.content_type, last - first + 1)
-            await self._copy(conn, loop, file, first, last - first + 1)
+            await file.copy_to(conn.write, first, last - first + 1, self.chunk_bytes)
         else:
-            await self._send_multipart(conn, loop, file, fields, ranges, size)
+            await self._send_multipart(conn, file, fields, ranges, size)
         conn.end_stream()
 
-    async def _send_multipart(self, conn: Any, loop: asyncio.AbstractEventLoop, file: _OpenFile,
-                              fields: list[tuple[str, str]], ranges: list[tuple[int, int]],
-                              size: int) -> None:
+    async def _send_multipart(self, conn: Any, file: OpenFile, fields: list[tuple[str, str]],
+                              ranges: list[tuple[int, int]], size: int) -> None:
         # RFC 9110 §14.6: each part carries Content-Type and Content-Range; the CRLF before a
         # delimiter belongs to the delimiter, so part bodies are exact.
         boundary = secrets.token_hex(16)
@@ -410,16 +450,7 @@ class FileResponse(BaseResponse):
         conn.start_stream(206, fields, f"multipart/byteranges; boundary={boundary}", total)
         for head, (first, last) in zip(heads, ranges):
             await conn.write(head)
-            await self._copy(conn, loop, file, first, last - first + 1)
-        await conn.write(tail)
-
-    async def _copy(self, conn: Any, loop: asyncio.AbstractEventLoop, file: _OpenFile,
-                    offset: int, length: int) -> None:
-        chunk_bytes = self.chunk_bytes
-        while length > 0:
-            data = await file.read(loop, min(chunk_bytes, length), offset)
-            if not data:
+            if await file.copy_to(conn.write, first, last - first + 1,
+                                  self.chunk_bytes) < last - first + 1:
                 return  # the file shrank: end_stream sees the short body and closes
-            await conn.write(data)
-            offset += len(data)
-            length -= len(data)
+        await conn.write(tail)

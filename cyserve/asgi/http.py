@@ -31,10 +31,10 @@ ASGI 2.4 asks (apps stop streaming on it).
 """
 from __future__ import annotations
 
-import asyncio
+from typing import Any, Awaitable
 
 from cyserve._core.http.asgi import HTTPExchange, merged_fields
-from cyserve.files import _OpenFile
+from cyserve.files import OpenFile
 
 __all__ = ["HTTPExchange", "merged_fields", "send_file"]
 
@@ -43,22 +43,16 @@ _FILE_CHUNK_BYTES = 65536
 
 async def send_file(exchange: HTTPExchange, path: str) -> None:
     """``http.response.pathsend``: the file at ``path`` as the body of the started response,
-    read off the loop in chunks (cyserve.files' reader) and written with backpressure; framed
-    with the app's Content-Length, else the file's size.  A missing file raises into the app
-    before anything was sent."""
-    loop = asyncio.get_running_loop()
-    file = await _OpenFile.open(loop, path)
-    try:
+    read off the loop in chunks (``cyserve.files.OpenFile``, as ``FileResponse`` reads) and
+    written with backpressure; framed with the app's Content-Length, else the file's size.  A
+    missing file raises into the app before anything was sent; a file that shrank meanwhile ends
+    short, which the exchange reports as the app's broken promise."""
+    def more(data: bytes) -> Awaitable[Any]:
+        return exchange.write(data, True)
+
+    async with await OpenFile.open(path) as file:
         length = exchange.length if exchange.length >= 0 else file.stat.st_size
         exchange.start_body(length)
         if not exchange.head_request:
-            offset = 0
-            while offset < length:
-                data = await file.read(loop, min(_FILE_CHUNK_BYTES, length - offset), offset)
-                if not data:
-                    break  # the file shrank: the short body is the app's broken promise
-                await exchange.write(data, True)
-                offset += len(data)
+            await file.copy_to(more, 0, length, _FILE_CHUNK_BYTES)
         await exchange.write(b"", False)
-    finally:
-        file.close()
