@@ -166,3 +166,40 @@ def test_interleaved_framings_excluded_and_detached_members(run: Any) -> None:
             for client in (*members, excluded, back):
                 await client.close()
     run(main)
+
+
+class _Watched(Session):
+    """A session whose ``next_seq`` is a property counting writes, and one more slot: the
+    fan-out must go through the property, and through the subclass's own layout."""
+
+    __slots__ = ("writes",)
+
+    def __init__(self, client_id: str, identity: Any) -> None:
+        self.writes = 0
+        super().__init__(client_id, identity)
+
+    @property  # type: ignore[override]
+    def next_seq(self) -> int:
+        value: int = Session.next_seq.__get__(self)  # type: ignore[attr-defined]
+        return value
+
+    @next_seq.setter
+    def next_seq(self, value: int) -> None:
+        self.writes += 1
+        Session.next_seq.__set__(self, value)  # type: ignore[attr-defined]
+
+
+def test_fanout_goes_through_properties_and_other_layouts() -> None:
+    limits = PushLimits(resume_history_count=4)
+    # Alternating types: the loop changes layouts from one member to the next.
+    sessions = [(_Watched if n % 2 else Session)(f"c{n}", None) for n in range(6)]
+    twins = [Session(f"c{n}", None) for n in range(6)]
+    for n in range(6):
+        message = Message("g", pack(n))
+        fanout(sessions, message, frozenset({"c4"}), limits)
+        for twin in twins:
+            if twin.client_id != "c4":
+                twin.record(message, 4, limits.resume_history_bytes)
+    assert [_state(s) for s in sessions] == [_state(t) for t in twins]
+    # __init__'s write and one per publish, each through the property.
+    assert [s.writes for s in sessions if isinstance(s, _Watched)] == [7, 7, 7]
