@@ -69,7 +69,7 @@ from cyserve.errors import (
     WebSocketDisconnect,
     WebSocketError,
 )
-from cyserve.files import FileResponse
+from cyserve.files import FileResponse, OpenFile
 from cyserve.health import Health
 from cyserve.metrics import Metrics
 from cyserve.middleware import (CORS, BaseMiddleware, DefaultHeaders, RequestID, SecurityHeaders,
@@ -140,6 +140,7 @@ __all__ = [
     "Deliver",
     "Disconnected",
     "FileResponse",
+    "OpenFile",
     "Forbidden",
     "FormData",
     "FormLimits",

@@ -81,4 +81,6 @@ def offers_trailers(head: Head) -> bool:
     """The request's ``TE`` lists ``trailers`` (RFC 9110 §10.1.4)."""
 def end_with_trailers(conn: ServerRole, fields: Iterable[Any]) -> None:
     """End ``conn``'s chunked streamed response with ``fields`` as its trailer section (RFC 9112
-    §7.1.2); a response without a body (HEAD, 204, 304) or not chunked just ends."""
+    §7.1.2) through ``ServerRole.end_stream(trailers)``; a response without a body (HEAD, 204,
+    304) or not chunked (Content-Length, HTTP/1.0) just ends; ``ValueError`` for a malformed
+    field or one RFC 9110 §6.5.1 keeps out of trailers."""
