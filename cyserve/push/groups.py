@@ -8,10 +8,13 @@ group directory (who is a member, on every node) is kept beside it by the hub's 
 
 ``fanout`` is the hot path of a publish: per member its next sequence number, one reference in
 its history, and the template's head written before the body every member shares.  Its loop is
-compiled (``cyserve._core.push.fanout``): per member, slot reads and C calls instead of
+compiled (``cyserve._core.push.fanout``): per member, slots read in place and C calls instead of
 interpreted bytecode, and a TCP member's queue bound proven at its outbox without asking the
-transport (bench/push/fanout.py's tcp-1000 spends about a microsecond of user time per delivery
-beside the kernel's send, so what the loop itself costs matters).
+transport.  Measured: the loop alone over 100 real TCP members (20 publishes, callgrind), 3,565
+instructions per delivery in Python, 1,359 compiled; ``python bench/push/fanout.py --members 1000
+--ws-members '' --one-duration 0 --rounds 2 --duration 3`` on a quiet run (other 1 %), 335,928
+-> 352,481 delivered/s, server 2.93 -> 2.73 us per delivery (user 0.66 -> 0.55 us; the rest is
+the kernel's sends, about two pushes per write).
 """
 from __future__ import annotations
 
