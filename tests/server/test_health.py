@@ -83,8 +83,15 @@ def test_readiness_is_503_draining_once_shutdown_begins_and_liveness_stays_200(r
             await live_probe.send(b"GET /healthz HTTP/1.1\r\n")
             await asyncio.sleep(0.1)
             shutdown = asyncio.ensure_future(server.shutdown(timeout_s=10))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)
             assert server.draining and health.status == "draining"
+            # The core turns keep-alive off a moment later (serve.py's settle time for
+            # connections accepted an instant before): wait for that, bounded.
+            for _ in range(500):
+                if server.state.shutting_down:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.state.shutting_down
             await ready_probe.send(b"Host: x\r\n\r\n")
             await live_probe.send(b"Host: x\r\n\r\n")
             ready = await ready_probe.response()
