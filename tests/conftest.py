@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from typing import Any, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 import uvloop
@@ -43,3 +44,21 @@ def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
     gc.collect()
     gc.freeze()
     assert not errors, f"loop exception handler saw: {errors}"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A fresh ``redis-server`` on a free 127.0.0.1 port for this test (about 10-20 ms to
+    start; tests/push/redis_support.py's ``RedisServer``): ``.url``, ``.port``, ``.stop()``,
+    ``.start()`` (same port), ``.restart()``, ``.freeze()``/``.thaw()``, ``.cli(*args)``.
+    Killed at teardown whatever state it is in.  Skips when redis-server is not installed (CI
+    installs it)."""
+    from tests.push.redis_support import REDIS_SERVER, RedisServer
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path / "redis")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()

@@ -24,7 +24,7 @@ import pytest
 
 from cyserve.errors import PushCallError, PushClosed
 from cyserve.push import Gap, Push, PushClient, SessionReset, connect
-from tests.push.redis_support import REDIS_SERVER, RedisServer, free_port
+from tests.push.redis_support import RedisServer, free_port
 from tests.server.processes import Server
 from tests.support import fetch
 
@@ -38,20 +38,6 @@ STEP_S = 10.0    # one call, one push, one process that must end by itself
 STOP_S = 20.0    # from SIGTERM to the supervisor's exit
 PUBLISH_WAIT_S = 1.0  # how long the cluster's publishes wait for an unreachable Redis
 JSON_BODY = [("Content-Type", "application/json")]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh redis-server on a free 127.0.0.1 port (tests/push/redis_support.py), killed at
-    teardown."""
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; CI installs it)")
-    server = RedisServer(tmp_path / "redis")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
 
 
 def loop_name(request: pytest.FixtureRequest) -> str:
