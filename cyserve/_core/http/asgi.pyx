@@ -10,6 +10,7 @@ from libc.string cimport memchr, memcmp
 
 from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.grammar cimport LOWER, absolute_path_start, ieq, list_element
+from cyserve._core.http.framing cimport field_bytes
 from cyserve._core.http.head cimport Head
 from cyserve._core.http.server cimport ServerRole
 
@@ -562,23 +563,6 @@ cpdef tuple target_bytes(Head head):
     return PyBytes_FromStringAndSize(<const char*>d + s, e - s), query
 
 
-cdef const unsigned char* _field_bytes(object text, Py_ssize_t* size, list keep) except NULL:
-    """The bytes of a field name or value given as ``bytes`` or a latin-1 ``str`` (anything
-    else is made ``bytes``, kept alive in ``keep``)."""
-    if type(text) is bytes:
-        size[0] = PyBytes_GET_SIZE(text)
-        return <const unsigned char*>PyBytes_AS_STRING(text)
-    if PyUnicode_Check(text):
-        if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
-            raise ValueError(f"header {text!r} is not latin-1")
-        size[0] = PyUnicode_GET_LENGTH(text)
-        return <const unsigned char*>PyUnicode_DATA(text)
-    data = bytes(text)
-    keep.append(data)
-    size[0] = PyBytes_GET_SIZE(data)
-    return <const unsigned char*>PyBytes_AS_STRING(data)
-
-
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cpdef long long declared_length(object fields) except -2:
@@ -592,10 +576,10 @@ cpdef long long declared_length(object fields) except -2:
     cdef list keep = []
     for pair in fields:
         name, text = pair
-        n = _field_bytes(name, &nlen, keep)
+        n = field_bytes(name, &nlen, keep)
         if nlen != 14 or not ieq(n, b"content-length", 14):
             continue
-        v = _field_bytes(text, &vlen, keep)
+        v = field_bytes(text, &vlen, keep)
         if vlen == 0 or vlen > 18:
             raise ValueError(f"content-length {text!r} is not a length (RFC 9110 §8.6)")
         value = 0

@@ -72,3 +72,8 @@ cdef BodyWriter body_writer(Outbox out)
 cdef object start_body(Stream stream, int framing, long long length, long long limit,
                        Py_ssize_t max_trailer_bytes, Py_ssize_t high, Py_ssize_t low,
                        object owner, first_read_fn on_first_read)
+
+
+# The bytes of a field name or value given as bytes or a latin-1 str (in place; anything else
+# through bytes(), kept alive in ``keep``): what the trailer section and ASGI's header checks read.
+cdef const unsigned char* field_bytes(object text, Py_ssize_t* size, list keep) except NULL

@@ -44,15 +44,18 @@ cdef frozenset _NOT_TRAILERS = frozenset((
 ))
 
 
-cdef const unsigned char* _name_bytes(object name, Py_ssize_t* size, list keep) except NULL:
-    """A field name's bytes as the head serialiser reads them: a latin-1 ``str`` in place,
+cdef const unsigned char* field_bytes(object text, Py_ssize_t* size, list keep) except NULL:
+    """The bytes of a field name or value given as ``bytes`` or a latin-1 ``str``, in place;
     anything else through ``bytes()`` (kept alive in ``keep``)."""
-    if PyUnicode_Check(name):
-        if PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND:
-            raise ValueError(f"trailer name {name!r} is not latin-1")
-        size[0] = PyUnicode_GET_LENGTH(name)
-        return <const unsigned char*>PyUnicode_DATA(name)
-    data = bytes(name)
+    if type(text) is bytes:
+        size[0] = PyBytes_GET_SIZE(text)
+        return <const unsigned char*>PyBytes_AS_STRING(text)
+    if PyUnicode_Check(text):
+        if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
+            raise ValueError(f"field {text!r} is not latin-1")
+        size[0] = PyUnicode_GET_LENGTH(text)
+        return <const unsigned char*>PyUnicode_DATA(text)
+    data = bytes(text)
     keep.append(data)
     size[0] = PyBytes_GET_SIZE(data)
     return <const unsigned char*>PyBytes_AS_STRING(data)
@@ -89,7 +92,7 @@ cdef list _trailer_lines(object fields):
     cdef bytes lower
     cdef char* low
     for name, value in fields:
-        n = _name_bytes(name, &nlen, keep)
+        n = field_bytes(name, &nlen, keep)
         v = _value_bytes(name, value, &vlen, keep)
         if nlen == 0:
             raise ValueError("empty trailer name")
