@@ -173,7 +173,9 @@ def forged_cookies(sessions: Sessions, good: str) -> dict[str, str]:
     payload, timestamp, signature = good.split(".")
     data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     admin = base64.urlsafe_b64encode(json.dumps({**data, "user": "root"}).encode()).rstrip(b"=")
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # The first character: all six of its bits are signature bits (the last one's low bits can be
+    # base64 padding, so changing it may decode to the same signature).
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     return {
         "payload-changed": f"{admin.decode()}.{timestamp}.{signature}",
         "signature-flipped": f"{payload}.{timestamp}.{flipped}",
