@@ -39,7 +39,7 @@ def instructions(tree: str, which: str, rounds: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="plaintext", choices=("plaintext", "json"))
+    parser.add_argument("which", nargs="?", default="plaintext", choices=("plaintext", "json", "asgi-plaintext", "asgi-json"))
     parser.add_argument("--tree", default=os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))), help="checkout to measure (default: this one)")
     args = parser.parse_args()

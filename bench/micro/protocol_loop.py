@@ -1,10 +1,12 @@
 """Server-side CPU per request without sockets: requests are fed straight into the protocol.
 
-    python bench/micro/protocol_loop.py [plaintext|json] [--profile] [--rounds N]
+    python bench/micro/protocol_loop.py [plaintext|json|asgi-plaintext|asgi-json] [--profile] [--rounds N]
 
 Measures parse + app + response serialisation through a real server connection (a ``Stream``
 driven by a ``ServerRole``) with a
 transport that discards writes; the network and the loop's I/O are left out on purpose.
+``asgi-plaintext`` and ``asgi-json`` serve bench/e2e/asgi/raw_app.py's raw ASGI app through the
+ASGI adapter (``cyserve.asgi.ASGIHost``) instead of a cyserve App.
 """
 from __future__ import annotations
 
@@ -70,9 +72,23 @@ REQUEST = (b"GET /%s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
            b"Accept: */*\r\nConnection: keep-alive\r\n\r\n")
 
 
-async def measure(path: str, rounds: int = 200_000, profile: bool = False) -> float:
+def make_entry(which: str):
+    """``(handle, config, path)``: the core's entry for ``which`` and the path it requests."""
+    if which.startswith("asgi-"):
+        sys.path.insert(0, __file__.rsplit("/bench/", 1)[0] + "/bench/e2e/asgi")
+        from raw_app import app as raw_app  # noqa: E402
+
+        from cyserve.asgi import ASGIHost  # noqa: E402
+
+        host = ASGIHost(raw_app, lifespan="off")
+        return host.handle, host.config, which[len("asgi-"):]
     app = make_app()
-    state = ServerState(app.handle, app.config, asyncio.get_running_loop())
+    return app.handle, app.config, which
+
+
+async def measure(which: str, rounds: int = 200_000, profile: bool = False) -> float:
+    handle, config, path = make_entry(which)
+    state = ServerState(handle, config, asyncio.get_running_loop())
     proto = server_connection(state)
     transport = NullTransport()
     proto.connection_made(transport)
