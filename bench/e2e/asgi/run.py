@@ -12,6 +12,9 @@ Scenarios (README.md says what each measures):
   cyserve/uvicorn >= 2x and cyserve/granian >= 1.2x in req/s;
 - ``fastapi-json``: ``GET /products/3`` of examples/fastapi_app.py (a pydantic response model
   behind a dependency) on cyserve and uvicorn; target >= 1.3x;
+- ``fastapi-async-json``: the same route with its dependency an ``async def`` (fastapi_async.py,
+  through FastAPI's ``dependency_overrides``): no worker-thread hand-off per request; no target,
+  it shows what the route gets from the server when FastAPI stays on the loop;
 - ``noop-json``: ``raw_app.noop`` answering the same bytes with no framework: each server's own
   CPU per response for that answer, so the FastAPI figure splits into server and framework;
 - ``ws-echo``: bench/ws/echo.py's load generator and measurement against ``raw_app.app``'s
@@ -33,7 +36,6 @@ import argparse
 import json
 import resource
 import signal
-import statistics
 import sys
 import time
 from contextlib import ExitStack
@@ -57,6 +59,7 @@ from procs import HOST, BenchError, Server  # noqa: E402
 
 procs.APPS["asgi-raw"] = ASGI_DIR / "raw_app.py"
 procs.APPS["asgi-fastapi"] = REPO_DIR / "examples" / "fastapi_app.py"
+procs.APPS["asgi-fastapi-async"] = ASGI_DIR / "fastapi_async.py"
 ws_echo.TARGETS["uvicorn"] = 2.0  # issue 12 §3: the adapter's echo over uvicorn's
 
 SERVERS = ("cyserve", "uvicorn", "granian")
@@ -85,6 +88,8 @@ SCENARIOS = {s.name: s for s in (
     Scenario("json", "asgi-raw", "app", "/json", SERVERS, {"uvicorn": 2.0, "granian": 1.2}),
     Scenario("fastapi-json", "asgi-fastapi", "app", PRODUCT_PATH, ("cyserve", "uvicorn"),
              {"uvicorn": 1.3}),
+    Scenario("fastapi-async-json", "asgi-fastapi-async", "app", PRODUCT_PATH, ("cyserve", "uvicorn"),
+             {}),
     Scenario("noop-json", "asgi-raw", "noop", PRODUCT_PATH, ("cyserve", "uvicorn"), {}),
 )}
 WS_SCENARIO = "ws-echo"
@@ -206,7 +211,7 @@ def check_answers(running: dict[Served, Server], ws_servers: list[str]) -> None:
             got = fetch(server.port, PRODUCT_PATH)
             if got != (200, "application/json", raw_app.PRODUCT_3):
                 raise BenchError(f"{served.name} GET {PRODUCT_PATH}: {got!r}, expected FastAPI's answer")
-        if served.app == "asgi-fastapi" and fetch(server.port, "/products/0")[0] != 404:
+        if served.app.startswith("asgi-fastapi") and fetch(server.port, "/products/0")[0] != 404:
             raise BenchError(f"{served.name}: GET /products/0 must be FastAPI's 404")
     for name in ws_servers:
         if not wsprocs.handshake_ok(running[RAW_ECHO[name]].port):
@@ -231,8 +236,8 @@ def print_report(http: dict[str, dict[str, list[dict[str, Any]]]], ws: dict[str,
               " when there are any)")
         for scenario, by_server in http.items():
             for name, rounds in by_server.items():
-                print(f"{scenario:<18}{name:<10}" + " ".join(f"{r['other_cpu_pct']:.0f}" for r in rounds))
-        print(f"\n{'targets':<18}{'cyserve / peer':<18}{'req/s ratio':>12}{'target':>8}   verdict"
+                print(f"{scenario:<20}{name:<10}" + " ".join(f"{r['other_cpu_pct']:.0f}" for r in rounds))
+        print(f"\n{'targets':<20}{'cyserve / peer':<18}{'req/s ratio':>12}{'target':>8}   verdict"
               f"{'CPU-per-response ratio':>26}")
         for scenario, by_server in out.items():
             for peer, target in SCENARIOS[scenario].targets.items():
@@ -243,28 +248,11 @@ def print_report(http: dict[str, dict[str, list[dict[str, Any]]]], ws: dict[str,
                 cpu = cy["cpu_us_per_response"] / other["cpu_us_per_response"]
                 verdicts[f"{scenario} cyserve/{peer}"] = {"rps": ratio, "cpu_per_response": cpu,
                                                          "target": target, "meets": ratio >= target}
-                print(f"{scenario:<18}{'cyserve / ' + peer:<18}{ratio:>11.2f}x{target:>7.1f}x   "
+                print(f"{scenario:<20}{'cyserve / ' + peer:<18}{ratio:>11.2f}x{target:>7.1f}x   "
                       f"{'meets' if ratio >= target else 'MISSES':<7}{cpu:>25.2f}x")
-        if "fastapi-json" in out and "noop-json" in out:
-            print("\nFastAPI's JSON route: the server's share of the CPU per response (no-op app's "
-                  "CPU per response / FastAPI route's, same bytes)")
-            for name in ("cyserve", "uvicorn"):
-                if name in out["fastapi-json"] and name in out["noop-json"]:
-                    fa = out["fastapi-json"][name]["median"]["cpu_us_per_response"]
-                    noop = out["noop-json"][name]["median"]["cpu_us_per_response"]
-                    verdicts[f"server share {name}"] = {"fastapi_us": fa, "noop_us": noop,
-                                                        "framework_us": fa - noop, "share": noop / fa}
-                    print(f"  {name:<9} server {noop:6.1f} us of {fa:6.1f} us ({100 * noop / fa:.0f}%), "
-                          f"framework and app {fa - noop:6.1f} us")
-            if "uvicorn" in out["fastapi-json"] and "uvicorn" in out["noop-json"]:
-                # Amdahl: with FastAPI's own cost as measured under uvicorn, a server costing
-                # nothing would make this route at most this much cheaper than uvicorn does.
-                fa = out["fastapi-json"]["uvicorn"]["median"]["cpu_us_per_response"]
-                noop = out["noop-json"]["uvicorn"]["median"]["cpu_us_per_response"]
-                ceiling = fa / (fa - noop) if fa > noop else float("inf")
-                verdicts["fastapi ceiling over uvicorn"] = {"cpu_ratio": ceiling}
-                print(f"  a server costing nothing: at most {ceiling:.2f}x uvicorn's responses per CPU "
-                      "second on this route")
+        for route in ("fastapi-json", "fastapi-async-json"):
+            if route in out and "noop-json" in out:
+                verdicts.update(_server_share(route, out))
     if ws:
         again = {scenario: {name: [ws_echo.Sample(**r) for r in rounds] for name, rounds in by_server.items()}
                  for scenario, by_server in ws.items()}
@@ -273,6 +261,33 @@ def print_report(http: dict[str, dict[str, list[dict[str, Any]]]], ws: dict[str,
             ratio = by_server.get("ratio_cyserve_over_uvicorn")
             if ratio is not None:
                 verdicts[f"{scenario} cyserve/uvicorn"] = ratio
+    return verdicts
+
+
+def _server_share(route: str, out: dict[str, Any]) -> dict[str, Any]:
+    """Print and return how much of ``route``'s CPU per response is the server's: the no-op app's
+    CPU per response (the same bytes, no framework) against the route's, per server, and the
+    ceiling a server costing nothing would reach over uvicorn there."""
+    verdicts: dict[str, Any] = {}
+    print(f"\n{route}: the server's share of the CPU per response (no-op app's CPU per response / "
+          "the route's, same bytes)")
+    for name in ("cyserve", "uvicorn"):
+        if name in out[route] and name in out["noop-json"]:
+            fa = out[route][name]["median"]["cpu_us_per_response"]
+            noop = out["noop-json"][name]["median"]["cpu_us_per_response"]
+            verdicts[f"{route} server share {name}"] = {"route_us": fa, "noop_us": noop,
+                                                        "framework_us": fa - noop, "share": noop / fa}
+            print(f"  {name:<9} server {noop:6.1f} us of {fa:6.1f} us ({100 * noop / fa:.0f}%), "
+                  f"framework and app {fa - noop:6.1f} us")
+    if "uvicorn" in out[route] and "uvicorn" in out["noop-json"]:
+        # Amdahl: with the framework's own cost as measured under uvicorn, a server costing
+        # nothing would make this route at most this much cheaper than uvicorn does.
+        fa = out[route]["uvicorn"]["median"]["cpu_us_per_response"]
+        noop = out["noop-json"]["uvicorn"]["median"]["cpu_us_per_response"]
+        ceiling = fa / (fa - noop) if fa > noop else float("inf")
+        verdicts[f"{route} ceiling over uvicorn"] = {"cpu_ratio": ceiling}
+        print(f"  a server costing nothing: at most {ceiling:.2f}x uvicorn's responses per CPU "
+              "second on this route")
     return verdicts
 
 
