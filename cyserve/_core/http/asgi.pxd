@@ -70,13 +70,22 @@ cdef class HTTPExchange:
     cdef object _waiter               # receive()'s future while it waits for the end
     cdef object _on_start             # (status) -> None, or None
 
-    cdef int _started(self, object message) except -1
+    # ``send`` does its work when called and returns the outbox's shared ``READY`` unless
+    # something may wait (a streamed piece while writing is paused, a pathsend file): the
+    # common response makes no coroutine.
+    cdef object _send(self, dict message)
+    cdef int _started(self, dict message) except -1
     cdef int _respond(self, object body) except -1
     cdef int _start(self, long long length) except -1
-    cdef int _add_trailers(self, object message) except -1
+    cdef object _write(self, object body, bint more)     # READY, or the wait for a drain
+    cdef int _ended(self, bint more) except -1           # after a piece: end the body if last
+    cdef int _add_trailers(self, dict message) except -1
     cdef int _broken(self, str why) except -1
     cdef object _unexpected(self, object kind)
     cdef object _gone(self, object exc)
+    cdef int _wake(self) except -1
+    cdef int _finish(self) except -1
+    cdef int _failed(self, object exc) except -1
 
 
 cdef HTTPExchange new_exchange(ASGIEntry entry, object conn, object body, bint head_request,

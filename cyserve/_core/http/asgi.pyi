@@ -52,12 +52,15 @@ class HTTPExchange:
     head_request: bool
     failure: BaseException | None
     def receive(self) -> Coroutine[Any, Any, Message]: ...
-    def send(self, message: Message) -> Coroutine[Any, Any, None]: ...
+    def send(self, message: Message) -> Awaitable[None]:
+        """ASGI ``send``: the message takes effect when called (errors are raised by the call);
+        the awaitable returned waits for what may wait (a streamed body while the client reads
+        slowly, a pathsend file) and is otherwise already done."""
     def start_body(self, length: int) -> None:
         """Send the head of a streamed response framed with ``length`` (-1: chunked)."""
-    def write(self, body: bytes, more: bool) -> Coroutine[Any, Any, None]:
-        """A piece of the streamed body, waiting while the client reads slowly; ``more`` false
-        ends it."""
+    def write(self, body: bytes, more: bool) -> Awaitable[None]:
+        """A piece of the streamed body, written when called; the awaitable waits while the
+        client reads slowly; ``more`` false ends it."""
     def finish(self) -> None:
         """The app returned: raise what the core must answer or close for."""
     def failed(self, exc: BaseException) -> None:

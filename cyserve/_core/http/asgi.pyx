@@ -13,6 +13,8 @@ from cyserve._core.http.grammar cimport LOWER, absolute_path_start, ieq, list_el
 from cyserve._core.http.framing cimport field_bytes
 from cyserve._core.http.head cimport Head
 from cyserve._core.http.server cimport ServerRole
+from cyserve._core.io.outbox cimport READY
+from cyserve._core.io.stream cimport Stream
 
 import asyncio
 from urllib.parse import unquote
@@ -30,6 +32,22 @@ cdef str _HTTP11 = "1.1"
 cdef str _HTTP10 = "1.0"
 cdef str _HTTP = "http"
 cdef str _HTTPS = "https"
+cdef str _HEAD = "HEAD"
+cdef str _BODY = "http.response.body"
+cdef str _START = "http.response.start"
+cdef str _PATHSEND = "http.response.pathsend"
+cdef str _TRAILERS = "http.response.trailers"
+
+
+cdef inline bint _named(object kind, str name) except -1:
+    """``kind == name`` for an ASCII ``name``: a length check and a memcmp when ``kind`` is a
+    str (an app's message types are its own str objects, never ours: no identity shortcut, and
+    ``PyUnicode_Compare`` walks the shared ``http.response.`` prefix a character at a time)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(name)
+    if type(kind) is str:
+        return (PyUnicode_GET_LENGTH(kind) == n and PyUnicode_KIND(kind) == PyUnicode_1BYTE_KIND
+                and memcmp(PyUnicode_DATA(kind), PyUnicode_DATA(name), n) == 0)
+    return kind == name
 
 
 def trailers_offered(dict scope) -> bool:
@@ -107,23 +125,34 @@ cdef class ASGIEntry:
         """The ``http`` scope of the request ``head`` on ``conn`` (cyserve.asgi.scope says what
         each field holds).  ``conn`` is the core's ``ServerRole`` or a middleware's wrapper of
         it (``cyserve.compression``)."""
-        cdef object stream = conn.stream
+        cdef object stream, forwarded, transport, peername, sockname
         cdef tuple target = target_bytes(head)
         cdef bytes raw_path = <bytes>target[0]
         cdef object path = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw_path),
                                                   PyBytes_GET_SIZE(raw_path), NULL)
         cdef object client = None, scheme = None
-        cdef object forwarded = conn.forwarded
         cdef dict scope
+        if type(conn) is ServerRole:
+            # The core's own connection: its facts are C fields (no attribute lookup by name).
+            forwarded = (<ServerRole>conn).forwarded
+            transport = (<ServerRole>conn).stream.transport
+            peername = (<ServerRole>conn).stream.peername
+            sockname = (<ServerRole>conn).stream.sockname
+        else:
+            stream = conn.stream
+            forwarded = conn.forwarded
+            transport = stream.transport
+            peername = stream.peername
+            sockname = stream.sockname
         if memchr(PyBytes_AS_STRING(raw_path), b'%', PyBytes_GET_SIZE(raw_path)) != NULL:
             path = _unquote(path)
         if forwarded is not None:
             client = forwarded[0]
             scheme = forwarded[1]
         if scheme is None:
-            scheme = _scheme_of(stream.transport)
+            scheme = _scheme_of(transport)
         if client is None:
-            client = _address(stream.peername)
+            client = _address(peername)
         if self._prepend:
             path = self.root_path + path
             raw_path = self._raw_root + raw_path
@@ -138,8 +167,10 @@ cdef class ASGIEntry:
         scope["query_string"] = target[1]
         scope["headers"] = scope_headers(head)
         scope["client"] = client
-        scope["server"] = _address(stream.sockname)
-        scope["state"] = PyDict_Copy(self.state)
+        scope["server"] = _address(sockname)
+        # A shallow copy of the lifespan state: the app may write into its own (a fresh empty
+        # dict when there is nothing to copy).
+        scope["state"] = PyDict_Copy(self.state) if self.state else {}
         # A fresh extensions dict per scope: an app may change its own scope (Starlette's
         # request.send_push_promise looks for "http.response.push" there), never the next one's.
         if offers_trailers(head):
@@ -155,30 +186,30 @@ cdef class ASGIEntry:
         if head.upgrade:
             await self._upgrade(conn, head, body)
             return
-        cdef HTTPExchange exchange = new_exchange(self, conn, body, head.method == "HEAD",
+        cdef HTTPExchange exchange = new_exchange(self, conn, body, _named(head.method, _HEAD),
                                                   offers_trailers(head), self.extra, None)
         scope = self.http_scope(conn, head)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
-            exchange.failed(exc)
+            exchange._failed(exc)
             raise
-        exchange.finish()
+        exchange._finish()
 
     async def run(self, conn, Head head, body, extra=None, on_start=None):
         """The app for one plain HTTP request, with ``extra`` fields (merged after this entry's)
         and ``on_start(status)`` told when the response head is decided (``App.mount``)."""
         if self.extra:
             extra = self.extra + list(extra) if extra else self.extra
-        cdef HTTPExchange exchange = new_exchange(self, conn, body, head.method == "HEAD",
+        cdef HTTPExchange exchange = new_exchange(self, conn, body, _named(head.method, _HEAD),
                                                   offers_trailers(head), extra, on_start)
         scope = self.http_scope(conn, head)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
-            exchange.failed(exc)
+            exchange._failed(exc)
             raise
-        exchange.finish()
+        exchange._finish()
 
 
 # ---------------------------------------------------------------------- the exchange
@@ -228,7 +259,7 @@ cdef class HTTPExchange:
         if disconnected.done():
             return
         waiter = self._waiter = _get_running_loop().create_future()
-        wake = self._wake
+        wake = self._on_disconnect
         disconnected.add_done_callback(wake)
         try:
             await waiter
@@ -236,38 +267,57 @@ cdef class HTTPExchange:
             self._waiter = None
             disconnected.remove_done_callback(wake)
 
-    def _wake(self, _=None):
+    def _on_disconnect(self, _):
+        self._wake()
+
+    cdef int _wake(self) except -1:
+        """The response ended or the client left: a ``receive()`` waiting for either returns."""
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        return 0
 
     # ------------------------------------------------------------------ send
-    async def send(self, message):
-        kind = message["type"]
+    def send(self, message):
+        """ASGI ``send``: the message takes effect now, and what is returned is awaited for what
+        may have to wait (a streamed body while the client reads slowly, a pathsend file).
+
+        Not a coroutine function: ASGI asks for an awaitable callable, and in the common
+        response (start; one final body) nothing ever waits, so a coroutine made, driven and
+        freed per message would be pure cost.  An error is raised by the call, inside the app's
+        ``await send(...)`` expression as before.  The already-done awaitable is the outbox's
+        shared ``READY``: awaiting it again, or never, changes nothing."""
+        if type(message) is not dict:
+            message = dict(message)   # any mapping, read through the dict API below
+        return self._send(<dict>message)
+
+    cdef object _send(self, dict message):
+        cdef object kind = message["type"]
         cdef int phase = self.phase
-        if kind == "http.response.body":
+        if _named(kind, _BODY):
             if phase == X_STARTED:
                 if not message.get("more_body", False) and not self._trailers:
                     self._respond(message.get("body", b""))  # the common case: one write
-                    return
+                    return READY
                 self._start(self.length)
             elif phase != X_STREAMING:
                 raise self._unexpected(kind)
-            await self.write(message.get("body", b""), message.get("more_body", False))
-        elif kind == "http.response.start":
+            return self._write(message.get("body", b""), message.get("more_body", False))
+        if _named(kind, _START):
             if phase != X_IDLE:
                 raise self._unexpected(kind)
             self._started(message)
-        elif kind == "http.response.pathsend":
+            return READY
+        if _named(kind, _PATHSEND):
             if phase != X_STARTED:
                 raise self._unexpected(kind)
-            await self._entry._send_file(self, message["path"])
-        elif kind == "http.response.trailers":
+            return self._entry._send_file(self, message["path"])
+        if _named(kind, _TRAILERS):
             if phase != X_TRAILERS:
                 raise self._unexpected(kind)
             self._add_trailers(message)
-        else:
-            raise self._unexpected(kind)
+            return READY
+        raise self._unexpected(kind)
 
     cdef object _unexpected(self, object kind):
         cdef int phase = self.phase
@@ -290,7 +340,7 @@ cdef class HTTPExchange:
         self.phase = X_DONE
         return _gone_error(exc)
 
-    cdef int _started(self, object message) except -1:
+    cdef int _started(self, dict message) except -1:
         if self.failure is not None:
             raise _gone_error(self.failure)  # the request was refused: the core answers it
         status = message["status"]
@@ -335,7 +385,8 @@ cdef class HTTPExchange:
         except Disconnected as exc:
             raise self._gone(exc)
         self.phase = X_DONE
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
         return 0
 
     cdef int _start(self, long long length) except -1:
@@ -355,10 +406,14 @@ cdef class HTTPExchange:
             raise self._unexpected("http.response.pathsend")
         self._start(length)
 
-    async def write(self, body, bint more):
-        """A piece of the streamed body (waits while the client reads slowly); ``more`` false
-        ends it."""
-        cdef object conn = self._conn
+    def write(self, body, bint more):
+        """A piece of the streamed body, written now; the awaitable returned waits while the
+        client reads slowly (and, when that happens, ends the body after the wait); ``more``
+        false ends it."""
+        return self._write(body, more)
+
+    cdef object _write(self, object body, bint more):
+        cdef object waiting
         cdef Py_ssize_t n
         if body:
             if type(body) is not bytes:
@@ -370,9 +425,19 @@ cdef class HTTPExchange:
                                  f"({n - self._left} bytes too many)")
                 self._left -= n
             try:
-                await conn.write(body)
+                waiting = self._conn.write(body)
             except Disconnected as exc:
                 raise self._gone(exc)
+            if waiting is not READY:
+                # Writing is paused (or a middleware's write is a coroutine): the body ends
+                # after the wait, in the order the app asked for.
+                return _drained(self, waiting, more)
+        self._ended(more)
+        return READY
+
+    cdef int _ended(self, bint more) except -1:
+        """After a streamed piece went out: end the body when it was the last."""
+        cdef object conn = self._conn
         if not more:
             if self._left > 0:
                 self._broken(f"response content shorter than its Content-Length "
@@ -380,15 +445,16 @@ cdef class HTTPExchange:
             if self._trailers:
                 self.phase = X_TRAILERS
                 self._trailer_fields = []
-                return
+                return 0
             try:
                 conn.end_stream()
             except Disconnected as exc:
                 raise self._gone(exc)
             self.phase = X_DONE
             self._wake()
+        return 0
 
-    cdef int _add_trailers(self, object message) except -1:
+    cdef int _add_trailers(self, dict message) except -1:
         self._trailer_fields.extend(message.get("headers", ()))
         if message.get("more_trailers", False):
             return 0
@@ -418,6 +484,9 @@ cdef class HTTPExchange:
         """The app returned: raise what the core must answer (the refused body's
         ProtocolError), or a RuntimeError when the response is not complete (500 when nothing
         was sent, else the connection closes)."""
+        self._finish()
+
+    cdef int _finish(self) except -1:
         failure = self.failure
         cdef int phase = self.phase
         if failure is not None:
@@ -426,7 +495,7 @@ cdef class HTTPExchange:
             if phase == X_FAILED:
                 raise RuntimeError(f"the ASGI app broke its response: {failure}")
         if phase == X_DONE or self._conn.stream.closing:
-            return
+            return 0
         if phase == X_IDLE:
             raise RuntimeError("the ASGI app returned without starting a response")
         raise RuntimeError("the ASGI app returned without completing its response")
@@ -434,10 +503,25 @@ cdef class HTTPExchange:
     def failed(self, exc):
         """The app raised ``exc``: when the request body was refused (and nothing was sent),
         raise that ProtocolError instead, for the core to answer with its status."""
+        self._failed(exc)
+
+    cdef int _failed(self, object exc) except -1:
         failure = self.failure
         if (isinstance(failure, ProtocolError) and self.phase == X_IDLE
                 and not isinstance(exc, _CancelledError)):
             raise failure from exc
+        return 0
+
+
+async def _drained(HTTPExchange exchange, object waiting, bint more):
+    """The rest of a streamed piece once the paused transport drained: the client leaving
+    meanwhile is ``ClientDisconnected`` (ASGI 2.4's OSError), then the body ends if it was the
+    last piece."""
+    try:
+        await waiting
+    except Disconnected as exc:
+        raise exchange._gone(exc)
+    exchange._ended(more)
 
 
 cdef HTTPExchange new_exchange(ASGIEntry entry, object conn, object body, bint head_request,
