@@ -8,6 +8,10 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH, PyUni
 from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp
 
+cdef extern from "Python.h":
+    # Python 3's two-argument form (cpython.method declares Python 2's three).
+    object PyMethod_New(object func, object self)
+
 from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.grammar cimport LOWER, absolute_path_start, ieq, list_element
 from cyserve._core.http.framing cimport field_bytes
@@ -158,10 +162,13 @@ cdef class ASGIEntry:
             raw_path = self._raw_root + raw_path
         # A copy of the template (one block copy; its keys are already hashed and placed), then
         # each per-request value stored over its key: no insertion, no resize.
+        # The template's "1.1" and "http" stay unless this request differs.
         scope = PyDict_Copy(self._template)
-        scope["http_version"] = _HTTP11 if head.version == 11 else _HTTP10
+        if head.version != 11:
+            scope["http_version"] = _HTTP10
         scope["method"] = head.method
-        scope["scheme"] = scheme
+        if scheme is not _HTTP:
+            scope["scheme"] = scheme
         scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = target[1]
@@ -190,7 +197,7 @@ cdef class ASGIEntry:
                                                   offers_trailers(head), self.extra, None)
         scope = self.http_scope(conn, head)
         try:
-            await self.app(scope, exchange.receive, exchange.send)
+            await self.app(scope, PyMethod_New(_RECEIVE, exchange), PyMethod_New(_SEND, exchange))
         except BaseException as exc:
             exchange._failed(exc)
             raise
@@ -205,7 +212,7 @@ cdef class ASGIEntry:
                                                   offers_trailers(head), extra, on_start)
         scope = self.http_scope(conn, head)
         try:
-            await self.app(scope, exchange.receive, exchange.send)
+            await self.app(scope, PyMethod_New(_RECEIVE, exchange), PyMethod_New(_SEND, exchange))
         except BaseException as exc:
             exchange._failed(exc)
             raise
@@ -522,6 +529,12 @@ async def _drained(HTTPExchange exchange, object waiting, bint more):
     except Disconnected as exc:
         raise exchange._gone(exc)
     exchange._ended(more)
+
+
+# The functions behind ``exchange.receive`` and ``exchange.send``: the entry binds them itself,
+# skipping the attribute lookup by name (the same bound method objects the lookup would make).
+cdef object _RECEIVE = HTTPExchange.receive
+cdef object _SEND = HTTPExchange.send
 
 
 cdef HTTPExchange new_exchange(ASGIEntry entry, object conn, object body, bint head_request,
