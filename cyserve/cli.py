@@ -237,6 +237,9 @@ _GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
                 "passes this many MiB (sampled)", _int, metavar="MIB", uvicorn=False),
         _Option("--workers-lifetime", "workers_lifetime", "recycle a worker after this many "
                 "seconds", _float, metavar="SECONDS", uvicorn=False),
+        _Option("--gc-freeze", "gc_freeze", "once the app has started, collect garbage and move "
+                "every object left to the garbage collector's permanent generation (gc.freeze), "
+                "so full collections skip the app's long-lived state", kind="flag", uvicorn=False),
     )),
     ("event loop and protocols", (
         _Option("--loop", "loop", "event loop: auto (uvloop when installed), uvloop, asyncio, "

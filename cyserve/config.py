@@ -403,6 +403,7 @@ class RunConfig:
     limit_max_requests_jitter: int = 0
     workers_max_rss: int | None = None        # MiB: recycle a worker above it (sampled)
     workers_lifetime: float | None = None     # seconds: recycle a worker after it
+    gc_freeze: bool = True                    # gc.freeze() once the app has started
     # the event loop and the protocols (the values uvicorn knows are accepted; some are warned)
     loop: str = "auto"                        # auto | uvloop | asyncio | none
     http: str = "auto"                        # auto | httptools | h11 (the core is cyserve's)
