@@ -8,17 +8,16 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH, PyUni
 from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp
 
-cdef extern from "Python.h":
-    # Python 3's two-argument form (cpython.method declares Python 2's three).
-    object PyMethod_New(object func, object self)
-
 from cyserve._core.http.body cimport BodyStream
 from cyserve._core.http.grammar cimport LOWER, absolute_path_start, ieq, list_element
 from cyserve._core.http.framing cimport field_bytes
 from cyserve._core.http.head cimport Head
 from cyserve._core.http.server cimport ServerRole
 from cyserve._core.io.outbox cimport READY
-from cyserve._core.io.stream cimport Stream
+
+cdef extern from "Python.h":
+    # Python 3's two-argument form (cpython.method declares Python 2's three).
+    object PyMethod_New(object func, object self)
 
 import asyncio
 from urllib.parse import unquote
