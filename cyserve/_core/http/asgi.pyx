@@ -86,6 +86,16 @@ cdef inline object _scheme_of(object transport):
     return scheme
 
 
+cdef inline int _respond_whole(object conn, int status, object fields, object body) except -1:
+    """``conn.respond(status, fields, body)``: through C for the core's own role (the common
+    case), by name for a middleware's wrapper of it."""
+    if type(conn) is ServerRole:
+        (<ServerRole>conn).respond(status, fields, body, None)
+    else:
+        conn.respond(status, fields, body, None)
+    return 0
+
+
 cdef inline object _gone_error(object cause):
     error = ClientDisconnected("the client closed the connection")
     if cause is not None:
@@ -377,7 +387,7 @@ cdef class HTTPExchange:
             body = bytes(body)
         try:
             if length < 0:
-                conn.respond(self.status, self._fields, body, None)
+                _respond_whole(conn, self.status, self._fields, body)
             elif self.head_request:
                 # RFC 9110 §9.3.2: HEAD answers the GET's Content-Length, whatever body the app
                 # sent (none, or the GET's, which the core does not send).
@@ -387,7 +397,7 @@ cdef class HTTPExchange:
                 self._broken(f"response content {'longer' if len(body) > length else 'shorter'} "
                              f"than its Content-Length ({len(body)} bytes, {length} declared)")
             else:
-                conn.respond(self.status, self._fields, body, None)
+                _respond_whole(conn, self.status, self._fields, body)
         except Disconnected as exc:
             raise self._gone(exc)
         self.phase = X_DONE

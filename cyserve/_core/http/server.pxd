@@ -82,6 +82,9 @@ cdef class ServerRole:
     cdef int _refuse(self, int status, str detail) except -1
     cdef int _report(self) except -1
     cdef int _respond_status(self, int status, str detail) except -1
+    # The whole response in one write; cpdef so that C callers (the ASGI exchange) skip the
+    # lookup by name.
+    cpdef respond(self, int status, object fields, object body, object content_type=*)
     cdef int _conn_mode(self) except -1
     cdef int _shut(self) except -1
     cdef int _check_open(self) except -1

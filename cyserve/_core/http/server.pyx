@@ -526,7 +526,7 @@ cdef class ServerRole:
         return 0
     # ---------------------------------------------------------------- the response API (the App's;
     # documented in server.pyi)
-    def respond(self, int status, fields, body, content_type=None):
+    cpdef respond(self, int status, object fields, object body, object content_type=None):
         if self.stream.closing:
             raise Disconnected("the connection is closed")
         self._response.respond(status, fields, body, content_type, self._conn_mode())
