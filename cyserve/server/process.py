@@ -240,8 +240,11 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
     try:
         if link is not None:
             link.start(stop)
+        configure = served.configure
+        if config.gc_freeze:
+            configure = _freezing_after(configure)
         starting = asyncio.ensure_future(serve(served.app, sock=listener.sock, ssl=served.tls,
-                                               configure=served.configure))
+                                               configure=configure))
         if not await _unless_forced(starting, stop):
             return EXIT_FORCED  # a startup hook that hangs: two Ctrl-C still end it
         try:
@@ -256,8 +259,6 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
             except Exception as exc:  # noqa: BLE001
                 await server.shutdown(0)
                 raise StartupError(f"startup failed: {describe_failure(exc)}") from exc
-        if config.gc_freeze:
-            freeze_startup_heap()
         grace = _grace_s(served.app, config)
         if link is not None:
             link.ready(server, grace)
@@ -271,10 +272,21 @@ async def _serve_until_stopped(served: _Served, listener: Listener, config: RunC
         stop.uninstall()
 
 
+def _freezing_after(configure: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """``configure`` (``serve()``'s hook between the app's startup and listening), then
+    ``freeze_startup_heap``: no request is served before the freeze, so none of its objects is
+    frozen, and every one finds the app's state already out of the full walks."""
+    def configure_then_freeze(state: Any) -> None:
+        if configure is not None:
+            configure(state)
+        freeze_startup_heap()
+    return configure_then_freeze
+
+
 def freeze_startup_heap() -> None:
     """Collect the garbage startup left, then move every object still alive (modules, the app,
     its routes, models and pools: state that lives as long as the process) to the collector's
-    permanent generation (``gc.freeze``), once, as the server starts listening.
+    permanent generation (``gc.freeze``), once, just before the server listens.
 
     A full collection walks every tracked object, and an app that keeps requests' objects alive
     across an await (a thread hand-off, a database call) promotes enough of them to trigger one

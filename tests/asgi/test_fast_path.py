@@ -18,6 +18,16 @@ from tests.asgi.asgi_support import no_lifespan, serving
 from tests.support import RawClient
 
 
+async def get_once(app: Any) -> Any:
+    """``GET /`` from ``app`` served on 127.0.0.1, on a connection of its own; the reply."""
+    async with serving(app) as server:
+        client = await RawClient.open(server.port)
+        try:
+            return await client.request("GET", "/")
+        finally:
+            await client.close()
+
+
 async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
     async def poll() -> None:
         while not predicate():
@@ -58,12 +68,7 @@ def test_send_raises_a_bad_message_at_the_call_and_the_app_can_still_answer(run)
         await send(body(b"answered after four refusals"))
 
     async def main() -> None:
-        async with serving(app) as server:
-            client = await RawClient.open(server.port)
-            try:
-                reply = await client.request("GET", "/")
-            finally:
-                await client.close()
+        reply = await get_once(app)
         assert reply.status == 200 and reply.body == b"answered after four refusals"
         assert seen == ["body before start", "no type", "interim status", "unknown type"]
     run(main)
@@ -111,12 +116,7 @@ def test_send_takes_any_mapping_as_a_message(run):
         await send(types.MappingProxyType(body(b"read-only message")))
 
     async def main() -> None:
-        async with serving(app) as server:
-            client = await RawClient.open(server.port)
-            try:
-                reply = await client.request("GET", "/")
-            finally:
-                await client.close()
+        reply = await get_once(app)
         assert reply.status == 202 and reply.body == b"read-only message"
         assert reply.headers["x-kind"] == "proxy"
     run(main)

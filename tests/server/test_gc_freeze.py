@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.cli.test_cli_process import (READY_TIMEOUT_S, environment, free_port, serving,
+from tests.cli.test_cli_process import (READY_TIMEOUT_S, environment, free_port, get, serving,
                                         stop)
 
 APP = """\
@@ -48,22 +48,10 @@ async def index(request):
 
 
 def ask(port: int, deadline: float) -> dict[str, int | bool]:
-    import http.client
-
-    while True:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            conn.request("GET", "/")
-            response = conn.getresponse()
-            assert response.status == 200
-            answer: dict[str, int | bool] = json.loads(response.read())
-            return answer
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-        finally:
-            conn.close()
+    status, body = get(port, deadline)
+    assert status == 200, body
+    answer: dict[str, int | bool] = json.loads(body)
+    return answer
 
 
 @pytest.fixture
