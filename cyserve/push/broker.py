@@ -51,6 +51,16 @@ class Broker(Protocol):
     async def close(self) -> None:
         """Unsubscribe, drop this node's presence entries, disconnect.  Idempotent."""
 
+    async def withdraw(self) -> None:
+        """This node is stopping: from now on it takes no session over from another node, and
+        the other nodes' ``takers()`` stop counting it (it still hands its own sessions over
+        until ``close``).  Idempotent."""
+
+    async def takers(self) -> int:
+        """How many other nodes are up and not withdrawn: those on which a client of this node
+        could resume its session.  A stopping hub waits for its clients to move only while
+        this is above zero."""
+
     async def publish(self, channel: str, data: bytes) -> None: ...
 
     async def subscribe(self, channel: str) -> None:
@@ -119,7 +129,7 @@ class LocalBroker:
     bus must run on one event loop (the hubs' handlers are not thread-safe).
     """
 
-    __slots__ = ("_bus", "_node_id", "_on_message", "_channels", "_started")
+    __slots__ = ("_bus", "_node_id", "_on_message", "_channels", "_started", "_withdrawn")
 
     def __init__(self, bus: LocalBus | None = None) -> None:
         self._bus = bus if bus is not None else LocalBus()
@@ -129,6 +139,7 @@ class LocalBroker:
         self._on_message: Callable[[str, bytes], None] | None = None
         self._channels: set[str] = set()
         self._started = False
+        self._withdrawn = False
 
     @property
     def node_id(self) -> str:
@@ -138,11 +149,12 @@ class LocalBroker:
     def bus(self) -> LocalBus:
         return self._bus
 
-    @property
-    def alone(self) -> bool:
-        """No other node is on this broker's bus: nobody could take a session from this one
-        (a hub stopping need not wait for its clients to resume elsewhere)."""
-        return not any(node is not self for node in self._bus.nodes.values())
+    async def withdraw(self) -> None:
+        self._withdrawn = True
+
+    async def takers(self) -> int:
+        return sum(1 for node in self._bus.nodes.values()
+                   if node is not self and not node._withdrawn)
 
     async def start(self, on_message: Callable[[str, bytes], None],
                     on_lost: Callable[[str, int], None],
@@ -154,6 +166,7 @@ class LocalBroker:
         self._node_id = secrets.token_hex(8)
         self._on_message = on_message
         self._started = True
+        self._withdrawn = False
         self._bus.nodes[self._node_id] = self
         await self.subscribe("n:" + self._node_id)
 

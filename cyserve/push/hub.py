@@ -68,6 +68,10 @@ _T_BROADCAST: Final = 0x41   # "A": all         [mid, exclude, packed value]
 # as unanswered (the node is gone, or the broker lost the message): Hub.route_timeout_s.
 _ROUTE_TIMEOUT_S: Final = 5.0
 
+# A stopping hub waiting for its clients to resume on another node asks the broker this often
+# whether one is still up to take them (every other node may be stopping too).
+_TAKERS_EVERY_S: Final = 0.5
+
 _NEW, _RUNNING, _STOPPING, _STOPPED = range(4)
 
 _T = TypeVar("_T")
@@ -230,6 +234,12 @@ class Hub:
     async def _wind_down(self, grace_s: float) -> None:
         loop = self.loop
         deadline = loop.time() + grace_s
+        try:
+            # No session comes over from another node from now on, and the other nodes stop
+            # counting this one as a place for theirs (a stop of every node ends at once).
+            await self.broker.withdraw()
+        except BrokerUnavailable as exc:
+            _log.warning("push hub: could not withdraw from the broker: %s", exc)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -245,14 +255,17 @@ class Hub:
         # §9: going_away keeps a session for its resume.  While this node drains, a client
         # that resumes on another node takes its session there (Router.handover answers for as
         # long as the broker is open); what is still here at the deadline dies with this node
-        # (its history is in its memory) and ends.  A broker with no other node needs no wait.
-        # No session comes in meanwhile: HELLOs are refused, and one that was being answered
-        # when the drain began has ended with its connection (which waited for it, putting
-        # back what it took: _opening).
-        if self._sessions and not getattr(self.broker, "alone", False):
+        # (its history is in its memory) and ends.  The wait lasts only while another node is
+        # up and not stopping itself (broker.takers()): alone, or when every node stops, there
+        # is nowhere to resume.  No session comes in meanwhile: HELLOs are refused, and one that
+        # was being answered when the drain began has ended with its connection (which waited
+        # for it, putting back what it took: _opening).
+        if self._sessions:
             self._sessions_gone = asyncio.Event()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._sessions_gone.wait(), max(0.0, deadline - loop.time()))
+            while self._sessions and loop.time() < deadline and await self._takers_left(deadline):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._sessions_gone.wait(),
+                                           min(_TAKERS_EVERY_S, max(0.0, deadline - loop.time())))
         for session in list(self._sessions.values()):
             self._end(session, "going_away")
         pending = [task for task in self._tasks if not task.done()]
@@ -264,6 +277,16 @@ class Hub:
             await asyncio.wait(list(self._tasks))
         self._router.cancel()
         await self.broker.close()
+
+    async def _takers_left(self, deadline: float) -> bool:
+        """Another node could still take this node's sessions; True when the broker cannot
+        say by ``deadline`` (unreachable: the wait goes on to the deadline, as before there
+        was a registry to ask)."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self.loop.time())):
+                return await self.broker.takers() > 0
+        except (BrokerUnavailable, TimeoutError):
+            return True
 
     def accept(self, link: Link) -> None:
         """A new connection (the TCP listener's, or ``serve_websocket``'s): its ``Connection``

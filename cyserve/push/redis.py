@@ -40,7 +40,10 @@ Directories: presence ``<prefix>presence:<client id>`` -> node id with a TTL of
 ``presence_ttl_s`` (every claimed id refreshed by one pipelined script every third of it, so a
 dead node's clients are forgotten within ``presence_ttl_s``); a set per group, pruned of members
 whose presence is gone; resume tokens under their hash with a TTL, taken by GET and DEL in one
-MULTI (GETDEL would need Redis 6.2).
+MULTI (GETDEL would need Redis 6.2).  The node registry ``<prefix>nodes``: a sorted set of the
+nodes up, each entry expiring ``presence_ttl_s`` after its last refresh (Redis's clock), removed
+when the node withdraws (its hub is stopping) or closes: ``takers()`` counts the others, so a
+stopping hub waits for its clients to resume elsewhere only when there is an elsewhere.
 
 Keys per channel: ``<prefix>{<channel>}:n`` (the counter) and ``<prefix>{<channel>}:s`` (the
 stream, ``MAXLEN ~ history``: at least ``history`` entries kept; an exact trim below 1,000).
@@ -122,6 +125,19 @@ for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
 return 0
+"""
+
+# KEYS[1]: the node registry, a sorted set of node ids scored by when their entry expires (Redis's
+# own clock, ms: the nodes' clocks need not agree).  ARGV[1] node id, ARGV[2] TTL (ms), ARGV[3]
+# "1" to (re)register that node, "0" only to read.  Expired entries (nodes that died without
+# closing) are dropped first; returns the ids still registered.
+_NODES = """\
+if redis.replicate_commands then redis.replicate_commands() end
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if ARGV[3] == '1' then redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1]) end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 _HEADER_BYTES = 16          # origin (8 bytes) + publish number (8 bytes, big-endian)
@@ -258,6 +274,8 @@ class RedisBroker:
         # start() went through: there is something of this node's in Redis to release.
         self._up = False
         self._closed = False
+        # withdraw() was called: the refresher no longer registers this node.
+        self._withdrawn = False
 
     def __repr__(self) -> str:
         return f"RedisBroker({self.safe_url!r}, node_id={self._node_id!r})"
@@ -298,6 +316,9 @@ class RedisBroker:
         self._subscriber.add(f"n:{self._node_id}", 0)
         try:
             await self._subscriber.start()
+            # Registered before the hub serves anyone: a node stopping now counts this one as
+            # a place its clients can resume (a rolling restart's new worker).
+            await self._nodes(register=True)
         except BaseException:
             await self.close()
             raise
@@ -343,7 +364,32 @@ class RedisBroker:
                 pipe.eval(_RELEASE, len(keys), *keys, self._node_id)
             # Nobody else reads this node's own channel.
             pipe.delete(own.counter_key, own.stream_key)
+            pipe.zrem(self._nodes_key, self._node_id)
             await pipe.execute()
+
+    # ------------------------------------------------------------------ the other nodes
+    @property
+    def _nodes_key(self) -> str:
+        return self.prefix + "nodes"
+
+    def _nodes(self, register: bool) -> Awaitable[Any]:
+        """The node registry script (``_NODES``) on the directories' client: this node's entry
+        set again when ``register``; the ids registered."""
+        redis = self._redis
+        assert redis is not None
+        return _awaited(redis.eval(_NODES, 1, self._nodes_key, self._node_id,
+                                   str(int(self.presence_ttl_s * 1000)), "1" if register else "0"))
+
+    async def withdraw(self) -> None:
+        if self._withdrawn or not self._up:
+            return
+        self._withdrawn = True
+        await self._call("withdraw", lambda r: _awaited(r.zrem(self._nodes_key, self._node_id)))
+
+    async def takers(self) -> int:
+        ids = await self._call("takers", lambda r: self._nodes(register=False))
+        own = self._node_id.encode()
+        return sum(1 for node in ids if bytes(node) != own)
 
     # ------------------------------------------------------------------ channels
     async def publish(self, channel: str, data: bytes) -> None:
@@ -457,10 +503,14 @@ class RedisBroker:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     pipe.set(epoch_key, secrets.token_hex(8), nx=True)
                     pipe.get(epoch_key)
+                    # This node's registry entry, as long as its presence entries (and set
+                    # again if Redis lost it), until it withdraws.
+                    pipe.eval(_NODES, 1, self._nodes_key, self._node_id, ttl_ms,
+                              "0" if self._withdrawn else "1")
                     for i in range(0, len(claimed), _SCRIPT_KEYS):
                         keys = [self._presence_key(c) for c in claimed[i:i + _SCRIPT_KEYS]]
                         pipe.eval(_REFRESH, len(keys), *keys, self._node_id, ttl_ms)
-                    _, epoch, *missing = await pipe.execute()
+                    _, epoch, _, *missing = await pipe.execute()
             except _FAILURES as exc:
                 # Redis is unreachable: the pub/sub connection logs that; the next period
                 # tries again (and sets the keys afresh if Redis lost them meanwhile).

@@ -152,6 +152,41 @@ def test_a_resume_on_the_other_node_moves_the_session_through_redis(
     run(main, timeout_s=60)
 
 
+def test_a_stopping_node_waits_for_resumes_only_while_another_node_can_take_them(
+        run: Any, redis_server: RedisServer) -> None:
+    async def leave(client: PushClient) -> None:
+        """What a client does on the server's CLOSE going_away: close its end (the server
+        lingers for that FIN up to close_timeout_s), keeping its session for a resume."""
+        assert (await client.recv_kind(KIND_CLOSE)).name == "going_away"
+        await client.close()
+
+    async def stop_time(served: Served, grace_s: float, *clients: PushClient) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(served.hub.stop(grace_s), *(leave(c) for c in clients))
+        return loop.time() - started
+
+    async def main() -> None:
+        url = redis_server.url
+        # Alone on its Redis: nowhere to resume, so no wait for it (the session ends).
+        async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as alone:
+            client = await member(alone, "tcp-binary", "room")
+            assert await stop_time(alone, 10.0, client) < 3.0
+            assert not alone.hub._sessions
+        # Another node up: the session waits (here for the whole grace: nobody resumes it).
+        async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as a:
+            async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as b:
+                on_a = await member(a, "tcp-binary", "room")
+                assert 1.4 <= await stop_time(a, 1.5, on_a) < 4.0
+                # Every node stopping at once: none waits for the others.
+                on_b = await member(b, "ws-binary", "room")
+                async with serving_hub(group_hub(broker=CountingRedisBroker(url))) as c:
+                    on_c = await member(c, "tcp-json", "room")
+                    times = await asyncio.gather(stop_time(b, 10.0, on_b), stop_time(c, 10.0, on_c))
+                assert max(times) < 4.0, times
+    run(main, timeout_s=60)
+
+
 async def hubs_written_again(a: Served, b: Served, group: str, ids: set[str]) -> None:
     """Both hubs wrote their sessions into Redis again (on_reset): members lists them all."""
     loop = asyncio.get_running_loop()

@@ -111,16 +111,27 @@ def test_presence_groups_and_tokens(run: Any) -> None:
     run(main)
 
 
-def test_a_node_knows_whether_it_is_alone_on_its_bus(run: Any) -> None:
+def test_takers_count_the_other_nodes_up_and_not_withdrawn(run: Any) -> None:
     async def main() -> None:
         single = await Node(LocalBroker()).start()
-        assert single.broker.alone
+        assert await single.broker.takers() == 0
         await single.broker.close()
-        a, b = await nodes(2)
-        assert not a.broker.alone and not b.broker.alone
+        a, b, c = await nodes(3)
+        assert [await n.broker.takers() for n in (a, b, c)] == [2, 2, 2]
+        await b.broker.withdraw()
+        await b.broker.withdraw()   # idempotent
+        # b no longer counts for the others; it still sees the two others (its clients can go).
+        assert [await n.broker.takers() for n in (a, b, c)] == [1, 2, 1]
+        await c.broker.close()
+        assert [await n.broker.takers() for n in (a, b)] == [0, 1]
         await b.broker.close()
-        assert a.broker.alone
         await a.broker.close()
+        # A node started again is a new node, not withdrawn.
+        again = await Node(a.broker).start()
+        other = await Node(LocalBroker(a.broker.bus)).start()
+        assert await other.broker.takers() == 1
+        await other.broker.close()
+        await again.broker.close()
     run(main)
 
 

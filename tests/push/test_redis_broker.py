@@ -255,6 +255,7 @@ def test_a_dead_nodes_clients_are_forgotten_after_the_ttl(request: pytest.Fixtur
                 assert await a.broker.group_members("room") == {"c-alive", "c-dead"}
                 await asyncio.sleep(1.2)              # the child refreshes its claim
                 assert await a.broker.locate("c-dead") == child_node
+                assert await a.broker.takers() == 1   # the child's node is registered as up
                 child.send_signal(signal.SIGKILL)     # no close, no release
                 await asyncio.wait_for(loop.run_in_executor(None, child.wait), 10)
                 gone = 0.0
@@ -263,11 +264,40 @@ def test_a_dead_nodes_clients_are_forgotten_after_the_ttl(request: pytest.Fixtur
                     await asyncio.sleep(0.05)
                     gone += 0.05
                 assert await a.broker.group_members("room") == {"c-alive"}
+                # Its registry entry expired with it: nowhere for a stopping node's clients.
+                assert await a.broker.takers() == 0
                 # Pruned from the set itself, not only filtered.
                 assert redis_server.cli("SMEMBERS", "cyserve:push:group:room") == {b"c-alive"}
         finally:
             stop_peer(child)
     run(main, 30.0)
+
+
+def test_the_node_registry_counts_the_other_nodes_up_and_not_withdrawn(
+        run: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with Node(redis_server.url, presence_ttl_s=0.6) as a, \
+                Node(redis_server.url, presence_ttl_s=0.6) as b:
+            assert (await a.broker.takers(), await b.broker.takers()) == (1, 1)
+            await b.broker.withdraw()
+            await b.broker.withdraw()   # idempotent
+            # b no longer counts for a; b still sees a (its own clients may go there).
+            assert (await a.broker.takers(), await b.broker.takers()) == (0, 1)
+            await asyncio.sleep(0.5)    # refreshes ran: a withdrawn node is not written again
+            assert await a.broker.takers() == 0
+            # A Redis that lost the registry gets every node up in it again at its next refresh.
+            redis_server.cli("FLUSHALL")
+            assert await b.broker.takers() == 0
+            deadline = asyncio.get_running_loop().time() + 2.0
+            while await b.broker.takers() != 1:
+                assert asyncio.get_running_loop().time() < deadline, "a was not registered again"
+                await asyncio.sleep(0.02)
+            assert await a.broker.takers() == 0
+        # Closed nodes leave nothing in the registry.
+        assert redis_server.cli("ZCARD", "cyserve:push:nodes") == 0
+        with pytest.raises(BrokerUnavailable, match="takers"):
+            await a.broker.takers()
+    run(main)
 
 
 def test_groups_are_shared_by_every_node(run: Any, redis_server: RedisServer) -> None:
