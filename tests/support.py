@@ -25,6 +25,38 @@ async def serving(app: Any) -> AsyncIterator[Server]:
         await server.shutdown(timeout_s=2.0)
 
 
+@contextlib.asynccontextmanager
+async def listening_core(handler: Any, *, observer: Any = None, ssl: Any = None,
+                         on_stream: Any = None) -> AsyncIterator[int]:
+    """The core alone on 127.0.0.1 (no App): every request goes to ``handler(conn, head,
+    body)``; ``observer`` set on the ``ServerState``; ``on_stream(stream)`` told of each
+    connection.  Yields the port; after the block, connections are dropped and the listener
+    closed."""
+    from cyserve._core.http.server import server_connection
+    from cyserve._core.http.state import ServerState
+    from cyserve.config import ServerConfig
+
+    loop = asyncio.get_running_loop()
+    state = ServerState(handler, ServerConfig(), loop)
+    state.observer = observer
+
+    def factory() -> Any:
+        stream = server_connection(state)
+        if on_stream is not None:
+            on_stream(stream)
+        return stream
+
+    listener = await loop.create_server(factory, "127.0.0.1", 0, ssl=ssl)
+    try:
+        yield listener.sockets[0].getsockname()[1]
+    finally:
+        listener.close()
+        state.begin_shutdown()
+        for stream in list(state.connections):
+            stream.abort_now()
+        await listener.wait_closed()
+
+
 @dataclass
 class Reply:
     status: int

@@ -26,14 +26,10 @@ The server process is this module run as a script:
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -42,6 +38,7 @@ from starlette.websockets import WebSocket
 
 import cyserve.asgi
 from cyserve.asgi import ASGIHost
+from tests.ws.echo_app import script
 from tests.ws.test_autobahn import (CI_CASES, FULL, FULL_CASES, LIMITS, REPO, RUN_TIMEOUT_S,
                                     check_gate, kosoku_command, process, read_index,
                                     wait_for_line)
@@ -66,19 +63,6 @@ async def echo(websocket: WebSocket) -> None:
 
 
 app = Starlette(routes=[WebSocketRoute("/", echo)])
-
-
-async def serve_until_stopped(host: str, port: int) -> None:
-    server = await cyserve.asgi.serve(ASGIHost(app, websocket=LIMITS), host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"listening on {server.port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.shutdown()
 
 
 # ----------------------------------------------------------------- the gate
@@ -114,16 +98,8 @@ def test_starlette_echo_through_the_adapter_passes_autobahn(loop: str, tmp_path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from cyserve.server import new_event_loop
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
-    args = parser.parse_args(argv)
-    factory: Any = new_event_loop if args.loop == "uvloop" else asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve_until_stopped(args.host, args.port))
+    script(__doc__.split("\n\n")[0] if __doc__ else None,
+           lambda host, port: cyserve.asgi.serve(ASGIHost(app, websocket=LIMITS), host, port), argv)
 
 
 if __name__ == "__main__":

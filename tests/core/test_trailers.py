@@ -21,11 +21,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import h11
 import pytest
 
-from cyserve._core.http.server import server_connection
-from cyserve._core.http.state import ServerState
-from cyserve.config import ServerConfig
 from tests.asgi.asgi_support import no_lifespan
 from tests.asgi.asgi_support import serving as serving_asgi
+from tests.support import listening_core
 
 Handler = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -39,21 +37,9 @@ class Observer:
         self.calls.append((head.target, status, sent_bytes))
 
 
-@contextlib.asynccontextmanager
-async def listening(handler: Handler, observer: Observer | None = None) -> AsyncIterator[int]:
+def listening(handler: Handler, observer: Observer | None = None) -> Any:
     """A listener on 127.0.0.1 whose requests all go to ``handler(conn, head, body)``."""
-    loop = asyncio.get_running_loop()
-    state = ServerState(handler, ServerConfig(), loop)
-    state.observer = observer
-    listener = await loop.create_server(lambda: server_connection(state), "127.0.0.1", 0)
-    try:
-        yield listener.sockets[0].getsockname()[1]
-    finally:
-        listener.close()
-        state.begin_shutdown()
-        for stream in list(state.connections):
-            stream.abort_now()
-        await listener.wait_closed()
+    return listening_core(handler, observer=observer)
 
 
 class Client:

@@ -9,18 +9,15 @@ as HTTP by the old role.  The same over TLS, where the transport stays as it is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-from typing import Any, AsyncIterator
+from typing import Any
 
 import h11
 import pytest
 import trustme
 
-from cyserve._core.http.server import server_connection
-from cyserve._core.http.state import ServerState
 from cyserve._core.io.pyrole import attach_python_role
-from cyserve.config import ServerConfig
+from tests.support import listening_core
 
 TAIL = b"GET /not-http HTTP/1.1\r\nHost: x\r\n\r\nhello"
 
@@ -80,25 +77,8 @@ class Harness:
             conn.respond(200, None, b"plain http", "text/plain")
 
 
-@contextlib.asynccontextmanager
-async def listening(harness: Harness, ssl_ctx: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    loop = asyncio.get_running_loop()
-    state = ServerState(harness.entry, ServerConfig(), loop)
-
-    def factory() -> Any:
-        stream = server_connection(state)
-        harness.streams.append(stream)
-        return stream
-
-    listener = await loop.create_server(factory, "127.0.0.1", 0, ssl=ssl_ctx)
-    try:
-        yield listener.sockets[0].getsockname()[1]
-    finally:
-        listener.close()
-        state.begin_shutdown()
-        for stream in list(state.connections):
-            stream.abort_now()
-        await listener.wait_closed()
+def listening(harness: Harness, ssl_ctx: ssl.SSLContext | None = None) -> Any:
+    return listening_core(harness.entry, ssl=ssl_ctx, on_stream=harness.streams.append)
 
 
 def upgrade_request(path: str = "/echo") -> bytes:

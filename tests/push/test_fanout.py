@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from cyserve._core.push.frames import KIND_GAP, KIND_PUSH
+from cyserve._core.push.frames import KIND_PUSH
 from cyserve.config import PushLimits
 from cyserve.push.codecs import pack
 from cyserve.push.groups import fanout
 from cyserve.push.session import Gap, Message, Session
 from tests.push.hub_support import TRANSPORTS, PushClient, serving_hub, wait_until
-from tests.push.test_hub import covered, fill, group_hub, member, nothing_more, pushed
+from tests.push.test_hub import (cut_off, every_number_with_gaps, group_hub, held_back,
+                                 member, nothing_more, pushed)
 
 
 # ---------------------------------------------------------------------- numbers (no sockets)
@@ -78,23 +79,7 @@ def test_a_queue_bound_above_the_water_mark_still_cuts_a_slow_consumer(
         # without asking the transport until its outbox pauses; the bound must hold anyway.
         limits = PushLimits(queue_bytes=256 * 1024, resume_history_bytes=64 * 1024 * 1024)
         async with serving_hub(group_hub(limits)) as served:
-            hub = served.hub
-            slow = await served.client(transport, rcvbuf=4096)
-            await slow.hello()
-            await slow.call("join", "g")
-            fast = await member(served, "tcp-binary", "g")
-            slow_id = slow.welcome["client_id"]
-            conn = hub._sessions[slow_id].conn
-            slow.pause()
-            most = 0
-
-            def closed() -> bool:
-                nonlocal most
-                most = max(most, conn.link.buffered())
-                return hub._sessions[slow_id].conn is None
-
-            made = await fill(served, slow, 2000, 16000, closed)
-            assert made < 2000, "the slow consumer was never cut off"
+            slow, fast, made, most = await cut_off(served, transport, "tcp-binary")
             assert 64 * 1024 < most <= limits.queue_bytes
             fast_frames = await fast.pushes(made)
             assert [fast.value(f.payload)["n"] for f in fast_frames] == list(range(1, made + 1))
@@ -111,31 +96,10 @@ def test_drop_oldest_with_a_queue_bound_above_the_water_mark(run: Any) -> None:
     async def main() -> None:
         limits = PushLimits(queue_bytes=256 * 1024, slow_consumer="drop_oldest")
         async with serving_hub(group_hub(limits)) as served:
-            slow = await served.client("tcp-binary", rcvbuf=4096)
-            await slow.hello()
-            await slow.call("join", "g")
-            conn = served.hub._sessions[slow.welcome["client_id"]].conn
-            slow.pause()
-            most_queued = most_held = 0
-
-            def measure() -> bool:
-                nonlocal most_queued, most_held
-                most_queued = max(most_queued, conn.link.buffered())
-                most_held = max(most_held, conn._held_bytes)
-                return False
-
-            total = await fill(served, slow, 400, 16000, measure)
+            slow, conn, total, most_queued, most_held = await held_back(served, "tcp-binary")
             assert conn.held is not None, "nothing was held back"
             assert most_queued <= limits.queue_bytes and most_held <= limits.queue_bytes
-            slow.resume()
-            frames: list[Any] = []
-            while not frames or covered(frames)[-1] < total:
-                frames.extend(await slow.pushes(1))
-            # Every number once, in order; the dropped ones in a GAP (§8.3).
-            assert covered(frames) == list(range(1, total + 1))
-            assert any(f.kind == KIND_GAP for f in frames)
-            pushes = [f for f in frames if f.kind == KIND_PUSH]
-            assert all(slow.value(f.payload)["n"] == f.id for f in pushes)
+            await every_number_with_gaps(slow, total)
             await slow.close()
     run(main)
 

@@ -571,28 +571,72 @@ async def fill(served: Served, slow: PushClient, count: int, size: int, check: A
     return count
 
 
+async def cut_off(served: Served, transport: str,
+                  fast_transport: str) -> tuple[PushClient, PushClient, int, int]:
+    """A paused member ``slow`` (``transport``) and a reading one ``fast`` in "g", pushes of
+    16 kB until the slow one's connection is cut (the ``disconnect`` policy): ``(slow, fast,
+    pushes made, the most the slow connection's outbox ever held)``."""
+    hub = served.hub
+    slow = await served.client(transport, rcvbuf=4096)
+    await slow.hello()
+    await slow.call("join", "g")
+    fast = await member(served, fast_transport, "g")
+    slow_id = slow.welcome["client_id"]
+    conn = hub._sessions[slow_id].conn
+    slow.pause()
+    most = 0
+
+    def closed() -> bool:
+        nonlocal most
+        most = max(most, conn.link.buffered())
+        return hub._sessions[slow_id].conn is None
+
+    made = await fill(served, slow, 2000, 16000, closed)
+    assert made < 2000, "the slow consumer was never cut off"
+    return slow, fast, made, most
+
+
+async def held_back(served: Served, transport: str) -> tuple[PushClient, Any, int, int, int]:
+    """A paused member ``slow`` (``transport``) of "g" under ``drop_oldest``, sent 400 pushes
+    of 16 kB: ``(slow, its connection, pushes made, the most its outbox held, the most held
+    back)``."""
+    slow = await served.client(transport, rcvbuf=4096)
+    await slow.hello()
+    await slow.call("join", "g")
+    conn = served.hub._sessions[slow.welcome["client_id"]].conn
+    slow.pause()
+    most_queued = most_held = 0
+
+    def measure() -> bool:
+        nonlocal most_queued, most_held
+        most_queued = max(most_queued, conn.link.buffered())
+        most_held = max(most_held, conn._held_bytes)
+        return False
+
+    total = await fill(served, slow, 400, 16000, measure)
+    return slow, conn, total, most_queued, most_held
+
+
+async def every_number_with_gaps(slow: PushClient, total: int) -> list[Any]:
+    """Resume reading ``slow`` until pushes and GAPs cover 1..``total``: every number once, in
+    order, what was dropped said by a GAP (§8.3); the PUSH frames."""
+    slow.resume()
+    frames: list[Any] = []
+    while not frames or covered(frames)[-1] < total:
+        frames.extend(await slow.pushes(1))
+    assert covered(frames) == list(range(1, total + 1))
+    assert any(f.kind == KIND_GAP for f in frames)
+    pushes = [f for f in frames if f.kind == KIND_PUSH]
+    assert all(slow.value(f.payload)["n"] == f.id for f in pushes)
+    return pushes
+
+
 @pytest.mark.parametrize("transport", ["tcp-binary", "ws-binary"])
 def test_a_slow_consumer_is_disconnected_and_resumes_without_loss(run: Any, transport: str) -> None:
     async def main() -> None:
         limits = PushLimits(queue_bytes=64 * 1024, resume_history_bytes=16 * 1024 * 1024)
         async with serving_hub(group_hub(limits)) as served:
-            hub = served.hub
-            slow = await served.client(transport, rcvbuf=4096)
-            await slow.hello()
-            await slow.call("join", "g")
-            fast = await member(served, "ws-binary", "g")
-            slow_id = slow.welcome["client_id"]
-            conn = hub._sessions[slow_id].conn
-            slow.pause()
-            most = 0
-
-            def closed() -> bool:
-                nonlocal most
-                most = max(most, conn.link.buffered())
-                return hub._sessions[slow_id].conn is None
-
-            made = await fill(served, slow, 2000, 16000, closed)
-            assert made < 2000, "the slow consumer was never cut off"
+            slow, fast, made, most = await cut_off(served, transport, "ws-binary")
             # The queue never passed its bound (memory bounded), and the rest went on.
             assert most <= limits.queue_bytes
             fast_frames = await fast.pushes(made)
@@ -618,32 +662,10 @@ def test_drop_oldest_bounds_memory_and_announces_the_dropped_with_a_gap(run: Any
     async def main() -> None:
         limits = PushLimits(queue_bytes=64 * 1024, slow_consumer="drop_oldest")
         async with serving_hub(group_hub(limits)) as served:
-            hub = served.hub
-            slow = await served.client(transport, rcvbuf=4096)
-            await slow.hello()
-            await slow.call("join", "g")
-            conn = hub._sessions[slow.welcome["client_id"]].conn
-            slow.pause()
-            most_queued = most_held = 0
-
-            def measure() -> bool:
-                nonlocal most_queued, most_held
-                most_queued = max(most_queued, conn.link.buffered())
-                most_held = max(most_held, conn._held_bytes)
-                return False
-
-            total = await fill(served, slow, 400, 16000, measure)
+            slow, conn, total, most_queued, most_held = await held_back(served, transport)
             assert conn.held is not None, "nothing was held back"
             assert most_queued <= limits.queue_bytes and most_held <= limits.queue_bytes
-            slow.resume()
-            frames: list[Any] = []
-            while not frames or covered(frames)[-1] < total:
-                frames.extend(await slow.pushes(1))
-            # Every number once, in order; what was dropped is said by a GAP (§8.3).
-            assert covered(frames) == list(range(1, total + 1))
-            assert any(f.kind == KIND_GAP for f in frames)
-            pushes = [f for f in frames if f.kind == KIND_PUSH]
-            assert all(slow.value(f.payload)["n"] == f.id for f in pushes)
+            pushes = await every_number_with_gaps(slow, total)
             assert pushes[-1].id == total
             await slow.close()
     run(main)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import Any, Awaitable, Callable
 
 from cyserve import App, WebSocket
 from cyserve.config import WebSocketLimits
-from cyserve.server import new_event_loop, serve
+from cyserve.server import Server, new_event_loop, serve
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 LIMITS = WebSocketLimits(max_message_bytes=MAX_MESSAGE_BYTES, max_frame_bytes=MAX_MESSAGE_BYTES,
@@ -31,8 +32,11 @@ async def echo(ws: WebSocket) -> None:
         await ws.send(message)
 
 
-async def main(host: str, port: int) -> None:
-    server = await serve(app, host, port)
+async def serve_until_signalled(start: Callable[[str, int], Awaitable[Server]], host: str,
+                                port: int) -> None:
+    """``start(host, port)``, print ``listening on PORT``, and shut the server down gracefully on
+    SIGTERM or SIGINT."""
+    server = await start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -44,12 +48,19 @@ async def main(host: str, port: int) -> None:
         await server.shutdown()
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+def script(description: str | None, start: Callable[[str, int], Awaitable[Server]],
+           argv: list[str] | None = None) -> None:
+    """The command line of an echo server: ``--host``, ``--port`` (0: any free port, printed),
+    ``--loop uvloop|asyncio``; serves ``start(host, port)`` until a stop signal."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
-    args = parser.parse_args()
-    factory = new_event_loop if args.loop == "uvloop" else asyncio.new_event_loop
+    args = parser.parse_args(argv)
+    factory: Any = new_event_loop if args.loop == "uvloop" else asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main(args.host, args.port))
+        runner.run(serve_until_signalled(start, args.host, args.port))
+
+
+if __name__ == "__main__":
+    script(__doc__, lambda host, port: serve(app, host, port))

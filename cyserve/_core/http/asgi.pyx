@@ -202,6 +202,8 @@ cdef class ASGIEntry:
         if head.upgrade:
             await self._upgrade(conn, head, body)
             return
+        # run()'s body, inlined on purpose: awaiting run() here would add a coroutine (made,
+        # driven and freed) to every request: 30,112 -> 31,022 instructions (asgi-plaintext).
         cdef HTTPExchange exchange = new_exchange(self, conn, body, _named(head.method, _HEAD),
                                                   offers_trailers(head), self.extra, None)
         scope = self.http_scope(conn, head)

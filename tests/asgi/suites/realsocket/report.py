@@ -110,18 +110,25 @@ def pytest_configure(config: pytest.Config) -> None:
         _results.differences = load_differences(path, os.environ.get("CYSERVE_SUITE_LOOP", "uvloop"))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def deselect_param(config: pytest.Config, items: list[pytest.Item], param: str,
+                   keep: Any) -> None:
+    """Deselect (as pytest reports it) the items parametrised with ``param`` whose value
+    ``keep(value)`` refuses; items without that parameter stay."""
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("anyio_backend") == "trio":
+        if callspec is not None and param in callspec.params and not keep(callspec.params[param]):
             deselected.append(item)
         else:
             kept.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_param(config, items, "anyio_backend", lambda backend: backend != "trio")
     matched: set[str] = set()
     for item in items:
         for difference in _results.differences:

@@ -39,6 +39,7 @@ from cyserve.asgi.lifespan import Lifespan
 from cyserve.config import Timeouts, WebSocketLimits
 from cyserve.errors import StartupError
 
+from .report import deselect_param
 from .server import AppUnderTest, loop_name
 
 __all__ = ["ServerFacade", "run_server", "CyserveLifespanOn", "CyserveLifespanOff"]
@@ -193,15 +194,4 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept: list[pytest.Item] = []
-    deselected: list[pytest.Item] = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        parser = callspec.params.get("http_protocol_cls") if callspec is not None else None
-        if parser is not None and parser != _HTTP_PARSER_KEPT:
-            deselected.append(item)
-        else:
-            kept.append(item)
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = kept
+    deselect_param(config, items, "http_protocol_cls", lambda parser: parser == _HTTP_PARSER_KEPT)
